@@ -1,0 +1,166 @@
+"""The tally-sheet template: typed records loaded from the YAML form description.
+
+The template is the single source of truth for geometry: the renderer draws it, the synthetic generator writes
+into its boxes, and the reader maps scans back onto it. Geometry is kept in millimetres; ``*_px`` helpers
+convert at a given resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+MM_PER_INCH = 25.4
+DEFAULT_TEMPLATE = Path(__file__).with_name("acta1988.yaml")
+FIELD_KINDS = ("id", "count", "choice", "tick")
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Axis-aligned rectangle in millimetres (top-left corner, width, height)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def to_px(self, dpi: float) -> tuple[int, int, int, int]:
+        """Pixel box ``(x0, y0, x1, y1)`` at ``dpi``, end-exclusive."""
+        s = dpi / MM_PER_INCH
+        return (round(self.x * s), round(self.y * s), round((self.x + self.w) * s), round((self.y + self.h) * s))
+
+    def overlaps(self, other: Rect) -> bool:
+        """True when the interiors of the two rectangles intersect."""
+        return (self.x < other.x + other.w and other.x < self.x + self.w
+                and self.y < other.y + other.h and other.y < self.y + self.h)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of the form: a row of digit boxes (``id``/``count``), or tick boxes (``choice``/``tick``).
+
+    ``boxes`` are in reading order. For ``choice`` fields ``options`` names each box; a ``tick`` field has one box.
+    ``party`` marks the per-party vote counts; ``party_of`` links a representative tick to its party's count.
+    """
+
+    name: str
+    label: str
+    kind: str
+    boxes: tuple[Rect, ...]
+    options: tuple[str, ...] = ()
+    party: bool = False
+    party_of: str | None = None
+
+    @property
+    def is_numeric(self) -> bool:
+        """Fields written with handwritten digits (ids and counts)."""
+        return self.kind in ("id", "count")
+
+    @property
+    def max_value(self) -> int:
+        """Largest number the boxes can hold (numeric fields only)."""
+        return 10 ** len(self.boxes) - 1
+
+    @property
+    def bounds(self) -> Rect:
+        """Smallest rectangle containing every box of the field."""
+        x0 = min(b.x for b in self.boxes)
+        y0 = min(b.y for b in self.boxes)
+        x1 = max(b.x + b.w for b in self.boxes)
+        y1 = max(b.y + b.h for b in self.boxes)
+        return Rect(x0, y0, x1 - x0, y1 - y0)
+
+
+@dataclass(frozen=True)
+class Template:
+    """The whole printed form. ``raw`` keeps the YAML mapping for the renderer's decorative elements."""
+
+    name: str
+    width_mm: float
+    height_mm: float
+    fields: tuple[Field, ...]
+    frame: Rect
+    frame_line_mm: float
+    fiducials: tuple[Rect, ...]
+    orientation_mark: Rect
+    raw: dict
+
+    def size_px(self, dpi: float) -> tuple[int, int]:
+        """Page size ``(width, height)`` in pixels at ``dpi``."""
+        s = dpi / MM_PER_INCH
+        return round(self.width_mm * s), round(self.height_mm * s)
+
+    def field(self, name: str) -> Field:
+        """The field called ``name``; raises ``KeyError`` naming the known fields otherwise."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"no field '{name}' in template '{self.name}'; fields: {[f.name for f in self.fields]}")
+
+    def fields_of_kind(self, *kinds: str) -> tuple[Field, ...]:
+        """Fields whose kind is one of ``kinds``, in template order."""
+        return tuple(f for f in self.fields if f.kind in kinds)
+
+    @property
+    def parties(self) -> tuple[str, ...]:
+        """Names of the per-party count fields, in form order."""
+        return tuple(f.name for f in self.fields if f.party)
+
+    def fiducial_centres_mm(self) -> list[tuple[float, float]]:
+        """Centres of the four corner fiducials: top-left, top-right, bottom-right, bottom-left."""
+        return [(r.x + r.w / 2, r.y + r.h / 2) for r in self.fiducials]
+
+
+def _row_of_boxes(x: float, y: float, n: int, w: float, h: float, gap: float) -> tuple[Rect, ...]:
+    return tuple(Rect(x + i * (w + gap), y, w, h) for i in range(n))
+
+
+def _parse_field(spec: dict, defaults: dict) -> Field:
+    kind = spec["kind"]
+    if kind not in FIELD_KINDS:
+        raise ConfigError(f"field '{spec.get('name')}': kind '{kind}' is not one of {FIELD_KINDS}")
+    geom = {**defaults["digit_box" if kind in ("id", "count") else "tick_box"], **spec.get("box", {})}
+    options = tuple(spec.get("options", ()))
+    n = spec.get("boxes", len(options) or 1)
+    boxes = _row_of_boxes(spec["x"], spec["y"], n, geom["width"], geom["height"], geom["gap"])
+    return Field(name=spec["name"], label=spec.get("label", spec["name"]), kind=kind, boxes=boxes,
+                 options=options, party=bool(spec.get("party", False)), party_of=spec.get("party_of"))
+
+
+def _fiducials(page_w: float, page_h: float, frame: Rect, size: float, inset: float) -> tuple[Rect, ...]:
+    left, top = frame.x + inset, frame.y + inset
+    right, bottom = frame.x + frame.w - inset - size, frame.y + frame.h - inset - size
+    return (Rect(left, top, size, size), Rect(right, top, size, size),
+            Rect(right, bottom, size, size), Rect(left, bottom, size, size))
+
+
+def parse_template(raw: dict) -> Template:
+    """Build a :class:`Template` from its YAML mapping."""
+    try:
+        fr = raw["frame"]
+        frame = Rect(fr["x"], fr["y"], fr["width"], fr["height"])
+        fid = raw["fiducials"]
+        om = raw["orientation_mark"]
+        fields = tuple(_parse_field(spec, raw) for spec in raw["fields"])
+        return Template(
+            name=raw["name"], width_mm=raw["page"]["width"], height_mm=raw["page"]["height"], fields=fields,
+            frame=frame, frame_line_mm=fr.get("line", raw.get("line_width", 0.35)),
+            fiducials=_fiducials(raw["page"]["width"], raw["page"]["height"], frame, fid["size"], fid["inset"]),
+            orientation_mark=Rect(om["x"], om["y"], om["size"], om["size"]), raw=raw)
+    except KeyError as exc:
+        raise ConfigError(f"template '{raw.get('name', '?')}' lacks required key {exc}") from exc
+
+
+@lru_cache(maxsize=8)
+def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
+    """Load and parse a template YAML file (cached: templates are immutable)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read form template ({exc})") from exc
+    return parse_template(raw)

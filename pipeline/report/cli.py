@@ -1,0 +1,5 @@
+"""Sub-commands of the report stage (placeholder until the stage lands)."""
+
+
+def register(sub) -> None:
+    """Add this stage's sub-commands to the top-level parser."""
