@@ -1,0 +1,139 @@
+"""``python -m pipeline bench --only model``: measure the current model against the recogniser's targets.
+
+Evaluates ``models/current`` without retraining it (training time and epochs come from its metadata; a model is
+trained only when none exists): MNIST test accuracy, calibration error before/after temperature scaling,
+the reject threshold's coverage and accuracy, batch inference speed, and the retraining demonstration on a
+felt-pen style (:mod:`pipeline.model.style`) run in a scratch models folder so ``models/current`` is untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import config as cfg
+from pipeline.config import build_settings
+from pipeline.errors import ModelError
+from pipeline.mnist import Mnist, load_mnist
+from pipeline.model import registry
+from pipeline.model.recogniser import DEFAULT_BATCH, DigitRecogniser
+from pipeline.model.settings import RetrainSettings, TrainSettings, tiny, train_settings_of
+from pipeline.model.style import felt_pen
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"mnist_test_accuracy_min": 0.995, "train_minutes_max": 20.0, "ece_after_max": 0.01,
+           "digits_per_s_min": 5000.0}
+
+
+@dataclass(frozen=True)
+class DemoSizes:
+    """How many restyled MNIST test digits the retraining demo labels and evaluates on."""
+
+    labelled: int = 1000
+    evaluation: int = 2000
+    seed: int = 11
+
+
+QUICK_DEMO = DemoSizes(labelled=200, evaluation=300)
+QUICK_RETRAIN = {"frozen_epochs": 1, "unfrozen_epochs": 1, "steps_per_epoch": 10}
+SPEED_REPEATS = 3
+
+
+def ensure_model(config: dict, quick: bool) -> DigitRecogniser:
+    """The current model; trains one (tiny when ``quick``) only if none exists yet."""
+    try:
+        return DigitRecogniser.load(cfg.CURRENT_MODEL)
+    except ModelError:
+        from pipeline.model.cli import MODEL_REPORTS
+        from pipeline.model.train import train
+
+        settings = build_settings(TrainSettings, "train", config)
+        log.warning("no model at %s: training one for the benchmark", cfg.CURRENT_MODEL)
+        train(tiny(settings) if quick else settings, cfg.MODELS_DIR, MODEL_REPORTS)
+        return DigitRecogniser.load(cfg.CURRENT_MODEL)
+
+
+def inference_speed(recogniser: DigitRecogniser, digits: np.ndarray) -> dict:
+    """Best of a few timed ``predict`` calls over ``digits`` (after a warm-up call)."""
+    recogniser.predict(digits[:DEFAULT_BATCH])
+    times = []
+    for _ in range(SPEED_REPEATS):
+        start = time.perf_counter()
+        recogniser.predict(digits)
+        times.append(time.perf_counter() - start)
+    return {"n_digits": int(len(digits)), "batch_size": DEFAULT_BATCH, "seconds_best": round(min(times), 3),
+            "digits_per_s": round(len(digits) / min(times), 1),
+            "digits_per_s_median": round(len(digits) / float(np.median(times)), 1)}
+
+
+def evaluation_figures(recogniser: DigitRecogniser, mnist: Mnist) -> dict:
+    """Accuracy, ECE before/after and reject-threshold figures measured now on MNIST test."""
+    from pipeline.model.evaluate import evaluate_logits
+    from pipeline.model.train import split_mnist
+
+    settings = train_settings_of(recogniser.metadata)
+    split = split_mnist(mnist, settings.val_fraction, settings.seed, settings.subset)
+    evaluation = evaluate_logits(recogniser.logits(split.x_val), split.y_val, recogniser.logits(mnist.x_test),
+                                 mnist.y_test, settings.target_accuracy, settings.ece_bins)
+    return evaluation.metrics
+
+
+def retrain_demo(recogniser: DigitRecogniser, mnist: Mnist, config: dict, quick: bool) -> dict:
+    """Restyle MNIST test digits, retrain a scratch copy of the model on labelled ones, measure before/after."""
+    from pipeline.model.retrain import retrain
+    from pipeline.model.review import write_labelled_sheet
+
+    sizes = QUICK_DEMO if quick else DemoSizes()
+    order = np.random.default_rng(sizes.seed).permutation(len(mnist.y_test))
+    lab_idx, eval_idx = order[:sizes.labelled], order[sizes.labelled:sizes.labelled + sizes.evaluation]
+    styled, source = felt_pen(mnist.x_test[order[:sizes.labelled + sizes.evaluation]], sizes.seed)
+    x_lab, x_eval = styled[:sizes.labelled], styled[sizes.labelled:]
+    y_lab, y_eval = mnist.y_test[lab_idx], mnist.y_test[eval_idx]
+    settings = build_settings(RetrainSettings, "retrain", config, **(QUICK_RETRAIN if quick else {}))
+    with tempfile.TemporaryDirectory(prefix="model-bench-") as tmp:
+        models = Path(tmp) / "models"
+        shutil.copytree(recogniser.path, models / recogniser.path.name)
+        registry.set_current(models, models / recogniser.path.name)
+        labels = write_labelled_sheet(x_lab, y_lab, Path(tmp) / "labels.csv")
+        decision = retrain(labels, models / registry.CURRENT_NAME, models, settings, mnist)
+        new = DigitRecogniser.load(models / decision.new_version)
+        after = new.accuracy(x_eval, y_eval)
+    before = recogniser.accuracy(x_eval, y_eval)
+    return {"style": "felt pen (thick strokes, strong slant)", "style_source": source,
+            "n_labelled": sizes.labelled, "n_finetune": decision.n_finetune, "n_decision_holdout": decision.n_holdout,
+            "n_evaluation": sizes.evaluation, "style_accuracy_before": before, "style_accuracy_after": after,
+            "style_gain_points": round(100 * (after - before), 2),
+            "mnist_test_before": decision.old.mnist_test, "mnist_test_after": decision.new.mnist_test,
+            "promoted": decision.promoted, "reason": decision.reason, "retrain_settings": asdict(settings)}
+
+
+def run_bench(config: dict, quick: bool) -> dict:
+    """Measured figures of the model stage (see module docstring)."""
+    recogniser = ensure_model(config, quick)
+    mnist = load_mnist()
+    meta = recogniser.metadata
+    metrics = evaluation_figures(recogniser, mnist)
+    speed = inference_speed(recogniser, mnist.x_test[:2000] if quick else mnist.x_test)
+    result = {
+        "model_version": recogniser.version, "n_params": meta.get("n_params"),
+        "epochs_run": meta.get("epochs_run"), "stop_reason": meta.get("stop_reason"),
+        "train_minutes": round(meta.get("train_seconds", float("nan")) / 60, 2),
+        "mnist_test_accuracy": metrics["test_accuracy"], "ece_before": metrics["test_ece_before"],
+        "ece_after": metrics["test_ece_after"], "temperature": metrics["temperature"],
+        "reject": metrics["reject"], "inference": speed,
+        "retrain_demo": retrain_demo(recogniser, mnist, config, quick), "targets": TARGETS,
+    }
+    result["targets_met"] = {
+        "mnist_test_accuracy": result["mnist_test_accuracy"] >= TARGETS["mnist_test_accuracy_min"],
+        "train_minutes": result["train_minutes"] <= TARGETS["train_minutes_max"],
+        "ece_after": result["ece_after"] <= TARGETS["ece_after_max"],
+        "digits_per_s": speed["digits_per_s"] >= TARGETS["digits_per_s_min"],
+        "retrain_lifts_style": result["retrain_demo"]["style_gain_points"] > 0}
+    return result

@@ -1,0 +1,150 @@
+"""From per-digit reads to per-field numbers (pure pandas/NumPy, no Keras).
+
+Rules (docs/DATA.md section 3):
+
+* A field's digits are its non-empty crops in reading order: boxes left to right (``box``, then ``slot`` for a box
+  split in two). Empty boxes contribute nothing, so leading empty boxes are just a shorter number.
+* Crops with ``box < 0`` were written beside the boxes (``-1, -2, ...`` from left to right): a crossed-out count
+  and its replacement. When a field has any, the replacement is the value read and the boxes' reading is kept
+  as ``struck_text``.
+* An ``ambiguous`` crop shows as ``?`` in ``text``; the value is the best complete reading only when that reading
+  is at least as probable as the reject threshold, else NA.
+* ``alternatives`` are the most probable complete readings from each digit's top-2 labels (calibrated).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+#: ``box_status`` values of crops.parquet (docs/DATA.md section 2).
+BOX_EMPTY, BOX_DIGIT, BOX_AMBIGUOUS = "empty", "digit", "ambiguous"
+UNREADABLE = "?"
+#: Column types of fields.parquet (fixed, so an empty table has the same schema as a full one).
+FIELD_DTYPES = {"sheet_id": "string", "field": "string", "text": "string", "value": "Int64", "confidence": "float64",
+                "n_digits": "int64", "min_digit_confidence": "float64", "needs_review": "bool",
+                "alternatives": "string", "replaced": "bool", "struck_text": "string", "n_crops": "int64"}
+#: Decimal places kept for probabilities in the alternatives JSON.
+PROB_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class DigitRead:
+    """One non-empty crop of a field, in reading order, with its calibrated top-2."""
+
+    label: int | None
+    confidence: float
+    label2: int | None
+    confidence2: float
+    ambiguous: bool
+
+    @property
+    def char(self) -> str:
+        """What the crop contributes to ``text``."""
+        return UNREADABLE if self.ambiguous or self.label is None else str(self.label)
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    """One row of ``fields.parquet``."""
+
+    sheet_id: str
+    field: str
+    text: str
+    value: int | None
+    confidence: float
+    n_digits: int
+    min_digit_confidence: float
+    needs_review: bool
+    alternatives: str
+    replaced: bool
+    struck_text: str
+    n_crops: int
+
+
+def digit_reads(rows: pd.DataFrame) -> list[DigitRead]:
+    """The non-empty crops of ``rows`` (one field's, already in reading order) as :class:`DigitRead`."""
+    kept = rows[rows["box_status"] != BOX_EMPTY]
+    return [DigitRead(_int_or_none(r.label), _float_or(r.confidence, 0.0), _int_or_none(r.label2),
+                      _float_or(r.confidence2, 0.0), r.box_status == BOX_AMBIGUOUS)
+            for r in kept.itertuples(index=False)]
+
+
+def _int_or_none(value) -> int | None:
+    return None if pd.isna(value) else int(value)
+
+
+def _float_or(value, default: float) -> float:
+    return default if pd.isna(value) else float(value)
+
+
+def reading_order(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split one field's crops into ``(boxes, beside)``, each sorted left to right.
+
+    Boxes sort by ``(box, slot)``; beside crops are numbered -1, -2, ... from the left, so they sort by
+    ``(-box, slot)``.
+    """
+    boxes = rows[rows["box"] >= 0].sort_values(["box", "slot"], kind="stable")
+    beside = rows[rows["box"] < 0]
+    beside = beside.assign(_order=-beside["box"]).sort_values(["_order", "slot"], kind="stable").drop(columns="_order")
+    return boxes, beside
+
+
+def alternatives(digits: list[DigitRead], n: int) -> list[tuple[int, float]]:
+    """The ``n`` most probable complete readings from each digit's top-2 labels, best first.
+
+    A beam of width ``n`` is exact here: every partial reading is extended by the same choices, so the order of
+    partial readings is never reversed by later digits. A digit with no label (no image) leaves no reading.
+    """
+    if not digits or any(d.label is None for d in digits):
+        return []
+    beam: list[tuple[str, float]] = [("", 1.0)]
+    for d in digits:
+        options = [(d.label, d.confidence)] + ([(d.label2, d.confidence2)] if d.label2 is not None else [])
+        beam = sorted(((text + str(lab), p * q) for text, p in beam for lab, q in options),
+                      key=lambda tp: -tp[1])[:n]
+    return [(int(text), prob) for text, prob in beam]
+
+
+def field_value(digits: list[DigitRead], alts: list[tuple[int, float]], threshold: float) -> int | None:
+    """The number read: the digits themselves, or for an ambiguous field the best reading if it is clear enough."""
+    if not digits:
+        return None
+    if not any(d.ambiguous for d in digits):
+        return int("".join(d.char for d in digits))
+    return alts[0][0] if alts and alts[0][1] >= threshold else None
+
+
+def read_field(sheet_id: str, field: str, rows: pd.DataFrame, threshold: float, n_alternatives: int) -> FieldRead:
+    """Turn one field's crops (any order) into its :class:`FieldRead`."""
+    boxes, beside = reading_order(rows)
+    beside_digits = digit_reads(beside)
+    box_digits = digit_reads(boxes)
+    replaced = bool(beside_digits)
+    digits = beside_digits if replaced else box_digits
+    confs = np.array([d.confidence for d in digits])
+    alts = alternatives(digits, n_alternatives)
+    value = field_value(digits, alts, threshold)
+    needs_review = (len(rows) == 0 or any(d.ambiguous for d in digits) or bool((confs < threshold).any())
+                    or (bool(digits) and value is None))
+    return FieldRead(
+        sheet_id=sheet_id, field=field, text="".join(d.char for d in digits), value=value,
+        confidence=float(confs.prod()), n_digits=len(digits),
+        min_digit_confidence=float(confs.min()) if len(confs) else float("nan"), needs_review=needs_review,
+        alternatives=json.dumps([[v, round(p, PROB_DECIMALS)] for v, p in alts]), replaced=replaced,
+        struck_text="".join(d.char for d in box_digits) if replaced else "", n_crops=len(rows))
+
+
+def build_fields(digits_read: pd.DataFrame, field_names: list[str], threshold: float,
+                 n_alternatives: int) -> pd.DataFrame:
+    """``fields.parquet``: one row per sheet x numeric field (template fields first, then any others seen)."""
+    names = list(field_names) + sorted(set(digits_read["field"]) - set(field_names))
+    groups = {key: rows for key, rows in digits_read.groupby(["sheet_id", "field"], sort=False)}
+    empty = digits_read.iloc[0:0]
+    reads = [read_field(sheet, name, groups.get((sheet, name), empty), threshold, n_alternatives)
+             for sheet in pd.unique(digits_read["sheet_id"]) for name in names]
+    table = pd.DataFrame([asdict(r) for r in reads], columns=[f for f in FieldRead.__dataclass_fields__])
+    return table.astype(FIELD_DTYPES)

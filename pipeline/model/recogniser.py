@@ -1,0 +1,129 @@
+"""``DigitRecogniser``: the only object the rest of the pipeline uses to read digits.
+
+It wraps a Keras model that maps ``(N, 28, 28, 1)`` images (0-255, white on black) to 10 logits, plus the
+calibration that came with it (temperature, reject threshold). Keras is imported only when a model is loaded, so
+``import pipeline.model`` stays free of TensorFlow; tests plug in any tiny model with the same input and output.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ModelError
+from pipeline.model import registry
+from pipeline.model.calibration import calibrated_probs
+
+log = logging.getLogger(__name__)
+
+DIGIT_SHAPE = (28, 28)
+DEFAULT_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-digit reads, all arrays of length N (``probs`` is ``(N, 10)``, calibrated).
+
+    ``prob``/``prob2`` are the model's own softmax for the top-2 labels; ``confidence``/``confidence2`` are the
+    same two labels after temperature scaling, the numbers to trust.
+    """
+
+    label: np.ndarray
+    prob: np.ndarray
+    label2: np.ndarray
+    prob2: np.ndarray
+    confidence: np.ndarray
+    confidence2: np.ndarray
+    probs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def check_digits(digits: np.ndarray) -> np.ndarray:
+    """Validate a uint8 ``(N, 28, 28)`` stack; ``ValueError`` says what was wrong."""
+    digits = np.asarray(digits)
+    if digits.ndim != 3 or digits.shape[1:] != DIGIT_SHAPE:
+        raise ValueError(f"digits must have shape (N, 28, 28), got {digits.shape}")
+    if digits.dtype != np.uint8:
+        raise ValueError(f"digits must be uint8 (0-255, white on black), got {digits.dtype}")
+    return digits
+
+
+def predictions_from_logits(logits: np.ndarray, temperature: float) -> Predictions:
+    """Top-2 labels with raw and calibrated probabilities from a ``(N, 10)`` logit array."""
+    raw = calibrated_probs(logits, 1.0)
+    cal = calibrated_probs(logits, temperature)
+    top2 = np.argsort(-raw, axis=1, kind="stable")[:, :2]
+    rows = np.arange(len(raw))
+    first, second = top2[:, 0], top2[:, 1]
+    return Predictions(label=first.astype(np.int64), prob=raw[rows, first], label2=second.astype(np.int64),
+                       prob2=raw[rows, second], confidence=cal[rows, first], confidence2=cal[rows, second],
+                       probs=cal)
+
+
+class DigitRecogniser:
+    """A digit classifier with its calibration.
+
+    Args:
+        model: a Keras model, ``(N, 28, 28, 1)`` float 0-255 -> ``(N, 10)`` logits.
+        temperature: softmax temperature fitted on held-out data (1.0 = uncalibrated).
+        reject_threshold: calibrated confidence below which a read needs review.
+        metadata: the version's metadata (empty for an in-memory model).
+    """
+
+    def __init__(self, model, temperature: float = 1.0, reject_threshold: float = 0.0,
+                 metadata: dict | None = None, path: Path | None = None):
+        self.model = model
+        self.temperature = float(temperature)
+        self.reject_threshold = float(reject_threshold)
+        self.metadata = metadata or {}
+        self.path = path
+
+    @property
+    def version(self) -> str | None:
+        """The version name from the metadata (``None`` for an in-memory model)."""
+        return self.metadata.get("version")
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DigitRecogniser:
+        """Load a saved version (``models/current`` by default) with Keras safe mode on.
+
+        Raises:
+            ModelError: no model there, or the file is corrupt or refused by safe mode (e.g. a Lambda layer).
+        """
+        folder = registry.resolve_model_dir(path)
+        metadata = registry.read_metadata(folder)
+        model = load_keras_model(folder / registry.MODEL_FILE)
+        return cls(model, metadata.get("temperature", 1.0), metadata.get("reject_threshold", 0.0), metadata, folder)
+
+    def logits(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """Raw ``(N, 10)`` logits for a uint8 ``(N, 28, 28)`` stack, batched."""
+        digits = check_digits(digits)
+        if len(digits) == 0:
+            return np.zeros((0, 10), dtype=np.float32)
+        x = digits.astype(np.float32)[..., None]
+        return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+    def predict(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> Predictions:
+        """Read a uint8 ``(N, 28, 28)`` stack of MNIST-normalised digits."""
+        return predictions_from_logits(self.logits(digits, batch_size), self.temperature)
+
+    def accuracy(self, digits: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH) -> float:
+        """Share of ``digits`` read as ``labels`` (arg-max, unaffected by calibration)."""
+        if len(labels) == 0:
+            return float("nan")
+        return float((self.logits(digits, batch_size).argmax(axis=1) == np.asarray(labels)).mean())
+
+
+def load_keras_model(path: Path):
+    """``keras.saving.load_model(path, safe_mode=True)``; any failure becomes a :class:`ModelError`."""
+    import keras  # lazy: keep TensorFlow out of every process that never loads a model
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors... all mean "unusable"
+        raise ModelError(f"{path}: cannot load model safely ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,197 @@
+"""Train the default digit CNN on MNIST train, calibrate it, and save it as a new version.
+
+Steps: seeded split of MNIST train into train/validation -> tf.data batches -> a training-only wrapper
+(augmentation + classifier) fitted with AdamW, a warm-up + cosine learning-rate schedule, early stopping on
+validation loss (best weights restored) and a wall-clock budget -> temperature and reject threshold fitted on the
+validation split -> every figure measured on MNIST test -> ``models/<version>/`` + ``models/current`` +
+``reports/model/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipeline import __version__
+from pipeline.mnist import Mnist, load_mnist
+from pipeline.model import registry
+from pipeline.model.augment import PenScanAugment
+from pipeline.model.evaluate import Evaluation, evaluate_logits, write_reports
+from pipeline.model.network import build_classifier
+from pipeline.model.recogniser import DigitRecogniser
+from pipeline.model.settings import AugmentSettings, TrainSettings
+
+log = logging.getLogger(__name__)
+
+#: Metadata copied into ``reports/model/metrics.json`` next to the measured figures.
+REPORTED_METADATA = ("version", "epochs_run", "best_epoch", "stop_reason", "train_seconds", "n_params")
+#: Final learning rate of the cosine schedule, as a fraction of the peak.
+COSINE_FLOOR = 0.01
+
+
+@dataclass(frozen=True)
+class Split:
+    """MNIST train divided into the part the weights see and the held-out validation part."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    """What happened during ``fit``: epochs run, the best epoch, why it stopped, how long it took."""
+
+    epochs_run: int
+    best_epoch: int
+    stop_reason: str
+    seconds: float
+    history: dict
+
+
+def split_mnist(mnist: Mnist, val_fraction: float, seed: int, subset: int = 0) -> Split:
+    """Seeded permutation of MNIST train (optionally only its first ``subset`` after shuffling) cut in two."""
+    order = np.random.default_rng(seed).permutation(len(mnist.y_train))
+    if subset:
+        order = order[:subset]
+    n_val = max(1, round(len(order) * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return Split(mnist.x_train[train], mnist.y_train[train], mnist.x_train[val], mnist.y_train[val])
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None) -> tf.data.Dataset:
+    """Batches of float32 ``(B, 28, 28, 1)`` images and int labels; shuffled each epoch when ``seed`` is given."""
+    ds = tf.data.Dataset.from_tensor_slices((x[..., None], y.astype(np.int32)))
+    if seed is not None:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def build_trainer(classifier: keras.Model, augment: AugmentSettings, seed: int) -> keras.Model:
+    """``augment -> classifier``: the model that is fitted; only ``classifier`` is saved."""
+    inputs = keras.Input(classifier.input_shape[1:])
+    outputs = classifier(PenScanAugment(augment, seed=seed, name="augment")(inputs))
+    return keras.Model(inputs, outputs, name="trainer")
+
+
+def lr_schedule(peak: float, steps_per_epoch: int, epochs: int, warmup_epochs: float):
+    """Linear warm-up to ``peak`` then cosine decay to ``COSINE_FLOOR * peak`` over the remaining steps."""
+    warmup = int(warmup_epochs * steps_per_epoch)
+    decay = max(1, epochs * steps_per_epoch - warmup)
+    return keras.optimizers.schedules.CosineDecay(0.0, decay, alpha=COSINE_FLOOR, warmup_target=peak,
+                                                  warmup_steps=warmup)
+
+
+def compile_for_training(model: keras.Model, learning_rate, weight_decay: float) -> None:
+    """AdamW on logits with sparse cross-entropy and accuracy."""
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop after the epoch that would make the next one overrun ``minutes`` of wall-clock time."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.start = time.perf_counter()
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self.start
+        if elapsed + elapsed / (epoch + 1) > self.seconds:
+            self.stopped = True
+            self.model.stop_training = True
+
+
+def stop_reason(early: keras.callbacks.EarlyStopping, budget: TimeBudget, patience: int) -> str:
+    """Plain words for why training ended."""
+    if early.stopped_epoch > 0:
+        return f"early_stopping: val_loss did not improve for {patience} epochs"
+    if budget.stopped:
+        return f"time_budget: another epoch would pass {budget.seconds / 60:.0f} minutes"
+    return "max_epochs: reached the epoch limit"
+
+
+def fit(trainer: keras.Model, split: Split, settings: TrainSettings) -> FitOutcome:
+    """Fit ``trainer`` with early stopping (best weights restored) and the time budget."""
+    steps = int(np.ceil(len(split.y_train) / settings.batch_size))
+    compile_for_training(trainer, lr_schedule(settings.learning_rate, steps, settings.epochs, settings.warmup_epochs),
+                         settings.weight_decay)
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
+    budget = TimeBudget(settings.time_budget_min)
+    start = time.perf_counter()
+    history = trainer.fit(make_dataset(split.x_train, split.y_train, settings.batch_size, settings.seed),
+                          validation_data=make_dataset(split.x_val, split.y_val, settings.infer_batch, None),
+                          epochs=settings.epochs, callbacks=[early, budget], shuffle=False, verbose=2)
+    seconds = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items() if k != "learning_rate"}
+    reason = stop_reason(early, budget, settings.patience)
+    return FitOutcome(len(hist.get("loss", [])), int(early.best_epoch) + 1, reason, seconds, hist)
+
+
+def evaluate_recogniser(recogniser: DigitRecogniser, split: Split, mnist: Mnist, settings: TrainSettings) -> Evaluation:
+    """Calibrate on the validation split and measure on MNIST test."""
+    val_logits = recogniser.logits(split.x_val, settings.infer_batch)
+    test_logits = recogniser.logits(mnist.x_test, settings.infer_batch)
+    return evaluate_logits(val_logits, split.y_val, test_logits, mnist.y_test, settings.target_accuracy,
+                           settings.ece_bins)
+
+
+def build_metadata(version: str, settings: TrainSettings, mnist: Mnist, split: Split, outcome: FitOutcome,
+                   evaluation: Evaluation, n_params: int, created: str, parent: str | None) -> dict:
+    """Everything needed to know where a version came from and how good it is."""
+    return {
+        "version": version, "parent": parent, "created": created, "package_version": __version__,
+        "kind": "train", "keras_version": keras.__version__,
+        "data": {"source": mnist.source, "sha256_train": registry.data_hash(mnist.x_train, mnist.y_train),
+                 "n_train": int(len(split.y_train)), "n_val": int(len(split.y_val)), "n_test": int(len(mnist.y_test))},
+        "settings": dataclasses.asdict(settings), "augment": dataclasses.asdict(AugmentSettings()),
+        "input": "float32 (N, 28, 28, 1), 0-255, white digit on black (MNIST); output: 10 logits",
+        "n_params": n_params, "temperature": evaluation.temperature,
+        "reject_threshold": evaluation.reject_threshold, "epochs_run": outcome.epochs_run,
+        "best_epoch": outcome.best_epoch, "stop_reason": outcome.stop_reason,
+        "train_seconds": round(outcome.seconds, 1), "history": outcome.history, "metrics": evaluation.metrics,
+    }
+
+
+def save_version(classifier: keras.Model, version_dir: Path, metadata: dict) -> None:
+    """Write ``model.keras`` and ``metadata.json`` into a new version folder."""
+    version_dir.mkdir(parents=True)
+    classifier.save(version_dir / registry.MODEL_FILE)
+    registry.write_json_atomic(version_dir / registry.METADATA_FILE, metadata)
+
+
+def train(settings: TrainSettings, models_dir: Path, reports_dir: Path, mnist: Mnist | None = None) -> dict:
+    """Train, calibrate, evaluate, save a new version, make it current, and write the reports; returns metadata."""
+    keras.utils.set_random_seed(settings.seed)
+    mnist = mnist or load_mnist()
+    split = split_mnist(mnist, settings.val_fraction, settings.seed, settings.subset)
+    classifier = build_classifier(settings.network)
+    log.info("training %s params on %d digits (%d validation), up to %d epochs", classifier.count_params(),
+             len(split.y_train), len(split.y_val), settings.epochs)
+    outcome = fit(build_trainer(classifier, AugmentSettings(), settings.seed), split, settings)
+    evaluation = evaluate_recogniser(DigitRecogniser(classifier), split, mnist, settings)
+    created = registry.utc_now()
+    version_dir = registry.new_version_dir(models_dir, created)
+    metadata = build_metadata(version_dir.name, settings, mnist, split, outcome, evaluation,
+                              classifier.count_params(), created.isoformat(timespec="seconds"),
+                              registry.current_version(models_dir))
+    save_version(classifier, version_dir, metadata)
+    registry.set_current(models_dir, version_dir)
+    write_reports(evaluation, reports_dir, {key: metadata[key] for key in REPORTED_METADATA})
+    log.info("saved %s: test accuracy %.4f, ECE %.4f -> %.4f, %s", version_dir, evaluation.metrics["test_accuracy"],
+             evaluation.metrics["test_ece_before"], evaluation.metrics["test_ece_after"], outcome.stop_reason)
+    return metadata

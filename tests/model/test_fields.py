@@ -1,0 +1,95 @@
+"""Field values from hand-made crops: reading order, empty boxes, replacements, ambiguity (stub model, no Keras)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.model.fields import DigitRead, alternatives, field_value
+from pipeline.model.recognise import recognise_frames
+from pipeline.model.recogniser import DigitRecogniser
+from pipeline.model.settings import RecogniseSettings
+from tests.model.conftest import StubModel, crops_frame, stub_digit
+
+THRESHOLD = 0.9
+
+
+def run_fields(spec: dict[str, list[tuple]], unsure: dict[int, int] | None = None) -> pd.DataFrame:
+    """``spec``: field -> list of ``(box, slot, status, label)``; returns fields.parquet rows indexed by field."""
+    rows, images = [], []
+    for field, crops in spec.items():
+        for box, slot, status, label in crops:
+            row = -1
+            if label is not None:
+                row = len(images)
+                images.append(stub_digit(label, (unsure or {}).get(row, 0)))
+            rows.append(("sheet1", field, box, slot, status, row))
+    digits = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+    recogniser = DigitRecogniser(StubModel(), temperature=1.0, reject_threshold=THRESHOLD)
+    _, fields = recognise_frames(crops_frame(rows), digits, recogniser, RecogniseSettings(), list(spec))
+    return fields.set_index("field")
+
+
+def test_digits_in_box_order_with_leading_empty_box():
+    f = run_fields({"pan": [(2, 0, "digit", 7), (0, 0, "empty", None), (1, 0, "digit", 4)]}).loc["pan"]
+    assert f["text"] == "47" and f["value"] == 47 and f["n_digits"] == 2
+    assert not f["needs_review"] and not f["replaced"] and f["struck_text"] == ""
+
+
+def test_all_empty_field_has_no_value_and_needs_no_review():
+    f = run_fields({"pps": [(0, 0, "empty", None), (1, 0, "empty", None), (2, 0, "empty", None)]}).loc["pps"]
+    assert f["text"] == "" and pd.isna(f["value"]) and f["n_digits"] == 0
+    assert f["confidence"] == 1.0 and not f["needs_review"] and json.loads(f["alternatives"]) == []
+
+
+def test_split_box_slots_read_left_to_right():
+    f = run_fields({"pri": [(1, 1, "digit", 9), (0, 0, "digit", 1), (1, 0, "digit", 2)]}).loc["pri"]
+    assert f["text"] == "129" and f["value"] == 129
+
+
+def test_beside_crops_replace_the_boxes_and_keep_struck_text():
+    crops = [(0, 0, "ambiguous", 1), (1, 0, "ambiguous", 2), (2, 0, "ambiguous", 3),
+             (-2, 0, "digit", 5), (-1, 0, "digit", 4)]
+    f = run_fields({"pan": crops}).loc["pan"]
+    assert f["replaced"] and f["text"] == "45" and f["value"] == 45
+    assert f["struck_text"] == "???" and not f["needs_review"]
+
+
+def test_ambiguous_box_gives_question_mark_and_na_when_unclear():
+    f = run_fields({"pan": [(0, 0, "digit", 1), (1, 0, "ambiguous", 3)]}, unsure={1: 255}).loc["pan"]
+    assert f["text"] == "1?" and pd.isna(f["value"]) and f["needs_review"]
+    alts = json.loads(f["alternatives"])
+    assert [v for v, _ in alts[:2]] == [13, 14] and alts[0][1] == pytest.approx(alts[1][1], rel=1e-3)
+
+
+def test_ambiguous_box_takes_a_clear_alternative():
+    f = run_fields({"pan": [(0, 0, "digit", 1), (1, 0, "ambiguous", 3)]}).loc["pan"]
+    assert f["text"] == "1?" and f["value"] == 13 and f["needs_review"]
+
+
+def test_low_confidence_digit_is_read_but_flagged():
+    f = run_fields({"pan": [(0, 0, "digit", 6)]}, unsure={0: 200}).loc["pan"]
+    assert f["text"] == "6" and f["value"] == 6 and f["needs_review"]
+    assert f["min_digit_confidence"] < THRESHOLD and f["confidence"] == pytest.approx(f["min_digit_confidence"])
+
+
+def test_confidence_is_product_over_digits():
+    f = run_fields({"pan": [(0, 0, "digit", 2), (1, 0, "digit", 3)]}, unsure={0: 100, 1: 150}).loc["pan"]
+    alts = json.loads(f["alternatives"])
+    assert f["confidence"] == pytest.approx(alts[0][1], rel=1e-4) and alts[0][0] == 23
+
+
+def test_field_without_crops_is_listed_and_needs_review():
+    rows = run_fields({"pan": [(0, 0, "digit", 2)], "pri": []})
+    assert set(rows.index) == {"pan", "pri"} and rows.loc["pri", "needs_review"] and rows.loc["pri", "n_crops"] == 0
+
+
+def test_alternatives_are_top_products_of_top2():
+    digits = [DigitRead(1, 0.6, 7, 0.4, False), DigitRead(2, 0.9, 3, 0.1, False)]
+    alts = alternatives(digits, 3)
+    assert [v for v, _ in alts] == [12, 72, 13]
+    assert [p for _, p in alts] == pytest.approx([0.54, 0.36, 0.06])
+    assert field_value(digits, alts, 0.99) == 12

@@ -1,0 +1,62 @@
+"""``recognise`` on a run folder: both tables per docs/DATA.md, exit codes for bad input and a missing model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import ExitCode, InputFileError
+from pipeline.forms import load_template
+from pipeline.model import registry
+from pipeline.model.recognise import load_crops, load_digits
+
+DIGIT_COLUMNS = ["sheet_id", "field", "box", "slot", "label", "prob", "label2", "prob2", "confidence"]
+FIELD_COLUMNS = ["sheet_id", "field", "text", "value", "confidence", "n_digits", "min_digit_confidence",
+                 "needs_review", "alternatives"]
+
+
+def test_recognise_cli_writes_both_tables(mnist_run, trained):
+    run, truth = mnist_run
+    assert main(["recognise", str(run), "--model", str(trained[0] / registry.CURRENT_NAME)]) == 0
+    crops = pd.read_parquet(run / "crops.parquet")
+    digits = pd.read_parquet(run / "digits_read.parquet")
+    fields = pd.read_parquet(run / "fields.parquet")
+    assert set(DIGIT_COLUMNS) <= set(digits.columns) and len(digits) == len(crops)
+    with_image = digits[digits["digit_row"] >= 0]
+    assert (with_image.sort_values("digit_row")["label"].to_numpy() == truth).mean() > 0.6
+    assert digits.loc[digits["digit_row"] < 0, "label"].isna().all()
+    assert set(FIELD_COLUMNS) <= set(fields.columns)
+    numeric = [f.name for f in load_template().fields if f.is_numeric]
+    assert len(fields) == 12 * len(numeric) and str(fields["value"].dtype) == "Int64"
+    pan = fields[fields["field"] == "pan"].set_index("sheet_id")
+    assert pan.loc["s0", "n_digits"] == 2 and pan.loc["s1", "n_digits"] == 3
+
+
+def test_recognise_without_model_exits_with_model_error(mnist_run, tmp_path, capsys):
+    run, _ = mnist_run
+    code = main(["recognise", str(run), "--model", str(tmp_path / "none" / "current")])
+    assert code == ExitCode.model_error and "train" in capsys.readouterr().err
+
+
+def test_missing_crops_is_an_input_error(tmp_path, capsys):
+    assert main(["recognise", str(tmp_path)]) == ExitCode.input_file
+    assert "crops.parquet" in capsys.readouterr().err
+
+
+def test_bad_digits_file_is_rejected(mnist_run):
+    run, _ = mnist_run
+    crops = load_crops(run)
+    np.save(run / "digits.npy", np.zeros((5, 28, 28), np.float32))
+    with pytest.raises(InputFileError, match="uint8"):
+        load_digits(run, crops)
+    np.save(run / "digits.npy", np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(InputFileError, match="refers to row"):
+        load_digits(run, crops)
+
+
+def test_crops_missing_a_column_is_rejected(tmp_path):
+    pd.DataFrame({"sheet_id": ["a"], "field": ["pan"]}).to_parquet(tmp_path / "crops.parquet")
+    with pytest.raises(InputFileError, match="digit_row"):
+        load_crops(tmp_path)

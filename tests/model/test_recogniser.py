@@ -1,0 +1,79 @@
+"""DigitRecogniser: shapes, save/load round trip, safe mode, missing model, lazy TensorFlow import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.errors import ModelError
+from pipeline.model import DigitRecogniser, registry
+from pipeline.model.settings import NetworkSettings
+
+
+def test_importing_the_stage_does_not_import_tensorflow():
+    code = ("import sys, pipeline.model, pipeline.model.cli, pipeline.model.recognise, pipeline.model.review; "
+            "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; sys.exit(len(bad))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_predict_shapes_and_consistency(trained, mnist):
+    models, _ = trained
+    rec = DigitRecogniser.load(models / registry.CURRENT_NAME)
+    pred = rec.predict(mnist.x_test[:64])
+    assert len(pred) == 64 and pred.probs.shape == (64, 10)
+    assert np.allclose(pred.probs.sum(1), 1.0, atol=1e-5)
+    assert (pred.label != pred.label2).all() and (pred.prob >= pred.prob2).all()
+    assert np.allclose(pred.confidence, pred.probs[np.arange(64), pred.label])
+    assert (pred.label == mnist.y_test[:64]).mean() > 0.6  # tiny model, 3 short epochs: reads most digits
+
+
+def test_predict_empty_and_bad_input(trained):
+    rec = DigitRecogniser.load(trained[0] / registry.CURRENT_NAME)
+    assert len(rec.predict(np.zeros((0, 28, 28), np.uint8))) == 0
+    with pytest.raises(ValueError, match="28, 28"):
+        rec.predict(np.zeros((3, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        rec.predict(np.zeros((3, 28, 28), np.float32))
+
+
+def test_save_load_round_trip(tmp_path, mnist):
+    from pipeline.model.network import build_classifier
+    from pipeline.model.train import save_version
+
+    model = build_classifier(NetworkSettings(widths=(4,), dense=8))
+    version = tmp_path / "models" / "v1"
+    save_version(model, version, {"version": "v1", "temperature": 1.7, "reject_threshold": 0.8})
+    loaded = DigitRecogniser.load(version)
+    x = mnist.x_test[:16]
+    assert np.allclose(loaded.logits(x), DigitRecogniser(model).logits(x), atol=1e-5)
+    assert (loaded.temperature, loaded.reject_threshold, loaded.version) == (1.7, 0.8, "v1")
+
+
+def test_safe_mode_refuses_a_lambda_layer(tmp_path):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10)(keras.layers.Flatten()(keras.layers.Lambda(lambda t: t * 2.0)(inputs)))
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    keras.Model(inputs, outputs).save(folder / registry.MODEL_FILE)
+    registry.write_json_atomic(folder / registry.METADATA_FILE, {"version": "evil"})
+    with pytest.raises(ModelError, match="safe"):
+        DigitRecogniser.load(folder)
+
+
+def test_clear_error_when_no_model_exists(tmp_path):
+    with pytest.raises(ModelError, match="pipeline train"):
+        DigitRecogniser.load(tmp_path / "models" / "current")
+
+
+def test_corrupt_model_file_is_a_model_error(tmp_path):
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    (folder / registry.MODEL_FILE).write_bytes(b"not a zip")
+    registry.write_json_atomic(folder / registry.METADATA_FILE, {})
+    with pytest.raises(ModelError, match="model.keras"):
+        DigitRecogniser.load(folder)
