@@ -1,5 +1,35 @@
-"""Sub-commands of the synth stage (placeholder until the stage lands)."""
+"""``python -m pipeline synth``: write a batch of synthetic scanned tally sheets with their ground truth."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline import config as cfg
+from pipeline.config import build_settings
+from pipeline.synth.batch import generate_batch
+from pipeline.synth.settings import IMAGE_FORMATS, SynthSettings
 
 
-def register(sub) -> None:
-    """Add this stage's sub-commands to the top-level parser."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``synth`` sub-command (other settings come from the ``synth`` section of ``--config``)."""
+    p = sub.add_parser("synth", help="generate synthetic scanned tally sheets with ground truth",
+                       description="Write N synthetic scans, truth.csv, boxes.csv, manifest.json and gallery.png "
+                                   "(see docs/DATA.md). Every other setting: the 'synth' section of --config.")
+    p.add_argument("--sheets", type=int, help="number of sheets (default 300)")
+    p.add_argument("--seed", type=int, help="random seed; the same seed gives byte-identical files (default 1)")
+    p.add_argument("--out", type=Path, default=cfg.SYNTHETIC_DIR / "default",
+                   help="output folder (default data/synthetic/default)")
+    p.add_argument("--dpi", type=int, help="scan resolution (default 200)")
+    p.add_argument("--format", dest="image_format", choices=IMAGE_FORMATS,
+                   help="jpg (default), png, or pdf (one multi-page sheets.pdf)")
+    p.add_argument("--workers", type=int, help="worker processes (default 0 = every core)")
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args: argparse.Namespace, config: dict) -> int:
+    settings = build_settings(SynthSettings, "synth", config, sheets=args.sheets, seed=args.seed, dpi=args.dpi,
+                              image_format=args.image_format, workers=args.workers)
+    out = generate_batch(settings, args.out)
+    print(f"wrote {settings.sheets} sheets to {out}")
+    return 0

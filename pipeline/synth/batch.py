@@ -1,0 +1,194 @@
+"""Write a synthetic batch folder (docs/DATA.md section 1), in parallel, byte-identical for any worker count.
+
+Sheets are rendered by a process pool (each worker renders, encodes and writes its own files and sends back
+only its table rows); results come back in index order, so the tables, the PDF and the gallery do not depend
+on scheduling. The sheets go to ``sheets.partial/`` and replace ``sheets/`` only when every sheet is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline import __version__
+from pipeline.errors import InputFileError
+from pipeline.forms import Template, load_template
+from pipeline.mnist import load_mnist
+from pipeline.synth.digits import DigitSource
+from pipeline.synth.gallery import make_gallery
+from pipeline.synth.pdf import JpegPdf
+from pipeline.synth.scan import encode_image
+from pipeline.synth.settings import SynthSettings
+from pipeline.synth.sheet import render_sheet
+
+log = logging.getLogger(__name__)
+
+SHEETS_DIR = "sheets"
+PDF_NAME = "sheets.pdf"
+CHUNKSIZE = 4
+
+
+@dataclass(frozen=True)
+class RenderedSheet:
+    """What a worker sends back: the table rows, and for PDF output the encoded page."""
+
+    truth: dict
+    boxes: list[dict]
+    page: bytes | None
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Job:
+    settings: SynthSettings
+    digits: DigitSource
+    staging: Path
+    template: Template
+
+
+_JOB: _Job | None = None
+
+
+def _init_worker(job: _Job, threads: int) -> None:
+    """Give this process its job; one OpenCV thread per worker when the pool already uses every core."""
+    global _JOB
+    _JOB = job
+    cv2.setNumThreads(threads)
+
+
+def _render_one(index: int) -> RenderedSheet:
+    """Render sheet ``index``; write it to the staging folder (one file per sheet) or return its PDF page."""
+    job = _JOB
+    sheet = render_sheet(index, job.settings, job.digits, job.template)
+    data = encode_image(sheet.image, job.settings.image_format, sheet.truth["jpeg_quality"])
+    size = (sheet.image.shape[1], sheet.image.shape[0])
+    if job.settings.image_format == "pdf":
+        return RenderedSheet(sheet.truth, sheet.boxes, data, size)
+    name = f"{sheet.sheet_id}.{job.settings.image_format}"
+    (job.staging / name).write_bytes(data)
+    truth = {**sheet.truth, "file": f"{SHEETS_DIR}/{name}"}
+    return RenderedSheet(truth, sheet.boxes, None, size)
+
+
+def pdf_sheet_id(page: int) -> str:
+    """The reader's id for page ``page`` of ``sheets.pdf`` (file stem, plus ``-p<N>`` after page 1)."""
+    stem = Path(PDF_NAME).stem
+    return stem if page == 1 else f"{stem}-p{page}"
+
+
+def _as_pdf_page(result: RenderedSheet, page: int) -> RenderedSheet:
+    sid = pdf_sheet_id(page)
+    truth = {**result.truth, "sheet_id": sid, "file": f"{SHEETS_DIR}/{PDF_NAME}", "page": page}
+    return RenderedSheet(truth, [{**b, "sheet_id": sid} for b in result.boxes], result.page, result.size)
+
+
+def resolve_workers(settings: SynthSettings) -> int:
+    """Worker processes to use: ``settings.workers``, or every core when it is 0; never more than sheets."""
+    return max(1, min(settings.workers or os.cpu_count() or 1, settings.sheets))
+
+
+def _render_all(job: _Job, workers: int) -> Iterator[RenderedSheet]:
+    """Every sheet's result, in index order."""
+    indices = range(1, job.settings.sheets + 1)
+    if workers == 1:
+        _init_worker(job, cv2.getNumThreads())
+        yield from map(_render_one, indices)
+        return
+    # Not "fork": a child forked while OpenCV's thread pool is busy inherits its locks held and can hang.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(job, 1)) as pool:
+        yield from pool.map(_render_one, indices, chunksize=CHUNKSIZE)
+
+
+def _collect(job: _Job, workers: int) -> tuple[list[dict], list[dict]]:
+    """Render the batch into the staging folder; returns the truth and boxes rows."""
+    truth, boxes = [], []
+    results = tqdm(_render_all(job, workers), total=job.settings.sheets, desc="synth", unit="sheet")
+    if job.settings.image_format != "pdf":
+        for r in results:
+            truth.append(r.truth)
+            boxes += r.boxes
+        return truth, boxes
+    with JpegPdf(job.staging / PDF_NAME) as pdf:
+        for page, r in enumerate(results, start=1):
+            r = _as_pdf_page(r, page)
+            pdf.add_page(r.page, *r.size, r.truth["dpi"], r.truth["grey"])
+            truth.append(r.truth)
+            boxes += r.boxes
+    return truth, boxes
+
+
+def _truth_table(rows: list[dict]) -> pd.DataFrame:
+    """truth.csv as a table: written numbers as nullable ints (empty = nothing written)."""
+    df = pd.DataFrame(rows)
+    written = [c for c in df.columns if c.endswith("_written")]
+    df[written] = df[written].astype("Int64")
+    return df
+
+
+def _write_atomic(path: Path, data: bytes) -> str:
+    """Write ``data`` to ``path`` via a temporary file; returns its sha256."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest(settings: SynthSettings, digits: DigitSource, template: Template, truth: pd.DataFrame,
+              hashes: dict[str, str]) -> dict:
+    summary = {key: int(truth[key].sum()) for key in ("altered", "fabricated", "arithmetic_error",
+                                                      "opposition_present", "upside_down", "grey")}
+    return {"generator": "pipeline.synth", "version": __version__, "seed": settings.seed,
+            "sheets": settings.sheets, "image_format": settings.image_format, "template": template.name,
+            "mnist": {"source": digits.source, "split": "test", "images": int(len(digits.images))},
+            "truth_sha256": hashes["truth.csv"], "files_sha256": hashes, "summary": summary,
+            "settings": settings.for_manifest()}
+
+
+def _prepare(out: Path) -> Path:
+    """Create ``out`` and an empty staging folder for the sheets; refuse a path that is a file."""
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"{out}: output path exists and is not a folder")
+    staging = out / f"{SHEETS_DIR}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def generate_batch(settings: SynthSettings, out: Path, digits: DigitSource | None = None) -> Path:
+    """Write ``settings.sheets`` synthetic scans with truth.csv, boxes.csv, manifest.json and gallery.png to
+    ``out`` (replacing an earlier batch's sheets there); returns ``out``."""
+    out = Path(out)
+    template = load_template()
+    digits = digits or DigitSource.from_mnist(load_mnist())
+    job = _Job(settings, digits, _prepare(out), template)
+    workers = resolve_workers(settings)
+    log.info("rendering %d sheets at %s dpi with %d worker(s) into %s", settings.sheets,
+             "/".join(map(str, settings.resolutions())), workers, out)
+    truth_rows, box_rows = _collect(job, workers)
+    shutil.rmtree(out / SHEETS_DIR, ignore_errors=True)
+    job.staging.replace(out / SHEETS_DIR)
+    truth = _truth_table(truth_rows)
+    hashes = {"truth.csv": _write_atomic(out / "truth.csv", truth.to_csv(index=False).encode()),
+              "boxes.csv": _write_atomic(out / "boxes.csv", pd.DataFrame(box_rows).to_csv(index=False).encode())}
+    gallery = make_gallery(truth, settings, digits, template)
+    hashes["gallery.png"] = _write_atomic(out / "gallery.png", cv2.imencode(".png", gallery)[1].tobytes())
+    manifest = _manifest(settings, digits, template, truth, hashes)
+    _write_atomic(out / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    log.info("wrote %s: %d sheets, %d visibly altered, %d fabricated, %d with arithmetic errors", out,
+             len(truth), manifest["summary"]["altered"], manifest["summary"]["fabricated"],
+             manifest["summary"]["arithmetic_error"])
+    return out

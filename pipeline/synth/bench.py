@@ -1,0 +1,67 @@
+"""Benchmark of the synth stage (``python -m pipeline bench --only synth``): sheets per second at 200 dpi.
+
+Two figures: the end-to-end rate of a whole ``generate_batch`` (MNIST loading, process pool, files, tables and
+gallery included) on every core, and the CPU time one sheet costs (render + JPEG) in one process, which does not
+depend on what else the machine is doing. The 1-minute load average before the run is stored with them, since
+other work on a shared machine slows the end-to-end rate.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from pipeline.config import build_settings
+from pipeline.mnist import load_mnist
+from pipeline.synth.batch import generate_batch, resolve_workers
+from pipeline.synth.digits import DigitSource
+from pipeline.synth.scan import encode_image
+from pipeline.synth.settings import SynthSettings
+from pipeline.synth.sheet import render_sheet
+
+BENCH_DPI = 200
+BENCH_SHEETS = 200
+QUICK_SHEETS = 6
+CPU_SHEETS = 20
+QUICK_CPU_SHEETS = 3
+TARGET_SHEETS_PER_S = 20.0
+
+
+def _cpu_ms_per_sheet(settings: SynthSettings, digits: DigitSource, n: int) -> float:
+    """Mean CPU milliseconds to render and encode one sheet in this process (one OpenCV thread)."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        render_sheet(1, settings, digits)  # warm the per-process blank-form cache
+        start = time.process_time()
+        for index in range(2, n + 2):
+            sheet = render_sheet(index, settings, digits)
+            encode_image(sheet.image, settings.image_format, sheet.truth["jpeg_quality"])
+        return (time.process_time() - start) / n * 1000
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def run_bench(config: dict, quick: bool) -> dict:
+    """Measure the generator at 200 dpi with the ``synth`` settings of ``config`` (sheet count and dpi fixed)."""
+    sheets = QUICK_SHEETS if quick else BENCH_SHEETS
+    settings = build_settings(SynthSettings, "synth", config, sheets=sheets, dpi=BENCH_DPI, dpi_choices=())
+    digits = DigitSource.from_mnist(load_mnist())
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="synth-bench-") as tmp:
+        start = time.perf_counter()
+        out = generate_batch(settings, Path(tmp) / "batch", digits)
+        seconds = time.perf_counter() - start
+        kb_per_sheet = sum(f.stat().st_size for f in (out / "sheets").iterdir()) / sheets / 1024
+    cpu_ms = _cpu_ms_per_sheet(settings, digits, QUICK_CPU_SHEETS if quick else CPU_SHEETS)
+    rate = sheets / seconds
+    return {"sheets": sheets, "dpi": BENCH_DPI, "image_format": settings.image_format,
+            "workers": resolve_workers(settings), "cpus": os.cpu_count(), "loadavg_1min_before": round(load_before, 2),
+            "seconds": round(seconds, 2), "sheets_per_s": round(rate, 2),
+            "target_sheets_per_s": TARGET_SHEETS_PER_S, "meets_target": rate >= TARGET_SHEETS_PER_S,
+            "cpu_ms_per_sheet": round(cpu_ms, 1), "single_core_sheets_per_s": round(1000 / cpu_ms, 2),
+            "kb_per_sheet": round(kb_per_sheet, 1)}

@@ -1,0 +1,184 @@
+"""What gets written on a sheet: honest mistakes and alterations, decided before anything is drawn.
+
+The plan is pure data, so rates and invariants can be tested on thousands of sheets without rendering one.
+Alterations shift votes toward the ruling party (PRI inflated, opposition deflated). A visible alteration
+(overwrite, erase, correction fluid, crossout) is more likely where no opposition representative watched the
+count; a fabricated one changes the number cleanly. Either way the totals are usually left as they were, so the
+arithmetic breaks, but sometimes (``adjust_totals_rate``) the tamperer fixes them too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.synth.electoral import LEFT_OVER, RECEIVED, RULING_PARTY, TOTAL, Station
+from pipeline.synth.settings import ALTERATION_KINDS, VISIBLE_KINDS, SynthSettings
+
+MAX_COUNT = 999
+#: Chance that an alteration inflates the ruling party (otherwise it only deflates the opposition).
+INFLATE_RATE = 0.75
+INFLATE_FRACTION = (0.10, 0.60)
+MIN_GAIN = 5
+#: A deflated opposition count keeps at most this fraction of its votes.
+KEEP_FRACTION_MAX = 0.6
+ARITHMETIC_SLIP = 20
+ARITHMETIC_FIELDS = (TOTAL, LEFT_OVER)
+#: Digits a pen can turn each digit into by adding strokes (1 -> 7, 3 -> 8, ...): an overwrite can only do
+#: these, so an overwritten number stays readable as the new one. An empty box can take any digit.
+OVERWRITES_TO = {0: (8, 9), 1: (4, 7, 9), 2: (8,), 3: (8, 9), 4: (9,), 5: (6, 8, 9), 6: (8,), 7: (9,), 8: (),
+                 9: (8,)}
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """One count field: ``honest`` count, ``original`` number first written, ``written`` final visible number.
+
+    ``written`` is ``None`` for a blank field (a zero left empty). For a visible alteration ``original`` is the
+    number still (partly) visible under it; for ``fabricated`` the change left no trace.
+    """
+
+    name: str
+    honest: int
+    original: int
+    written: int | None
+    kind: str = "none"
+
+
+@dataclass(frozen=True)
+class SheetContent:
+    """Everything a perfect reader and an auditor could know about one sheet."""
+
+    station: Station
+    fields: dict[str, FieldPlan]
+    arithmetic_error_field: str | None
+    totals_adjusted: bool
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Alteration kinds present, in canonical order."""
+        present = {p.kind for p in self.fields.values()}
+        return tuple(k for k in ALTERATION_KINDS if k != "none" and k in present)
+
+    @property
+    def altered(self) -> bool:
+        """Any visible alteration on the sheet."""
+        return any(k in VISIBLE_KINDS for k in self.kinds)
+
+    @property
+    def fabricated(self) -> bool:
+        """Any count changed without a visible trace."""
+        return "fabricated" in self.kinds
+
+
+def arithmetic_slip(rng: np.random.Generator, values: dict[str, int]) -> tuple[str, int]:
+    """An honest addition mistake: total votes or ballots left over off by 1-20, kept within 0-999."""
+    name = ARITHMETIC_FIELDS[int(rng.integers(len(ARITHMETIC_FIELDS)))]
+    delta = int(rng.integers(1, ARITHMETIC_SLIP + 1)) * (1 if rng.random() < 0.5 else -1)
+    value = values[name] + delta
+    return name, value if 0 <= value <= MAX_COUNT else values[name] - delta
+
+
+def _inflate(rng: np.random.Generator, value: int) -> int:
+    gain = max(MIN_GAIN, round(value * rng.uniform(*INFLATE_FRACTION)))
+    return min(MAX_COUNT, value + gain)
+
+
+def _deflate(rng: np.random.Generator, value: int) -> int:
+    new = int(value * rng.uniform(0, KEEP_FRACTION_MAX))
+    return new if new != value else value - 1
+
+
+def shift_toward_ruling(rng: np.random.Generator, values: dict[str, int], parties: tuple[str, ...],
+                        max_fields: int, exclude: frozenset[str]) -> dict[str, int]:
+    """New values for 1..``max_fields`` party counts: PRI inflated and/or the strongest opposition deflated."""
+    opposition = [p for p in parties if p != RULING_PARTY and p not in exclude and values[p] > 0]
+    can_inflate = RULING_PARTY not in exclude and values[RULING_PARTY] < MAX_COUNT
+    inflate = can_inflate and (not opposition or rng.random() < INFLATE_RATE)
+    changes = {RULING_PARTY: _inflate(rng, values[RULING_PARTY])} if inflate else {}
+    if opposition:
+        low, high = (0, max_fields - 1) if inflate else (1, max_fields)
+        weights = np.asarray([values[p] for p in opposition], float)
+        n = min(int(rng.integers(low, high + 1)), len(opposition))
+        for i in rng.choice(len(opposition), size=n, replace=False, p=weights / weights.sum()):
+            changes[opposition[i]] = _deflate(rng, values[opposition[i]])
+    return changes
+
+
+def adjust_totals(values: dict[str, int], changes: dict[str, int], exclude: frozenset[str]) -> dict[str, int]:
+    """Total votes and ballots left over rewritten to match ``changes``, where they stay within 0-999."""
+    delta = sum(new - values[f] for f, new in changes.items())
+    total = values[TOTAL] + delta
+    if delta == 0 or {TOTAL, LEFT_OVER} & exclude or not 0 <= total <= MAX_COUNT:
+        return {}
+    left_over = values[RECEIVED] - total
+    return {TOTAL: total, LEFT_OVER: left_over} if left_over >= 0 else {TOTAL: total}
+
+
+def overwrite_value(old: int, target: int, n_boxes: int) -> int | None:
+    """The number nearest ``target`` that overwriting digits of ``old`` can make (moving the same way as
+    ``target``), or None when no overwrite moves it that way."""
+    text = str(old).rjust(n_boxes)
+    options = [[c, *map(str, range(10))] if c == " " else [c, *map(str, OVERWRITES_TO[int(c)])] for c in text]
+    texts = ("".join(digits).lstrip() for digits in itertools.product(*options))
+    # filled boxes stay contiguous and a number does not start with 0
+    values = {int(t) for t in texts if " " not in t and not (len(t) > 1 and t[0] == "0")} - {old}
+    candidates = [v for v in values if (v > old) == (target > old)]
+    return min(candidates, key=lambda v: (abs(v - target), v)) if candidates else None
+
+
+def _visible_kind(rng: np.random.Generator, settings: SynthSettings, allow_overwrite: bool = True) -> str:
+    weights = np.asarray(settings.alteration_weights, float) * [allow_overwrite, 1, 1, 1]
+    return VISIBLE_KINDS[int(rng.choice(len(VISIBLE_KINDS), p=weights / weights.sum()))]
+
+
+def _realise(rng: np.random.Generator, old: int, target: int, settings: SynthSettings,
+             exact: bool) -> tuple[int, str]:
+    """How a visible change from ``old`` toward ``target`` is made: kind and resulting number. An overwrite
+    reaches the nearest number its digits allow; where that will not do (``exact`` totals) another kind is used."""
+    kind = _visible_kind(rng, settings)
+    if kind == "overwrite":
+        value = overwrite_value(old, target, len(str(MAX_COUNT)))
+        if value is not None and (value == target or not exact):
+            return value, kind
+        kind = _visible_kind(rng, settings, allow_overwrite=False)
+    return target, kind
+
+
+def _tamper(rng: np.random.Generator, values: dict[str, int], parties: tuple[str, ...], settings: SynthSettings,
+            exclude: frozenset[str], visible: bool) -> dict[str, tuple[int, str]]:
+    """Changed fields with their new number and alteration kind (``fabricated`` unless ``visible``)."""
+    targets = shift_toward_ruling(rng, values, parties, settings.max_altered_fields, exclude)
+    changes = {f: _realise(rng, values[f], v, settings, exact=False) if visible else (v, "fabricated")
+               for f, v in targets.items()}
+    if changes and rng.random() < settings.adjust_totals_rate:
+        totals = adjust_totals(values, {f: v for f, (v, _) in changes.items()}, exclude)
+        changes.update({f: _realise(rng, values[f], v, settings, exact=True) if visible else (v, "fabricated")
+                        for f, v in totals.items()})
+    return changes
+
+
+def plan_content(rng: np.random.Generator, station: Station, settings: SynthSettings,
+                 parties: tuple[str, ...], count_fields: tuple[str, ...]) -> SheetContent:
+    """Decide every count field's original and final written number and alteration kind for one sheet."""
+    original = {f: station.counts[f] for f in count_fields}
+    error_field = None
+    if rng.random() < settings.arithmetic_error_rate:
+        error_field, original[error_field] = arithmetic_slip(rng, original)
+    final, kinds = dict(original), dict.fromkeys(count_fields, "none")
+    if rng.random() < settings.fabricated_rate:
+        for f, (v, kind) in _tamper(rng, final, parties, settings, frozenset(), visible=False).items():
+            final[f], original[f], kinds[f] = v, v, kind  # no trace: the new number is all there is
+    rate = settings.altered_rate_present if station.opposition_present else settings.altered_rate_absent
+    if rng.random() < rate:
+        touched = frozenset(f for f, k in kinds.items() if k != "none")
+        for f, (v, kind) in _tamper(rng, final, parties, settings, touched, visible=True).items():
+            final[f], kinds[f] = v, kind
+    blank = {f: final[f] == 0 and kinds[f] in ("none", "fabricated") and rng.random() < settings.zero_blank_rate
+             for f in count_fields}
+    fields = {f: FieldPlan(f, station.counts[f], original[f], None if blank[f] else final[f], kinds[f])
+              for f in count_fields}
+    adjusted = any(kinds[f] != "none" for f in ARITHMETIC_FIELDS)
+    return SheetContent(station, fields, error_field, adjusted)
