@@ -21,7 +21,7 @@ from pipeline import config as cfg
 
 log = logging.getLogger(__name__)
 
-BENCH_STAGES = ("synth", "vision", "model", "audit", "scale")
+BENCH_STAGES = ("synth", "vision", "model", "audit", "report", "scale")
 BENCH_MODULES = {"scale": "pipeline.engine.bench"}
 
 

@@ -1,5 +1,194 @@
-"""``python -m pipeline run``: the whole pipeline on a folder of scans (placeholder until integration)."""
+"""Whole-pipeline commands: ``python -m pipeline run SCANS --out data/processed/<name>`` and ``summary``.
+
+``run`` chains the stage APIs (read -> recognise -> audit -> report) on the user's scans, times each stage and
+records the timings in ``<out>/run.json``; ``summary`` prints the one-screen summary of an audited batch (the
+last step of ``make all``). The interim run folder goes to ``data/interim/<name>`` unless ``--interim`` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import config as cfg
+from pipeline.config import build_settings
+from pipeline.errors import InputFileError
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+REPORT_MANIFEST = Path("data") / "manifest.json"
+STAGES = ("read", "recognise", "audit", "report")
+RULE = "-" * 72
 
 
-def register(sub) -> None:
-    """Add the ``run`` sub-command."""
+@dataclass
+class Timer:
+    """Wall-clock seconds per stage, in the order the stages ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, step: Callable[[], object]) -> object:
+        """Run ``step`` as stage ``name``, logging and recording how long it took."""
+        log.info("stage %s ...", name)
+        start = time.perf_counter()
+        result = step()
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        log.info("stage %s done in %.1f s", name, self.seconds[name])
+        return result
+
+
+def interim_for(out: Path) -> Path:
+    """The run folder that goes with the audit folder ``out``: ``data/interim/<name>``."""
+    return cfg.INTERIM_DIR / out.name
+
+
+def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path, config: dict,
+                 interim: Path | None = None, truth: Path | None = None) -> dict:
+    """Read, recognise, audit and report ``scans``; returns (and writes to ``out/run.json``) what ran and how
+    long each stage took. ``truth`` (a synthetic batch's truth.csv) adds the audit's and the report's checks
+    against the ground truth."""
+    from pipeline.audit.audit import run_audit
+    from pipeline.audit.settings import AuditSettings
+    from pipeline.model.recognise import recognise_run
+    from pipeline.model.settings import RecogniseSettings
+    from pipeline.report import ReportSettings, build_report
+    from pipeline.vision import read_batch
+    from pipeline.vision.settings import ReadSettings
+
+    rundir = interim or interim_for(out)
+    timer = Timer()
+    timer.run("read", lambda: read_batch(scans, rundir, build_settings(ReadSettings, "read", config)))
+    timer.run("recognise", lambda: recognise_run(rundir, model,
+                                                 build_settings(RecogniseSettings, "recognise", config)))
+    timer.run("audit", lambda: run_audit(rundir, out, build_settings(AuditSettings, "audit", config), truth))
+    index = None
+    if report is not None:
+        index = timer.run("report", lambda: build_report(
+            out, report, rundir, truth=truth, models_dir=Path(model).absolute().parent,
+            settings=build_settings(ReportSettings, "report", config)))
+    record = {"scans": [str(s) for s in scans], "rundir": str(rundir), "processed": str(out), "model": str(model),
+              "report": str(index) if index else None, "seconds": timer.seconds,
+              "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    tmp = out / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    tmp.replace(out / RUN_FILE)
+    return record
+
+
+def read_sheets(processed: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The audit's sheet and flag tables (Parquet, else CSV)."""
+    from pipeline.report.inputs import FLAG_COLUMNS, SHEET_COLUMNS, read_table
+
+    if not processed.is_dir():
+        raise InputFileError(f"{processed}: audit output folder not found (run `make audit` or `python -m pipeline "
+                             f"run` first)")
+    return read_table(processed, "sheets", SHEET_COLUMNS), read_table(processed, "flags", FLAG_COLUMNS)
+
+
+def counts_text(series: pd.Series) -> str:
+    """``"ok 290, not_a_form 6"``: value counts, most common first."""
+    counts = series.fillna("unknown").astype(str).value_counts()
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def report_location(processed: Path, record: dict, reports: Path) -> str | None:
+    """Where the report of ``processed`` is: from ``run.json``, else a report folder built from it."""
+    if record.get("report"):
+        return record["report"]
+    manifest = reports / REPORT_MANIFEST
+    if manifest.is_file():
+        built_from = json.loads(manifest.read_text(encoding="utf-8")).get("processed", "")
+        if Path(built_from).resolve() == processed.resolve():
+            return str(reports / "index.html")
+    return None
+
+
+def report_seconds(reports: Path) -> float | None:
+    """How long the last report build in ``reports`` took (its manifest records it)."""
+    manifest = reports / REPORT_MANIFEST
+    return json.loads(manifest.read_text(encoding="utf-8")).get("seconds") if manifest.is_file() else None
+
+
+def stage_times(record: dict, reports: Path) -> str:
+    """``"read 41.0 s · recognise 3.1 s ..."`` from ``run.json``; without it only the report's time is known."""
+    seconds = dict(record.get("seconds", {}))
+    if "report" not in seconds and report_seconds(reports) is not None:
+        seconds["report"] = report_seconds(reports)
+    if not seconds:
+        return "not recorded"
+    text = " · ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+    missing = [s for s in STAGES if s not in seconds]
+    return text + (f" ({', '.join(missing)} not timed: run via `python -m pipeline run` to time them)"
+                   if missing else "")
+
+
+def flagged_text(sheets: pd.DataFrame, flags: pd.DataFrame) -> str:
+    """Flagged sheets by kind: the sheets' overall verdicts (else the flags' verdicts, one per sheet)."""
+    flagged = sheets[sheets["n_flags"] > 0]
+    if "verdict" in sheets.columns:
+        return f"{len(flagged)} ({counts_text(flagged['verdict'])})"
+    first = flags.drop_duplicates("sheet_id")["verdict"]
+    return f"{len(flagged)} ({counts_text(first)})"
+
+
+def rules_text(flags: pd.DataFrame) -> list[str]:
+    """One line per rule: number of flags and their severities."""
+    if flags.empty:
+        return ["none"]
+    sizes = flags.groupby("rule").size().sort_values(ascending=False, kind="stable")
+    return [f"{rule}: {n} ({counts_text(flags.loc[flags['rule'] == rule, 'severity'])})" for rule, n in sizes.items()]
+
+
+def summary_text(processed: Path, reports: Path = cfg.REPORTS_DIR) -> str:
+    """The one-screen summary of an audited batch."""
+    processed = Path(processed)
+    sheets, flags = read_sheets(processed)
+    run_json = processed / RUN_FILE
+    record = json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
+    where = report_location(processed, record, reports)
+    lines = [RULE, f"tally-audit summary of {processed}", RULE,
+             f"sheets read      {len(sheets)}  ({counts_text(sheets['status'])})",
+             f"flagged sheets   {flagged_text(sheets, flags)}",
+             f"flags            {len(flags)}"]
+    lines += [f"  {line}" for line in rules_text(flags)]
+    lines += [f"time per stage   {stage_times(record, reports)}",
+              f"report           {where or 'not built (run `make report`)'}", RULE]
+    return "\n".join(lines)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``run`` and ``summary`` sub-commands."""
+    p = sub.add_parser("run", help="whole pipeline on your scans: read, recognise, audit, report")
+    p.add_argument("scans", type=Path, nargs="+", help="scan files or folders (PNG, JPEG, TIFF, PDF)")
+    p.add_argument("--out", type=Path, required=True, help="audit output folder, e.g. data/processed/<name>")
+    p.add_argument("--report", type=Path, help="also write the HTML report here (e.g. reports)")
+    p.add_argument("--model", type=Path, default=cfg.CURRENT_MODEL, help="digit model folder (default: current)")
+    p.add_argument("--interim", type=Path, help="run folder for read/recognise (default: data/interim/<name>)")
+    p.add_argument("--truth", type=Path, help="truth.csv when the scans are a synthetic batch (adds truth checks)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("summary", help="print the one-screen summary of an audited batch")
+    p.add_argument("processed", type=Path, help="audit output folder (data/processed/<name>)")
+    p.add_argument("--reports", type=Path, default=cfg.REPORTS_DIR, help="report folder to point to")
+    p.set_defaults(func=_cmd_summary)
+
+
+def _cmd_run(args: argparse.Namespace, config: dict) -> int:
+    run_pipeline(args.scans, args.out, args.report, args.model, config, args.interim, args.truth)
+    print(summary_text(args.out, args.report or cfg.REPORTS_DIR))
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace, config: dict) -> int:
+    print(summary_text(args.processed, args.reports))
+    return 0

@@ -1,0 +1,185 @@
+"""One page per sheet: the registered scan with every field box overlaid, the reads, the flags and their crops.
+
+The overlay is absolutely-positioned HTML boxes placed in percent of the page, taken from the template's
+millimetre geometry, so it lines up with the registered scan at any resolution and any screen width. Scans
+are copied at a reduced width (the overlay does not care, and a 50,000-sheet report stays a manageable size);
+the flagged fields' images are copied byte for byte, at full resolution. Image sizes are checked from the file
+header before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import pandas as pd
+from PIL import Image
+
+from pipeline.config import MAX_IMAGE_PIXELS
+from pipeline.errors import InputFileError
+from pipeline.forms import Field, Rect, Template
+from pipeline.report.tables import evidence_view, json_safe, parse_json_cell, severity_rank, split_fields
+
+log = logging.getLogger(__name__)
+
+SCAN_SUFFIXES = (".jpg", ".png")
+FILES_DIR = "files"
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """Thresholds that turn a calibrated confidence into a colour class."""
+
+    high: float
+    low: float
+
+    def css_class(self, value) -> str:
+        """``conf-high`` / ``conf-mid`` / ``conf-low``, or ``conf-none`` for an empty or unread field."""
+        value = json_safe(value)
+        if value is None:
+            return "conf-none"
+        return "conf-high" if value >= self.high else "conf-mid" if value >= self.low else "conf-low"
+
+
+def percent_box(rect: Rect, template: Template) -> dict[str, float]:
+    """``rect`` as CSS percentages of the page (left, top, width, height)."""
+    return {"left": 100 * rect.x / template.width_mm, "top": 100 * rect.y / template.height_mm,
+            "width": 100 * rect.w / template.width_mm, "height": 100 * rect.h / template.height_mm}
+
+
+def records_by_sheet(df: pd.DataFrame | None) -> dict[str, list[dict]]:
+    """Rows of a per-sheet table bucketed by ``sheet_id`` in one pass (sheet pages look them up by id)."""
+    buckets: dict[str, list[dict]] = {}
+    if df is None or "sheet_id" not in df.columns:
+        return buckets
+    for record in df.to_dict("records"):
+        buckets.setdefault(str(record["sheet_id"]), []).append(record)
+    return buckets
+
+
+def alternatives_text(cell) -> str:
+    """``alternatives`` (JSON list of ``[value, probability]``) as ``"123 (0.80), 128 (0.15)"``."""
+    data = parse_json_cell(cell)
+    if not isinstance(data, list):
+        return ""
+    return ", ".join(f"{v} ({p:.2f})" for v, p in (pair for pair in data if isinstance(pair, list | tuple)
+                                                   and len(pair) == 2 and isinstance(pair[1], int | float)))
+
+
+def numeric_overlay(f: Field, read: dict | None, row: dict, flagged: set[str], template: Template,
+                    conf: Confidence) -> dict:
+    """Overlay and table entry of one handwritten field: box, text read, value, confidence and its colour."""
+    read = read or {}
+    value = json_safe(read.get("value", row.get(f.name)))
+    confidence = json_safe(read.get("confidence", row.get(f"{f.name}_conf")))
+    text = read.get("text")
+    text = str(value) if text is None and value is not None else (text or "")
+    return {"name": f.name, "label": f.label, "kind": f.kind, "box": percent_box(f.bounds, template),
+            "text": text, "value": value, "confidence": confidence, "conf_class": conf.css_class(confidence),
+            "needs_review": bool(json_safe(read.get("needs_review")) or False),
+            "alternatives": alternatives_text(read.get("alternatives")), "flagged": f.name in flagged}
+
+
+def tick_overlay(f: Field, row: dict, template: Template) -> list[dict]:
+    """Overlay of a tick or choice field: one box per option, marked when the audit table says it is ticked."""
+    if f.kind == "tick":
+        ticked = json_safe(row.get(f.name))
+        return [{"name": f.name, "box": percent_box(f.boxes[0], template), "on": bool(ticked), "known": ticked
+                 is not None}]
+    chosen = json_safe(row.get(f.name))
+    return [{"name": f"{f.name}={opt}", "box": percent_box(b, template), "on": chosen == opt, "known": chosen
+             is not None} for b, opt in zip(f.boxes, f.options, strict=True)]
+
+
+def copy_file(src: Path, dst: Path) -> bool:
+    """Copy ``src`` to ``dst`` (creating folders); ``False`` when ``src`` does not exist."""
+    if not src.is_file():
+        return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return True
+
+
+def scan_source(rundir: Path | None, sheet_id: str) -> Path | None:
+    """The registered page image of a sheet in the run folder, if any."""
+    if rundir is None:
+        return None
+    for suffix in SCAN_SUFFIXES:
+        path = rundir / "registered" / f"{sheet_id}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the file header; refuses images above :data:`MAX_IMAGE_PIXELS`."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: not a readable image ({exc})") from exc
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputFileError(f"{path}: {width}x{height} pixels is more than the {MAX_IMAGE_PIXELS} allowed")
+    return width, height
+
+
+def shrink_copy(src: Path, dst_stem: Path, max_width: int, quality: int) -> Path:
+    """Copy ``src`` beside ``dst_stem``: as is when it is at most ``max_width`` wide, else resized to that width
+    and saved as JPEG; returns the file written."""
+    width, height = image_size(src)
+    dst_stem.parent.mkdir(parents=True, exist_ok=True)
+    if width <= max_width:
+        dst = dst_stem.with_suffix(src.suffix)
+        shutil.copyfile(src, dst)
+        return dst
+    img = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputFileError(f"{src}: OpenCV cannot decode it")
+    small = cv2.resize(img, (max_width, round(height * max_width / width)), interpolation=cv2.INTER_AREA)
+    dst = dst_stem.with_suffix(".jpg")
+    if not cv2.imwrite(str(dst), small, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+        raise InputFileError(f"{dst}: could not write the scan copy")
+    return dst
+
+
+def place_scan(src: Path | None, out: Path, slug: str, copy: bool, max_width: int, quality: int) -> str | None:
+    """Put the scan next to the sheet pages (or link to it in place); the ``src`` for the sheet page, ``None``
+    when there is no scan or it cannot be read (logged: one bad image must not stop the report)."""
+    if src is None:
+        return None
+    if not copy:
+        return Path(os.path.relpath(src.resolve(), (out / "sheets").resolve())).as_posix()
+    try:
+        dst = shrink_copy(src, out / "sheets" / FILES_DIR / slug / "scan", max_width, quality)
+    except InputFileError as exc:
+        log.warning("%s", exc)
+        return None
+    return f"{FILES_DIR}/{slug}/{dst.name}"
+
+
+def place_crops(rundir: Path | None, sheet_id: str, field_names: list[str], out: Path, slug: str) -> dict[str, str]:
+    """Copy the registered images of ``field_names`` (full resolution); ``{field: src}`` of those found."""
+    if rundir is None:
+        return {}
+    crops = {}
+    for name in field_names:
+        dst = out / "sheets" / FILES_DIR / slug / f"field-{name}.png"
+        if copy_file(rundir / "fields" / sheet_id / f"{name}.png", dst):
+            crops[name] = f"{FILES_DIR}/{slug}/{dst.name}"
+    return crops
+
+
+def flag_entries(sheet_flags: list[dict]) -> list[dict]:
+    """A sheet's flags, most severe first, with their evidence laid out for display."""
+    entries = []
+    for flag in sheet_flags:
+        names = split_fields(flag.get("fields"))
+        entries.append({"rule": flag["rule"], "severity": flag["severity"], "verdict": flag["verdict"],
+                        "reason": flag["reason"], "fields": names, "evidence": evidence_view(flag.get("evidence"))})
+    return sorted(entries, key=lambda e: -severity_rank(e["severity"]))
+
+
