@@ -1,5 +1,48 @@
-"""Sub-commands of the audit stage (placeholder until the stage lands)."""
+"""Sub-commands of the audit stage: ``audit`` (flag a read run) and ``train-alteration`` (train the detector)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline import config as cfg
+from pipeline.audit.settings import ALTERATION_DIR, AlterationSettings, AuditSettings
 
 
-def register(sub) -> None:
-    """Add this stage's sub-commands to the top-level parser."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``audit`` and ``train-alteration`` to the top-level parser."""
+    p = sub.add_parser("audit", help="build the sheet table and flag altered or inconsistent sheets")
+    p.add_argument("rundir", type=Path, help="run folder of the reader and recogniser (pages.csv, fields.parquet)")
+    p.add_argument("--out", type=Path, help="output folder (default data/processed/<run name>)")
+    p.add_argument("--truth", type=Path, help="truth.csv of a synthetic batch: also write truth_eval.json")
+    p.add_argument("--alteration-model", type=Path, help=f"alteration detector folder (default {ALTERATION_DIR})")
+    p.set_defaults(func=_cmd_audit)
+    t = sub.add_parser("train-alteration", help="train the visible-alteration detector on a synthetic batch")
+    t.add_argument("--sheets", type=int, help="training sheets to generate (default 600)")
+    t.add_argument("--seed", type=int, help="generator seed of the training batch (default 1001)")
+    t.add_argument("--out", type=Path, default=ALTERATION_DIR, help=f"detector folder (default {ALTERATION_DIR})")
+    t.set_defaults(func=_cmd_train)
+
+
+def _cmd_audit(args: argparse.Namespace, config: dict) -> int:
+    from pipeline.audit.audit import run_audit
+
+    model = str(args.alteration_model) if args.alteration_model else None
+    settings = cfg.build_settings(AuditSettings, "audit", config, alteration_model=model)
+    out = args.out or cfg.PROCESSED_DIR / args.rundir.resolve().name
+    result = run_audit(args.rundir, out, settings, truth=args.truth)
+    verdicts = result.sheets["verdict"].value_counts().to_dict()
+    print(f"wrote {out}: {len(result.sheets)} sheets, {len(result.flags)} flags; sheet verdicts "
+          + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace, config: dict) -> int:
+    from pipeline.audit.train import train_alteration
+
+    settings = cfg.build_settings(AlterationSettings, "alteration", config, sheets=args.sheets, seed=args.seed)
+    detector = train_alteration(settings, args.out, config)
+    cv = detector.metadata["metrics"]["cross_validation"]
+    print(f"wrote {args.out}: threshold {detector.threshold:.3f}; cross-validated sheet precision "
+          f"{cv['precision']:.3f} recall {cv['recall']:.3f} ROC AUC {cv['roc_auc']:.3f}")
+    return 0

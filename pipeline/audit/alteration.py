@@ -1,0 +1,196 @@
+"""The visible-alteration detector (the Cantu check): a score per count field image and per sheet.
+
+A small neural network (scikit-learn's ``MLPClassifier``) over the hand-made features of :mod:`features`, trained
+on synthetic altered and clean fields by ``python -m pipeline train-alteration``. It is stored without pickle:
+``detector.npz`` holds the standardisation and the weight arrays (loaded with ``allow_pickle=False``) and
+``detector.json`` the feature names, settings, the sheet-level threshold and the validation metrics; scoring is a
+plain NumPy forward pass. A sheet's score is the highest of its fields' scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import precision_recall_curve
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+from pipeline.audit.features import feature_names, field_features, read_field_image, sheet_context
+from pipeline.audit.flags import Flag
+from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, display_name
+from pipeline.audit.settings import AlterationSettings
+from pipeline.errors import InputFileError, ModelError
+
+log = logging.getLogger(__name__)
+
+RULE = "visible_alteration"
+DETECTOR_JSON = "detector.json"
+DETECTOR_NPZ = "detector.npz"
+#: Sheets scoring at least this are ``high`` severity, below it (but over the threshold) ``medium``.
+HIGH_SCORE = 0.9
+
+
+@dataclass(frozen=True)
+class Detector:
+    """Standardisation, MLP weights (ReLU hidden layers, logistic output) and the sheet-level threshold."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    threshold: float
+    metadata: dict
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probability that each row of features ``x`` comes from an altered field."""
+        h = (np.asarray(x, float) - self.mean) / self.scale
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = np.maximum(h @ w + b, 0.0)
+        z = (h @ self.weights[-1] + self.biases[-1]).ravel()
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+def fit_detector(x: np.ndarray, y: np.ndarray, s: AlterationSettings) -> Detector:
+    """Fit the standardisation and the MLP on field features ``x`` and labels ``y`` (threshold 0.5 until chosen)."""
+    scaler = StandardScaler().fit(x)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    mlp = MLPClassifier(hidden_layer_sizes=s.hidden_units, alpha=s.l2, max_iter=s.max_iter,
+                        random_state=s.random_state, early_stopping=False)
+    with warnings.catch_warnings():  # running out of iterations is expected with early stopping off
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit((x - scaler.mean_) / scale, y.astype(int))
+    return Detector(scaler.mean_, scale, tuple(mlp.coefs_), tuple(mlp.intercepts_), 0.5, {})
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray, target_recall: float) -> tuple[float, float, float]:
+    """The threshold with the best precision among those keeping recall >= ``target_recall``.
+
+    Returns ``(threshold, precision, recall)`` at that threshold; ties go to the highest threshold.
+    """
+    precision, recall, thresholds = precision_recall_curve(labels.astype(int), scores)
+    ok = np.flatnonzero(recall[:-1] >= target_recall)
+    best = ok[np.argmax(precision[ok] + 1e-12 * ok)]  # among equal precisions, the later (higher) threshold
+    return float(thresholds[best]), float(precision[best]), float(recall[best])
+
+
+def save_detector(detector: Detector, folder: Path) -> Path:
+    """Write ``detector.npz`` (arrays) and ``detector.json`` (metadata, threshold) into ``folder``; returns the JSON."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"mean": detector.mean, "scale": detector.scale}
+    arrays.update({f"w{i}": w for i, w in enumerate(detector.weights)})
+    arrays.update({f"b{i}": b for i, b in enumerate(detector.biases)})
+    tmp = folder / (DETECTOR_NPZ + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(folder / DETECTOR_NPZ)
+    meta = {**detector.metadata, "threshold": detector.threshold, "n_layers": len(detector.weights),
+            "feature_names": feature_names(), "model_file": DETECTOR_NPZ}
+    tmp_json = folder / (DETECTOR_JSON + ".tmp")
+    tmp_json.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    tmp_json.replace(folder / DETECTOR_JSON)
+    return folder / DETECTOR_JSON
+
+
+def load_detector(folder: Path) -> Detector | None:
+    """The detector saved in ``folder``; ``None`` (with a warning) when there is none.
+
+    Raises:
+        ModelError: the files exist but are corrupt or do not match this code's features.
+    """
+    meta_path, npz_path = folder / DETECTOR_JSON, folder / DETECTOR_NPZ
+    if not meta_path.is_file():
+        log.warning("no alteration detector in %s: alteration scores left empty "
+                    "(run `python -m pipeline train-alteration`)", folder)
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(npz_path, allow_pickle=False) as z:
+            n = int(meta["n_layers"])
+            detector = Detector(z["mean"], z["scale"], tuple(z[f"w{i}"] for i in range(n)),
+                                tuple(z[f"b{i}"] for i in range(n)), float(meta["threshold"]), meta)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{folder}: cannot load the alteration detector ({exc})") from exc
+    if meta.get("feature_names") != feature_names() or detector.mean.shape != (len(feature_names()),):
+        raise ModelError(f"{meta_path}: detector was trained on other features; retrain with "
+                         "`python -m pipeline train-alteration`")
+    return detector
+
+
+def field_image_path(rundir: Path, sheet_id: str, field: str) -> Path:
+    """Where the reader wrote a field's image (docs/DATA.md section 2)."""
+    return rundir / "fields" / sheet_id / f"{field}.png"
+
+
+def feature_matrix(rundir: Path, sheet_ids: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features of every count field image of ``sheet_ids``: ``(keys, x)`` with keys ``sheet_id, field``, each
+    field compared with its sheet's other fields (:func:`sheet_context`).
+
+    A missing or unreadable image is skipped with a warning (its field gets no score), never fatal.
+    """
+    keys, rows = [], []
+    pairs = [(sid, f) for sid in sheet_ids for f in COUNT_FIELDS]
+    for sid, f in tqdm(pairs, desc="alteration features", unit="field", disable=len(pairs) < 500):
+        path = field_image_path(rundir, sid, f)
+        if not path.is_file():
+            continue
+        try:
+            rows.append(field_features(read_field_image(path)))
+        except InputFileError as exc:
+            log.warning("%s", exc)
+            continue
+        keys.append((sid, f))
+    frame = pd.DataFrame(keys, columns=["sheet_id", "field"], dtype="string")
+    if not rows:
+        return frame, np.zeros((0, len(feature_names())))
+    return frame, sheet_context(frame, np.vstack(rows))
+
+
+def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector) -> pd.DataFrame:
+    """``sheet_id, field, score`` for every readable count field image."""
+    keys, x = feature_matrix(rundir, sheet_ids)
+    return keys.assign(score=detector.predict(x) if len(x) else np.zeros(0))
+
+
+def score_column(field: str) -> str:
+    """Column of the sheet table holding ``field``'s alteration score (``pri_alteration``)."""
+    return f"{field}_alteration"
+
+
+def apply_detector(table: pd.DataFrame, detector: Detector | None, rundir: Path,
+                   out: Path) -> tuple[pd.DataFrame, list[Flag]]:
+    """Add per-field scores, ``alteration_score`` (max) and ``altered`` to the table, and flag altered sheets."""
+    table = table.copy()
+    ok = [str(s) for s in table.index[table["status"] == OK_STATUS]]
+    scores = score_fields(rundir, ok, detector) if detector is not None and ok else None
+    wide = scores.pivot(index="sheet_id", columns="field", values="score") if scores is not None else None
+    for f in COUNT_FIELDS:
+        has = wide is not None and f in wide
+        table[score_column(f)] = wide[f].reindex(table.index).astype(float) if has else np.nan
+    table["alteration_score"] = table[[score_column(f) for f in COUNT_FIELDS]].max(axis=1, skipna=True)
+    threshold = detector.threshold if detector is not None else np.nan
+    table["altered"] = (table["alteration_score"] >= threshold).astype("boolean").where(
+        table["alteration_score"].notna())
+    altered = table[table["altered"].fillna(False).astype(bool)]
+    flags = [alteration_flag(sid, row, threshold, rundir, out) for sid, row in altered.iterrows()]
+    return table, flags
+
+
+def alteration_flag(sheet_id, row: pd.Series, threshold: float, rundir: Path, out: Path) -> Flag:
+    """The ``altered`` flag of one sheet: its fields scoring over the threshold, highest first, with images."""
+    scores = {f: float(row[score_column(f)]) for f in COUNT_FIELDS if pd.notna(row[score_column(f)])}
+    hits = sorted((f for f, v in scores.items() if v >= threshold), key=lambda f: -scores[f])
+    named = ", ".join(f"{display_name(f)} (score {scores[f]:.2f})" for f in hits)
+    reason = (f"{named} look{'s' if len(hits) == 1 else ''} altered (threshold {threshold:.2f}): the image shows "
+              "traces such as overwriting, erasure, correction fluid or a crossed-out number; see the field image")
+    images = {f: os.path.relpath(field_image_path(rundir, str(sheet_id), f), out) for f in hits}
+    return Flag(str(sheet_id), tuple(hits), RULE, "high" if row["alteration_score"] >= HIGH_SCORE else "medium",
+                "altered", reason, {"scores": scores, "threshold": threshold, "images": images,
+                                    "values": {f: row.get(f) for f in hits}})

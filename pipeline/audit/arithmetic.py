@@ -1,0 +1,256 @@
+"""Per-sheet arithmetic rules and the read-uncertainty search that separates OCR doubt from real inconsistency.
+
+A sheet's counts must satisfy the acta's identities (party votes + unregistered + null = total; ballots received
+= total + left over; nothing above the registered voters; well-formed ids). When a rule fails, the recogniser may
+have misread a digit: :func:`find_fix` searches the alternative readings of the uncertain fields (top-2 per digit,
+from ``fields.parquet``) for one that makes every rule hold and is at least ``min_fix_ratio`` times as likely as
+the reading it replaces. Found: the flag is ``needs_review`` and names the reading; not found: ``inconsistent``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from pipeline.audit.flags import Flag
+from pipeline.audit.schema import NUMERIC_FIELDS, STATION_TYPES, VOTE_PARTS, display_name
+from pipeline.audit.settings import AuditSettings
+
+Values = dict[str, int | None]
+ID_RULE = "ids_well_formed"
+
+
+@dataclass(frozen=True)
+class SheetReading:
+    """What the reader and recogniser produced for one sheet, as the rules need it.
+
+    ``values`` maps every numeric field to its value (``None``: unreadable or missing), ``candidates`` to its
+    alternative readings ``[(value, probability), ...]`` best first, ``images`` to the field image's path relative
+    to the audit output folder.
+    """
+
+    sheet_id: str
+    values: dict
+    texts: dict
+    confidences: dict
+    candidates: dict
+    station_type: str | None
+    images: dict
+
+
+@dataclass(frozen=True)
+class Check:
+    """Outcome of one rule on one set of values: ``ok`` is ``None`` when a field it needs is missing."""
+
+    rule: str
+    fields: tuple[str, ...]
+    ok: bool | None
+    reason: str
+    discrepancy: int | None = None
+    evidence: dict | None = None
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Alternative readings that make every rule hold: ``changes[field] = (as_read, alternative, probability)``;
+    ``ratio`` is how likely they are relative to the readings they replace."""
+
+    changes: dict
+    probability: float
+    ratio: float
+
+    def describe(self) -> str:
+        """E.g. ``reading PAN as 137 instead of 131 (p=0.31)``."""
+        parts = [f"{display_name(f)} as {new} instead of {_shown(old)} (p={p:.2f})"
+                 for f, (old, new, p) in self.changes.items()]
+        return "reading " + " and ".join(parts)
+
+    def as_evidence(self) -> dict:
+        """The changes as JSON-able evidence: ``{field: {read, alternative, probability}}``."""
+        return {f: {"read": old, "alternative": new, "probability": p} for f, (old, new, p) in self.changes.items()}
+
+
+def _shown(value: int | None) -> str:
+    return "unreadable" if value is None else str(value)
+
+
+def _missing(values: Values, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The numeric ``fields`` with no value (the station type is a tick, never 'missing' here)."""
+    return tuple(f for f in fields if f in NUMERIC_FIELDS and values.get(f) is None)
+
+
+def votes_add_up(values: Values, s: AuditSettings) -> Check:
+    """Party votes + unregistered + null must equal the total votes (within ``sum_tolerance``)."""
+    fields = VOTE_PARTS + ("total_votes",)
+    if _missing(values, fields):
+        return Check("votes_add_up", fields, None, "party votes + unregistered + null = total votes")
+    parts = sum(values[f] for f in VOTE_PARTS)
+    total = values["total_votes"]
+    names = "+".join(display_name(f) for f in VOTE_PARTS)
+    return Check("votes_add_up", fields, abs(parts - total) <= s.sum_tolerance,
+                 f"{names} = {parts} but total votes says {total}", abs(parts - total),
+                 {"sum_of_parts": parts, "total_votes": total, "difference": total - parts})
+
+
+def ballots_add_up(values: Values, s: AuditSettings) -> Check:
+    """Ballots received must equal total votes + ballots left over (within ``ballots_tolerance``)."""
+    fields = ("ballots_received", "total_votes", "ballots_left_over")
+    if _missing(values, fields):
+        return Check("ballots_add_up", fields, None, "ballots received = total votes + ballots left over")
+    used = values["total_votes"] + values["ballots_left_over"]
+    received = values["ballots_received"]
+    return Check("ballots_add_up", fields, abs(used - received) <= s.ballots_tolerance,
+                 f"total votes + ballots left over = {values['total_votes']} + {values['ballots_left_over']} = "
+                 f"{used} but ballots received says {received}", abs(used - received),
+                 {"used_plus_left_over": used, "ballots_received": received, "difference": received - used})
+
+
+def within_registered(values: Values, field: str, s: AuditSettings) -> Check:
+    """``field`` must not exceed the registered voters (``registered_tolerance`` allowed)."""
+    rule = "total_within_registered" if field == "total_votes" else "count_within_registered"
+    fields = (field, "registered_voters")
+    if _missing(values, fields):
+        return Check(rule, fields, None, f"{display_name(field)} <= registered voters")
+    count, registered = values[field], values["registered_voters"]
+    excess = count - registered
+    return Check(rule, fields, excess <= s.registered_tolerance,
+                 f"{display_name(field)} = {count} is more than the {registered} registered voters", max(excess, 0),
+                 {"count": count, "registered_voters": registered, "excess": excess})
+
+
+def ids_well_formed(values: Values, station_type: str | None, s: AuditSettings) -> Check:
+    """State, district, section and station must be positive numbers in range and the station type ticked once."""
+    fields = ("state", "district", "section", "station")
+    if _missing(values, fields):
+        return Check(ID_RULE, fields + ("station_type",), None, "ids are well-formed")
+    limits = {"state": s.max_state, "district": s.max_district}
+    problems = [f"{f} {values[f]} is not between 1 and {limits.get(f, 'the box limit')}"
+                for f in fields if not 1 <= values[f] <= limits.get(f, math.inf)]
+    if station_type not in STATION_TYPES:
+        problems.append(f"station type is not one ticked option of {'/'.join(STATION_TYPES)}")
+    return Check(ID_RULE, fields + ("station_type",), not problems, "; ".join(problems) or "ids ok",
+                 evidence={"ids": {f: values[f] for f in fields}, "station_type": station_type})
+
+
+def all_checks(values: Values, station_type: str | None, s: AuditSettings) -> list[Check]:
+    """Every arithmetic and id rule on one sheet's values."""
+    checks = [votes_add_up(values, s), ballots_add_up(values, s), within_registered(values, "total_votes", s)]
+    checks += [within_registered(values, f, s) for f in VOTE_PARTS]
+    return checks + [ids_well_formed(values, station_type, s)]
+
+
+def read_probability(reading: SheetReading, field: str) -> float:
+    """Probability of the value as read: its own entry among the candidates, else the field's confidence, else 1
+    (an unreadable field has no reading to compare an alternative with)."""
+    read = reading.values.get(field)
+    if read is None:
+        return 1.0
+    own = [p for v, p in reading.candidates.get(field, []) if v == read]
+    conf = reading.confidences.get(field)
+    return float(own[0]) if own else float(conf) if conf else 1.0
+
+
+def _options(reading: SheetReading, field: str, s: AuditSettings) -> list[tuple[int, float, float]]:
+    """Alternative values of ``field`` other than the one read: ``(value, probability, likelihood ratio to the
+    reading)``, each at least ``min_fix_ratio`` as likely as the reading."""
+    read, p_read = reading.values.get(field), read_probability(reading, field)
+    return [(int(v), float(p), float(p) / p_read) for v, p in reading.candidates.get(field, [])
+            if v is not None and v != read and p / p_read >= s.min_fix_ratio]
+
+
+def find_fix(reading: SheetReading, checks: list[Check], s: AuditSettings) -> Fix | None:
+    """Most likely set of alternative readings (at most ``max_changed_fields`` fields) under which no rule fails.
+
+    Only fields of a failed rule, of a rule sharing a field with one (a misread total breaks both sums), or
+    unreadable ones are changed. The alternatives' likelihood relative to the readings they replace (product of
+    the probability ratios) must reach ``min_fix_ratio``: a reading the recogniser found 100 times less likely than
+    what it read does not explain an inconsistency away. ``None``: no such reading.
+    """
+    failed_fields = {f for c in checks if c.ok is False for f in c.fields}
+    targets = {f for c in checks if failed_fields & set(c.fields) for f in c.fields}
+    targets |= set(_missing(reading.values, NUMERIC_FIELDS))
+    options = {f: _options(reading, f, s) for f in NUMERIC_FIELDS if f in targets}
+    options = {f: o for f, o in options.items() if o}
+    best: Fix | None = None
+    for k in range(1, s.max_changed_fields + 1):
+        for fields in itertools.combinations(options, k):
+            for choice in itertools.product(*(options[f] for f in fields)):
+                ratio = math.prod(r for _, _, r in choice)
+                if ratio < s.min_fix_ratio or (best and ratio <= best.ratio):
+                    continue
+                values = {**reading.values, **{f: v for f, (v, _, _) in zip(fields, choice, strict=True)}}
+                if not any(c.ok is False for c in all_checks(values, reading.station_type, s)):
+                    changes = {f: (reading.values.get(f), v, p) for f, (v, p, _) in zip(fields, choice, strict=True)}
+                    best = Fix(changes, math.prod(p for _, p, _ in choice), ratio)
+    return best
+
+
+def _evidence(reading: SheetReading, check: Check, fix: Fix | None) -> dict:
+    numeric = [f for f in check.fields if f in NUMERIC_FIELDS]
+    return {**(check.evidence or {}),
+            "values": {f: reading.values.get(f) for f in numeric},
+            "text": {f: reading.texts.get(f) for f in numeric},
+            "confidence": {f: reading.confidences.get(f) for f in numeric},
+            "images": {f: reading.images[f] for f in numeric if f in reading.images},
+            "fix": None if fix is None else fix.as_evidence(),
+            "fix_probability": None if fix is None else fix.probability,
+            "fix_likelihood_ratio": None if fix is None else fix.ratio}
+
+
+def _failure_flag(reading: SheetReading, check: Check, fix: Fix | None, s: AuditSettings) -> Flag:
+    """A ``needs_review`` flag when ``fix`` explains the failure, else an ``inconsistent`` one.
+
+    Malformed ids are the exception: they add or remove no vote, so without a fix they still only ask for a look.
+    """
+    if fix is not None:
+        verdict, severity = "needs_review", "low"
+        reason = f"{check.reason}; {fix.describe()} would make every rule hold, so check the scan"
+    elif check.rule == ID_RULE:
+        verdict, severity = "needs_review", "medium"
+        reason = f"{check.reason}; ids carry no votes, so check the ids on the scan"
+    else:
+        verdict = "inconsistent"
+        big = check.discrepancy is not None and check.discrepancy >= s.major_discrepancy
+        severity = "high" if big else "medium"
+        reason = (f"{check.reason}; no alternative reading of the digits at least {s.min_fix_ratio:g} times as "
+                  "likely as the one made makes the sheet consistent")
+    return Flag(reading.sheet_id, check.fields, check.rule, severity, verdict, reason, _evidence(reading, check, fix))
+
+
+def _unreadable_flag(reading: SheetReading, unknown: list[Check], fix: Fix | None) -> Flag:
+    """One ``needs_review`` flag naming the unreadable fields and the rules that could not be checked."""
+    missing = sorted({f for c in unknown for f in _missing(reading.values, c.fields)}, key=NUMERIC_FIELDS.index)
+    shown = ", ".join(f"{display_name(f)} (read '{reading.texts.get(f) or ''}')" for f in missing)
+    rules = "; ".join(dict.fromkeys(c.reason for c in unknown))
+    reason = f"cannot check {rules}: unreadable {shown}"
+    if fix is not None:
+        reason += f"; {fix.describe()} would be consistent"
+    evidence = {"rules": sorted({c.rule for c in unknown}),
+                "text": {f: reading.texts.get(f) for f in missing},
+                "confidence": {f: reading.confidences.get(f) for f in missing},
+                "candidates": {f: reading.candidates.get(f, []) for f in missing},
+                "images": {f: reading.images[f] for f in missing if f in reading.images},
+                "fix": None if fix is None else fix.as_evidence()}
+    return Flag(reading.sheet_id, tuple(missing), "unreadable", "low", "needs_review", reason, evidence)
+
+
+def arithmetic_flags(reading: SheetReading, s: AuditSettings) -> list[Flag]:
+    """Flags for every rule the sheet breaks (``needs_review`` or ``inconsistent``) or cannot be checked on."""
+    checks = all_checks(reading.values, reading.station_type, s)
+    failed = [c for c in checks if c.ok is False]
+    unknown = [c for c in checks if c.ok is None]
+    if not failed and not unknown:
+        return []
+    fix = find_fix(reading, checks, s)
+    flags = [_failure_flag(reading, c, fix, s) for c in failed]
+    return flags + ([_unreadable_flag(reading, unknown, fix)] if unknown else [])
+
+
+def counts_consistent(values: Values, station_type: str | None, s: AuditSettings) -> bool | None:
+    """Whether a set of counts obeys every rule (``None`` if some rule cannot be checked); used on ground truth."""
+    checks = all_checks(values, station_type, s)
+    if any(c.ok is False for c in checks):
+        return False
+    return None if any(c.ok is None for c in checks) else True
+

@@ -1,0 +1,156 @@
+"""The audit orchestrator: read a run folder, build the sheet table, apply every rule, write docs/DATA.md section 4.
+
+:func:`run_audit` is the Python API behind ``python -m pipeline audit``. Each step is a function of the tables the
+earlier steps produced; this module only chains them and writes the results atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.audit import alteration, cantu, evaluate
+from pipeline.audit.arithmetic import arithmetic_flags
+from pipeline.audit.crosssheet import cross_sheet_flags
+from pipeline.audit.flags import SEVERITY_WEIGHT, Flag, flags_to_frame, suspicion
+from pipeline.audit.forensics import run_forensics
+from pipeline.audit.outputs import write_json, write_table
+from pipeline.audit.schema import OK_STATUS, VERDICTS
+from pipeline.audit.settings import AuditSettings
+from pipeline.audit.table import (
+    FIELDS_COLUMNS,
+    MARKS_COLUMNS,
+    PAGES_COLUMNS,
+    build_sheet_table,
+    candidate_map,
+    read_table,
+    sheet_reading,
+)
+
+log = logging.getLogger(__name__)
+
+#: Verdict of a sheet with no flag, and the order in which a sheet's flags decide its overall verdict.
+CLEAN_VERDICT = "ok"
+VERDICT_ORDER = ("altered", "inconsistent", "suspicious", "needs_review")
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything the audit produced: the sheet table, the flags, the forensics and Cantu summaries, the
+    comparison with ground truth (``None`` without ``truth``) and the files written."""
+
+    sheets: pd.DataFrame
+    flags: list[Flag]
+    forensics: dict
+    cantu: dict
+    truth_eval: dict | None
+    paths: dict
+
+
+def page_flags(table: pd.DataFrame) -> list[Flag]:
+    """A ``needs_review`` flag for every page the reader could not read (not a form, unreadable, ...)."""
+    bad = table[table["status"] != OK_STATUS]
+    return [Flag(str(sid), (), "page_not_read", "medium", "needs_review",
+                 f"page was not read (status {row['status']}: {'' if pd.isna(row.get('reason')) else row['reason']})",
+                 {"status": row["status"], "source": row.get("source")}) for sid, row in bad.iterrows()]
+
+
+def sheet_flags(table: pd.DataFrame, fields: pd.DataFrame, rundir: Path, out: Path, s: AuditSettings) -> list[Flag]:
+    """Arithmetic and read-uncertainty flags of every sheet whose page was read."""
+    candidates = candidate_map(fields)
+    ok = table[table["status"] == OK_STATUS]
+    flags: list[Flag] = []
+    for _, row in tqdm(ok.iterrows(), total=len(ok), desc="arithmetic", unit="sheet", disable=len(ok) < 50):
+        flags += arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)
+    return flags
+
+
+def summarise_sheets(table: pd.DataFrame, flags: list[Flag]) -> pd.DataFrame:
+    """Add ``n_flags``, ``verdict`` (the gravest flag's) and ``suspicion`` (noisy-OR of flags and alteration score)."""
+    by_sheet: dict[str, list[Flag]] = {}
+    for f in flags:
+        by_sheet.setdefault(f.sheet_id, []).append(f)
+    out = table.copy()
+    sids = [str(s) for s in out.index]
+    out["n_flags"] = [len(by_sheet.get(s, [])) for s in sids]
+    out["verdict"] = pd.array([_overall_verdict(by_sheet.get(s, [])) for s in sids], dtype="string")
+    score = out["alteration_score"].astype(float).fillna(0.0)
+    out["suspicion"] = [suspicion([score.iloc[i]] + [SEVERITY_WEIGHT[f.severity] for f in by_sheet.get(s, [])
+                                                    if f.rule != alteration.RULE])
+                        for i, s in enumerate(sids)]
+    return out
+
+
+def _overall_verdict(flags: list[Flag]) -> str:
+    verdicts = {f.verdict for f in flags}
+    return next((v for v in VERDICT_ORDER if v in verdicts), CLEAN_VERDICT)
+
+
+def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, s: AuditSettings) -> dict:
+    """The Cantu comparison on detected alterations and, when ``truth`` is given, on the true ones."""
+    ok = table[table["status"] == OK_STATUS]
+    result = {"level": s.ci_level, "ruling_party": s.ruling_party}
+    if ok["altered"].notna().any():
+        result["detected"] = cantu.compare(ok["altered"], ok["opposition_present"], s.ci_level)
+    else:
+        result["detected"] = {"skipped": "no alteration detector: run `python -m pipeline train-alteration`"}
+    if truth is not None:
+        t = truth.set_index("sheet_id")
+        result["true"] = cantu.compare(t["altered"].astype(bool), t["opposition_present"].astype("Int8"),
+                                       s.ci_level)
+    return result
+
+
+def write_outputs(out: Path, sheets: pd.DataFrame, flags: list[Flag], forensics: dict, cantu_json: dict,
+                  truth_eval: dict | None) -> dict:
+    """Write every docs/DATA.md section 4 file (and ``truth_eval.json`` when there is one); returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = dict(zip(("sheets_parquet", "sheets_csv"), write_table(sheets.reset_index(), out / "sheets"), strict=True))
+    paths.update(zip(("flags_parquet", "flags_csv"), write_table(flags_to_frame(flags), out / "flags"), strict=True))
+    paths["forensics"] = write_json(out / "forensics.json", forensics)
+    paths["cantu"] = write_json(out / "cantu.json", cantu_json)
+    if truth_eval is not None:
+        paths["truth_eval"] = write_json(out / "truth_eval.json", truth_eval)
+    return paths
+
+
+def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
+              truth: Path | None = None) -> AuditResult:
+    """Audit one read run (``pages.csv``, ``fields.parquet``, ``marks.csv``, ``fields/``) into ``out``.
+
+    Args:
+        rundir: the reader's and recogniser's run folder (docs/DATA.md sections 2-3).
+        out: folder for the audit files (created).
+        settings: thresholds; defaults when ``None``.
+        truth: optional ``truth.csv`` of a synthetic batch; adds ``truth_eval.json`` and the true Cantu rates.
+
+    Raises:
+        InputFileError: a required input is missing, unreadable or lacks documented columns.
+        ModelError: the alteration detector exists but cannot be loaded.
+    """
+    s = settings or AuditSettings()
+    rundir, out = Path(rundir), Path(out)
+    pages = read_table(rundir / "pages.csv", PAGES_COLUMNS)
+    fields = read_table(rundir / "fields.parquet", FIELDS_COLUMNS)
+    marks = read_table(rundir / "marks.csv", MARKS_COLUMNS)
+    truth_df = evaluate.read_truth(Path(truth)) if truth is not None else None
+    table = build_sheet_table(pages, fields, marks, rundir, out, s)
+    detector = alteration.load_detector(Path(s.alteration_model))
+    table, alteration_flags = alteration.apply_detector(table, detector, rundir, out)
+    flags = (page_flags(table) + sheet_flags(table, fields, rundir, out, s)
+             + cross_sheet_flags(table[table["status"] == OK_STATUS], s) + alteration_flags)
+    sheets = summarise_sheets(table, flags)
+    forensics = run_forensics(sheets, s)
+    cantu_json = cantu_summary(sheets, truth_df, s)
+    truth_eval = evaluate.truth_eval(sheets, flags, truth_df, s) if truth_df is not None else None
+    paths = write_outputs(out, sheets, flags, forensics, cantu_json, truth_eval)
+    log.info("audited %d sheets: %d flags (%s)", len(sheets), len(flags),
+             ", ".join(f"{v} {sum(f.verdict == v for f in flags)}" for v in VERDICTS))
+    return AuditResult(sheets, flags, forensics, cantu_json, truth_eval, paths)
+
+
+__all__ = ["AuditResult", "run_audit"]

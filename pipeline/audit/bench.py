@@ -1,0 +1,192 @@
+"""Benchmark of the audit stage (``python -m pipeline bench --only audit``), measured against ground truth.
+
+* Alteration and arithmetic: a batch of :data:`BENCH_SHEETS` sheets from the held-out generator seed
+  :data:`BENCH_SEED` (``train-alteration`` uses 1001, ``make data`` 1) is generated, read, recognised with
+  ``models/current`` and audited; the figures are those of ``truth_eval.json`` (sheet-level precision, recall and
+  ROC AUC of the alteration detector, recall per kind; arithmetic flags on truly inconsistent and on clean sheets)
+  and the Cantu gap recovered from detected and from true alterations, next to the generator's setting.
+* Forensics: :data:`FORENSIC_BATCHES` count-only batches from the generator's electoral model with tampering off
+  (how often any test alarms at ``alpha`` after the multiple-testing correction, with the smooth and with the
+  textbook uniform last-digit reference), and the same batches after a share of stations' counts was invented
+  by :func:`fabricate` (how often the tests alarm then).
+
+The alteration detector is ``models/alteration``; if there is none the benchmark trains one first and says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.audit.audit import run_audit
+from pipeline.audit.cantu import wilson
+from pipeline.audit.forensics import run_forensics
+from pipeline.audit.schema import COUNT_FIELDS, DISTRICT_KEY, OK_STATUS, PARTIES
+from pipeline.audit.settings import ALTERATION_DIR, AlterationSettings, AuditSettings
+from pipeline.audit.train import read_in_fresh_process, train_alteration
+from pipeline.config import build_settings
+from pipeline.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+BENCH_SEED = 2024
+BENCH_SHEETS = 300
+QUICK_SHEETS = 24
+FORENSIC_SEED = 50_000
+FORENSIC_BATCHES = 200
+QUICK_FORENSIC_BATCHES = 5
+FORENSIC_SHEETS = 300
+QUICK_FORENSIC_SHEETS = 100
+#: Share of stations whose counts a fabricator invents in a "fabricated" batch.
+FABRICATED_SHARE = 0.25
+#: Last digits a person inventing numbers writes (favouring round numbers ending in 0 or 5), 0-9.
+HUMAN_LAST_DIGITS = (0.20, 0.06, 0.08, 0.08, 0.07, 0.17, 0.08, 0.10, 0.08, 0.08)
+TARGET_RECALL, TARGET_PRECISION = 0.95, 0.90
+TARGET_FALSE_INCONSISTENT = 0.01
+
+
+def pipeline_batch(config: dict, sheets: int, root: Path) -> tuple[Path, Path, object]:
+    """Generate, read and recognise the held-out batch under ``root``; returns (batch, run folder, settings)."""
+    from pipeline.model.recognise import recognise_run
+    from pipeline.model.settings import RecogniseSettings
+    from pipeline.synth import SynthSettings, generate_batch
+    from pipeline.vision import ReadSettings
+
+    synth = build_settings(SynthSettings, "synth", config, sheets=sheets, seed=BENCH_SEED)
+    batch, rundir = root / "synthetic", root / "interim"
+    generate_batch(synth, batch)
+    read_in_fresh_process(batch / "sheets", rundir, build_settings(ReadSettings, "read", config))
+    recognise_run(rundir, None, build_settings(RecogniseSettings, "recognise", config))
+    return batch, rundir, synth
+
+
+def cantu_section(cantu: dict, synth) -> dict:
+    """Recovered present/absent gap (detected and true) against the generator's ``altered_rate`` setting."""
+    gap = synth.altered_rate_absent - synth.altered_rate_present
+    out = {"generator_gap": gap, "generator_rates": {"absent": synth.altered_rate_absent,
+                                                     "present": synth.altered_rate_present}}
+    for key in ("detected", "true"):
+        c = cantu.get(key, {})
+        if c.get("difference") is None:
+            out[key] = {"skipped": c.get("skipped", "not available")}
+            continue
+        out[key] = {"difference": c["difference"], "ci": c["ci"], "absent_rate": c["absent"]["rate"],
+                    "present_rate": c["present"]["rate"], "generator_gap_within_ci": c["ci"][0] <= gap <= c["ci"][1]}
+    return out
+
+
+def pipeline_section(config: dict, sheets: int, s: AuditSettings) -> dict:
+    """Alteration, arithmetic, reading and Cantu figures on one held-out batch through the whole pipeline."""
+    with tempfile.TemporaryDirectory(prefix="audit-bench-") as tmp:
+        batch, rundir, synth = pipeline_batch(config, sheets, Path(tmp))
+        result = run_audit(rundir, Path(tmp) / "processed", s, truth=batch / "truth.csv")
+    ev = result.truth_eval
+    alteration = ev["alteration"]
+    if "recall" in alteration:
+        alteration["meets_target"] = bool(alteration["recall"] >= TARGET_RECALL
+                                          and alteration["precision"] >= TARGET_PRECISION)
+    arithmetic = ev["arithmetic"]
+    arithmetic["meets_target"] = bool(arithmetic["inconsistent_read_correctly"]["flagged_rate"] in (1.0, None)
+                                      and (arithmetic["clean"]["false_inconsistent_rate"] or 0)
+                                      <= TARGET_FALSE_INCONSISTENT)
+    return {"seed": BENCH_SEED, "sheets": sheets, "n_read_ok": ev["n_read_ok"], "alteration": alteration,
+            "arithmetic": arithmetic, "reading": {k: ev["reading"][k] for k in ("counts", "ids", "sheets_all_correct")},
+            "cantu": cantu_section(result.cantu, synth),
+            "forensics_on_this_batch": result.forensics["summary"]}
+
+
+def clean_counts(seed: int, sheets: int, config: dict) -> pd.DataFrame:
+    """The counts of a batch as written, from the generator's electoral model with every kind of tampering off."""
+    from pipeline.synth import SynthSettings, plan_sheet
+
+    synth = build_settings(SynthSettings, "synth", config, sheets=sheets, seed=seed, altered_rate_absent=0.0,
+                           altered_rate_present=0.0, fabricated_rate=0.0, arithmetic_error_rate=0.0)
+    rows = []
+    for index in range(1, sheets + 1):
+        content = plan_sheet(index, synth)
+        rows.append({**{k: content.station.ids[k] for k in DISTRICT_KEY},
+                     **{f: content.fields[f].written or 0 for f in COUNT_FIELDS}})
+    table = pd.DataFrame(rows).assign(status=OK_STATUS)
+    return table.assign(turnout=table["total_votes"] / table["registered_voters"])
+
+
+def fabricate(table: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
+    """Invent the party counts of ``share`` of the stations the way a person would: each count of 10 or more keeps
+    its tens but gets a last digit drawn from :data:`HUMAN_LAST_DIGITS`; the total is rewritten to match."""
+    out = table.copy()
+    invented = rng.random(len(out)) < share
+    for party in PARTIES:
+        values = out[party].to_numpy()
+        digits = rng.choice(10, size=len(values), p=HUMAN_LAST_DIGITS)
+        changed = invented & (values >= 10)
+        out[party] = np.where(changed, values - values % 10 + digits, values)
+    out["total_votes"] = out[list(PARTIES) + ["unregistered", "null_votes"]].sum(axis=1)
+    return out.assign(turnout=out["total_votes"] / out["registered_voters"])
+
+
+def _rate(hits: int, n: int, s: AuditSettings) -> dict:
+    lo, hi = wilson(hits, n, s.ci_level)
+    return {"rate": hits / n if n else None, "ci": [lo, hi], "alarms": hits, "batches": n}
+
+
+def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) -> dict:
+    """False alarm rate on clean batches (smooth and uniform reference) and alarm rate on fabricated ones.
+
+    The generator draws each of its districts' ids at random, so two of a batch's districts can share ids and
+    be tested as one district of two populations (where turnout and the winner's share do correlate); the clean
+    false alarm rate is also given for the batches without such a collision.
+    """
+    from pipeline.synth import SynthSettings
+
+    districts = build_settings(SynthSettings, "synth", config).districts
+    uniform = dataclasses.replace(s, digit_reference="uniform")
+    rng = np.random.default_rng(FORENSIC_SEED)
+    hits = {"clean": 0, "clean_uniform_reference": 0, "fabricated": 0, "clean_no_collision": 0}
+    no_collision = 0
+    per_test: dict[str, int] = {}
+    for b in range(batches):
+        clean = clean_counts(FORENSIC_SEED + b, sheets, config)
+        alarms = run_forensics(clean, s)["summary"]["alarms"]
+        distinct = clean.groupby(list(DISTRICT_KEY)).ngroups == min(districts, sheets)
+        no_collision += distinct
+        hits["clean"] += bool(alarms)
+        hits["clean_no_collision"] += bool(alarms) and distinct
+        for a in alarms:
+            per_test[a["test"]] = per_test.get(a["test"], 0) + 1
+        hits["clean_uniform_reference"] += run_forensics(clean, uniform)["summary"]["n_alarms"] > 0
+        hits["fabricated"] += run_forensics(fabricate(clean, rng, FABRICATED_SHARE), s)["summary"]["n_alarms"] > 0
+    return {"alpha": s.alpha, "correction": s.correction, "sheets_per_batch": sheets,
+            "fabricated_share": FABRICATED_SHARE, "human_last_digits": list(HUMAN_LAST_DIGITS),
+            "clean_false_alarm": _rate(hits["clean"], batches, s),
+            "clean_false_alarm_without_district_collision": _rate(hits["clean_no_collision"], no_collision, s),
+            "clean_false_alarm_uniform_reference": _rate(hits["clean_uniform_reference"], batches, s),
+            "clean_alarms_by_test": per_test,
+            "fabricated_alarm": _rate(hits["fabricated"], batches, s),
+            "meets_target": bool(hits["clean"] / batches <= s.alpha and hits["fabricated"] > hits["clean"])}
+
+
+def ensure_detector(config: dict) -> bool:
+    """Train ``models/alteration`` if it is missing; True when this benchmark had to train it."""
+    if (ALTERATION_DIR / "detector.json").is_file():
+        return False
+    log.info("no alteration detector: training one first")
+    train_alteration(build_settings(AlterationSettings, "alteration", config), ALTERATION_DIR, config)
+    return True
+
+
+def run_bench(config: dict, quick: bool) -> dict:
+    """Every audit figure; ``quick`` uses tiny batches (a smoke test of the benchmark, not a measurement)."""
+    s = build_settings(AuditSettings, "audit", config)
+    result = {"quick": quick, "detector_trained_by_bench": ensure_detector(config)}
+    try:
+        result["pipeline"] = pipeline_section(config, QUICK_SHEETS if quick else BENCH_SHEETS, s)
+    except ModelError as exc:
+        result["pipeline"] = {"skipped": f"no recogniser model ({exc}); run `make train`"}
+    result["forensics"] = forensic_section(config, QUICK_FORENSIC_BATCHES if quick else FORENSIC_BATCHES,
+                                           QUICK_FORENSIC_SHEETS if quick else FORENSIC_SHEETS, s)
+    return result

@@ -1,0 +1,117 @@
+"""Settings of the audit stage (config section ``audit``) and of the alteration detector (section ``alteration``).
+
+Every threshold the rules use lives here, so a YAML config (``--config``) can change it and the report can show
+which values produced a flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline import config as cfg
+from pipeline.audit.schema import COUNT_FIELDS, PARTIES
+from pipeline.errors import ConfigError
+
+#: Where ``train-alteration`` saves the detector and ``audit`` looks for it.
+ALTERATION_DIR = cfg.MODELS_DIR / "alteration"
+#: Where ``train-alteration`` writes its own synthetic training batch (scans and reads).
+ALTERATION_TRAIN_BATCH = "alteration-train"
+CORRECTIONS = ("holm", "bh", "by")
+DIGIT_REFERENCES = ("smooth", "uniform")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Thresholds of every audit rule.
+
+    Arithmetic tolerances are in votes. The read-uncertainty search accepts alternative readings only when they
+    are at least ``min_fix_ratio`` times as likely as the readings they replace (product over the changed fields
+    of the recogniser's probability ratios), so that a real inconsistency is not explained away by an unlikely
+    reading.
+    """
+
+    sum_tolerance: int = 0
+    ballots_tolerance: int = 0
+    registered_tolerance: int = 0
+    #: Discrepancy (votes) from which an inconsistent sheet is a ``high`` rather than ``medium`` severity flag.
+    major_discrepancy: int = 10
+    #: A blank count field means zero votes (as on the 1988 actas); otherwise it is a missing value.
+    empty_counts_as_zero: bool = True
+    max_state: int = 32
+    max_district: int = 40
+    min_fix_ratio: float = 0.01
+    max_changed_fields: int = 2
+    # cross-sheet
+    max_turnout: float = 1.0
+    min_identical_votes: int = 20
+    outlier_z: float = 4.0
+    min_outlier_share: float = 0.05
+    min_district_sheets: int = 8
+    # digit forensics
+    forensic_fields: tuple[str, ...] = PARTIES
+    #: Expected last digits: "smooth" (from the counts' own decade histogram) or "uniform" (textbook).
+    digit_reference: str = "smooth"
+    #: Tests reported with p-values but kept out of the alarm family (2BL does not hold for honest counts of
+    #: a few hundred votes; see pipeline.audit.forensics).
+    report_only_tests: tuple[str, ...] = ("second_digit_2bl", "second_digit_2bl_mean")
+    alpha: float = 0.05
+    correction: str = "holm"
+    min_last_digit_value: int = 20
+    min_second_digit_value: int = 10
+    min_observations: int = 50
+    min_klimek_stations: int = 25
+    klimek_bins: int = 20
+    klimek_corner: float = 0.95
+    # Cantu comparison and alteration detector
+    ci_level: float = 0.95
+    ruling_party: str = "pri"
+    alteration_model: str = str(ALTERATION_DIR)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "forensic_fields", tuple(self.forensic_fields))
+        object.__setattr__(self, "report_only_tests", tuple(self.report_only_tests))
+        unknown = sorted(set(self.forensic_fields) - set(COUNT_FIELDS))
+        if unknown:
+            raise ConfigError(f"audit.forensic_fields: {unknown} are not count fields; known: {COUNT_FIELDS}")
+        if self.digit_reference not in DIGIT_REFERENCES:
+            raise ConfigError(f"audit.digit_reference must be one of {DIGIT_REFERENCES}, not '{self.digit_reference}'")
+        if self.correction not in CORRECTIONS:
+            raise ConfigError(f"audit.correction must be one of {CORRECTIONS}, not '{self.correction}'")
+        if self.ruling_party not in PARTIES:
+            raise ConfigError(f"audit.ruling_party must be one of {PARTIES}, not '{self.ruling_party}'")
+        for name in ("min_fix_ratio", "alpha", "ci_level"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"audit.{name} must lie strictly between 0 and 1, not {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class AlterationSettings:
+    """How ``train-alteration`` builds, trains and calibrates the visible-alteration detector.
+
+    The training batch uses its own seed and its own tampering rate (``altered_rate`` with and without an
+    opposition representative), disjoint from the batches the detector is evaluated on.
+    """
+
+    sheets: int = 600
+    seed: int = 1001
+    altered_rate: float = 0.5
+    #: Weights of overwrite, erase, fluid and crossout in the training batch: overwriting is the subtlest trace,
+    #: so it gets more examples than in the default batches.
+    alteration_weights: tuple[float, float, float, float] = (0.5, 0.15, 0.15, 0.2)
+    folds: int = 5
+    target_recall: float = 0.95
+    target_precision: float = 0.90
+    hidden_units: tuple[int, ...] = (64,)
+    l2: float = 1e-3
+    max_iter: int = 400
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_units", tuple(int(h) for h in self.hidden_units))
+        object.__setattr__(self, "alteration_weights", tuple(float(w) for w in self.alteration_weights))
+        if self.folds < 2:
+            raise ConfigError(f"alteration.folds must be at least 2, not {self.folds}")
+        if not 0 <= self.altered_rate <= 1:
+            raise ConfigError(f"alteration.altered_rate must lie in [0, 1], not {self.altered_rate}")
+        if self.sheets < 10:
+            raise ConfigError(f"alteration.sheets must be at least 10, not {self.sheets}")

@@ -1,0 +1,169 @@
+"""Load a read run (docs/DATA.md sections 2-3) and build the one-row-per-sheet table the audit works on.
+
+Inputs: ``pages.csv`` (one row per page, with its scan status), ``fields.parquet`` (every numeric field as read,
+with confidence and alternative readings) and ``marks.csv`` (tick boxes: representatives present, station type).
+Field images stay where the reader wrote them; the table links them with paths relative to the audit output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.audit.arithmetic import SheetReading
+from pipeline.audit.schema import (
+    CHOICE_FIELD,
+    COUNT_FIELDS,
+    NUMERIC_FIELDS,
+    PARTIES,
+    TICK_FIELDS,
+    conf_field,
+    rep_field,
+    text_field,
+)
+from pipeline.audit.settings import AuditSettings
+from pipeline.errors import InputFileError
+
+log = logging.getLogger(__name__)
+
+PAGES_COLUMNS = ("sheet_id", "status")
+FIELDS_COLUMNS = ("sheet_id", "field", "text", "value", "confidence", "alternatives")
+MARKS_COLUMNS = ("sheet_id", "field", "option", "ticked")
+#: Status given to a sheet that has readings but no row in pages.csv.
+NO_PAGE_STATUS = "no_page_row"
+TRUE_STRINGS = ("true", "1", "yes")
+
+
+def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], path: Path) -> pd.DataFrame:
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
+    return df
+
+
+def read_table(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
+    """Read a CSV or Parquet table, checking it exists, parses and has the ``needed`` columns."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: not found; run the earlier stage first (see docs/DATA.md)")
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"sheet_id": str})
+    except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
+        raise InputFileError(f"{path}: cannot read table ({exc})") from exc
+    df = _require_columns(df, needed, path)
+    df["sheet_id"] = df["sheet_id"].astype("string")
+    return df
+
+
+def parse_alternatives(raw) -> list[tuple[int, float]]:
+    """``alternatives`` JSON (``[[value, probability], ...]``) as a list of tuples; malformed or empty gives []."""
+    if raw is None or (not isinstance(raw, (str, list, np.ndarray)) and pd.isna(raw)):
+        return []
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else list(raw)
+        return [(int(v), float(p)) for v, p in items if v is not None]
+    except (ValueError, TypeError):
+        return []
+
+
+def pivot_fields(fields: pd.DataFrame, s: AuditSettings) -> pd.DataFrame:
+    """One row per sheet: value ``F`` (Int64), confidence ``F_conf`` and text ``F_text`` of every numeric field.
+
+    A blank count field (empty text) counts as zero votes when ``empty_counts_as_zero``; ids stay missing.
+    """
+    f = fields[fields["field"].isin(NUMERIC_FIELDS)].drop_duplicates(["sheet_id", "field"])
+    text = f["text"].astype("string").fillna("")
+    value = pd.to_numeric(f["value"], errors="coerce").astype("Int64")
+    if s.empty_counts_as_zero:
+        value = value.mask(f["field"].isin(COUNT_FIELDS) & (text.str.strip() == "") & value.isna(), 0)
+    f = f.assign(value=value, text=text, confidence=pd.to_numeric(f["confidence"], errors="coerce"))
+    wide = f.pivot(index="sheet_id", columns="field", values=["value", "confidence", "text"])
+    out = pd.DataFrame(index=wide.index)
+    for name in NUMERIC_FIELDS:
+        out[name] = wide["value"][name].astype("Int64") if name in wide["value"] else pd.NA
+        out[conf_field(name)] = wide["confidence"][name].astype(float) if name in wide["value"] else np.nan
+        out[text_field(name)] = wide["text"][name].astype("string") if name in wide["value"] else pd.NA
+    return out.astype({n: "Int64" for n in NUMERIC_FIELDS})
+
+
+def _ticked(marks: pd.DataFrame) -> pd.Series:
+    return marks["ticked"].astype("string").str.strip().str.lower().isin(TRUE_STRINGS)
+
+
+def pivot_marks(marks: pd.DataFrame) -> pd.DataFrame:
+    """One row per sheet: ``rep_<party>`` (1 ticked, 0 not, NA unknown) and ``station_type`` (the one ticked option).
+
+    A station type with no tick or several ticks is left missing, which the id rule reports.
+    """
+    marks = marks.assign(is_ticked=_ticked(marks))
+    reps = marks[marks["field"].isin(TICK_FIELDS)].groupby(["sheet_id", "field"])["is_ticked"].any().unstack()
+    reps = reps.reindex(columns=list(TICK_FIELDS)).astype("Int8")
+    choice = marks[(marks["field"] == CHOICE_FIELD) & marks["is_ticked"]].groupby("sheet_id")["option"]
+    station_type = choice.agg(lambda o: o.iloc[0] if len(o) == 1 else pd.NA).astype("string")
+    out = reps.join(station_type.rename(CHOICE_FIELD), how="outer")
+    out[CHOICE_FIELD] = out[CHOICE_FIELD].astype("string")
+    return out
+
+
+def opposition_present(table: pd.DataFrame, ruling_party: str) -> pd.Series:
+    """1 when any non-ruling party's representative is ticked present, 0 when none is, NA when no tick was read."""
+    reps = table[[rep_field(p) for p in PARTIES if p != ruling_party]]
+    return reps.max(axis=1, skipna=True).where(reps.notna().any(axis=1)).astype("Int8")
+
+
+def _evidence_paths(sheet_ids: pd.Index, rundir: Path, out: Path) -> pd.Series:
+    """``fields/<sheet_id>`` of each sheet relative to ``out`` (missing when the reader wrote no field images)."""
+    def rel(sid: str):
+        folder = rundir / "fields" / sid
+        return os.path.relpath(folder, out) if folder.is_dir() else pd.NA
+    return pd.Series([rel(s) for s in sheet_ids], index=sheet_ids, dtype="string")
+
+
+def build_sheet_table(pages: pd.DataFrame, fields: pd.DataFrame, marks: pd.DataFrame, rundir: Path, out: Path,
+                      s: AuditSettings) -> pd.DataFrame:
+    """The sheet table: page info, every count, confidences, ticks, turnout and the evidence folder, by sheet_id."""
+    pages = pages.drop_duplicates("sheet_id").set_index("sheet_id")
+    table = pages.join(pivot_fields(fields, s), how="outer").join(pivot_marks(marks), how="left")
+    table["status"] = table["status"].astype("string").fillna(NO_PAGE_STATUS)
+    for name in TICK_FIELDS:
+        table[name] = table[name].astype("Int8") if name in table else pd.array([pd.NA] * len(table), "Int8")
+    if CHOICE_FIELD not in table:
+        table[CHOICE_FIELD] = pd.array([pd.NA] * len(table), "string")
+    table["opposition_present"] = opposition_present(table, s.ruling_party)
+    registered = table["registered_voters"].astype("Float64")
+    table["turnout"] = (table["total_votes"].astype("Float64") / registered.where(registered > 0)).astype(float)
+    table["evidence_dir"] = _evidence_paths(table.index, rundir, out)
+    table.index.name = "sheet_id"
+    return table.sort_index()
+
+
+def candidate_map(fields: pd.DataFrame) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """``{sheet_id: {field: [(value, probability), ...]}}`` from the ``alternatives`` column."""
+    out: dict[str, dict] = {}
+    for sid, field, raw in fields[["sheet_id", "field", "alternatives"]].itertuples(index=False):
+        out.setdefault(str(sid), {})[field] = parse_alternatives(raw)
+    return out
+
+
+def _nullable(value):
+    return None if pd.isna(value) else value
+
+
+def sheet_reading(row: pd.Series, candidates: dict, rundir: Path, out: Path) -> SheetReading:
+    """The :class:`SheetReading` of one table row (``row.name`` is the sheet_id)."""
+    sid = str(row.name)
+    folder = rundir / "fields" / sid
+    images = {f: os.path.relpath(folder / f"{f}.png", out) for f in NUMERIC_FIELDS
+              if (folder / f"{f}.png").is_file()}
+    return SheetReading(
+        sheet_id=sid,
+        values={f: None if pd.isna(row[f]) else int(row[f]) for f in NUMERIC_FIELDS},
+        texts={f: _nullable(row[text_field(f)]) for f in NUMERIC_FIELDS},
+        confidences={f: _nullable(row[conf_field(f)]) for f in NUMERIC_FIELDS},
+        candidates=candidates.get(sid, {}),
+        station_type=_nullable(row[CHOICE_FIELD]),
+        images=images)

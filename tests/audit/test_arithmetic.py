@@ -1,0 +1,109 @@
+import pytest
+
+from pipeline.audit.arithmetic import SheetReading, all_checks, arithmetic_flags, counts_consistent, find_fix
+from pipeline.audit.settings import AuditSettings
+from tests.audit.conftest import clean_values
+
+S = AuditSettings()
+
+
+def reading(values, candidates=None, station_type="B", confidences=None):
+    return SheetReading("s1", values, {f: None if v is None else str(v) for f, v in values.items()},
+                        confidences or {}, candidates or {}, station_type, {})
+
+
+def test_clean_sheet_has_no_flags():
+    assert arithmetic_flags(reading(clean_values()), S) == []
+
+
+def test_all_zero_sheet_is_consistent():
+    zeros = {f: 0 for f in clean_values()} | {"state": 9, "district": 1, "section": 1, "station": 1,
+                                              "registered_voters": 300, "ballots_received": 300,
+                                              "ballots_left_over": 300}
+    assert arithmetic_flags(reading(zeros), S) == []
+
+
+def test_sum_mismatch_read_with_confidence_is_inconsistent_with_numbers_in_reason():
+    v = clean_values(total_votes=229)  # parts add up to 220
+    flags = arithmetic_flags(reading(v), S)
+    by_rule = {f.rule: f for f in flags}
+    assert by_rule["votes_add_up"].verdict == "inconsistent"
+    assert "PAN+PRI+PPS+PARM+PFCRN+PMS+PDM+PRT+unregistered+null = 220 but total votes says 229" in \
+        by_rule["votes_add_up"].reason
+    assert by_rule["votes_add_up"].evidence["difference"] == 9
+    assert by_rule["ballots_add_up"].verdict == "inconsistent"  # 229 + 285 != 505
+
+
+def test_likely_alternative_reading_makes_it_needs_review():
+    v = clean_values(pri=126)  # true 120 misread as 126: votes no longer add up
+    cands = {"pri": [(126, 0.55), (120, 0.40), (726, 0.03)]}
+    flags = arithmetic_flags(reading(v, cands), S)
+    assert [f.verdict for f in flags] == ["needs_review"]
+    assert "PRI as 120 instead of 126 (p=0.40)" in flags[0].reason
+    assert flags[0].evidence["fix"] == {"pri": {"read": 126, "alternative": 120, "probability": 0.40}}
+
+
+def test_unlikely_alternative_does_not_explain_away_a_real_inconsistency():
+    v = clean_values(pri=126)
+    cands = {"pri": [(126, 0.97), (120, 0.005)]}
+    flags = arithmetic_flags(reading(v, cands), S)
+    assert {f.verdict for f in flags} == {"inconsistent"}
+
+
+def test_fix_must_make_all_failed_rules_hold_jointly():
+    # total misread: fixing it repairs the sum but the alternative would break the ballots balance
+    v = clean_values(total_votes=280)
+    v["ballots_left_over"] = 505 - 280  # ballots balance holds for the misread total
+    cands = {"total_votes": [(280, 0.5), (220, 0.45)]}
+    assert find_fix(reading(v, cands), all_checks(v, "B", S), S) is None
+    # with the left-over count also uncertain, a two-field reading fixes everything
+    cands["ballots_left_over"] = [(225, 0.6), (285, 0.35)]
+    fix = find_fix(reading(v, cands), all_checks(v, "B", S), S)
+    assert fix is not None and set(fix.changes) == {"total_votes", "ballots_left_over"}
+    assert fix.probability == pytest.approx(0.45 * 0.35)
+    assert fix.ratio == pytest.approx(0.45 / 0.5 * 0.35 / 0.6)
+
+
+def test_tolerances_are_settings():
+    v = clean_values(total_votes=221, ballots_left_over=284)
+    assert {f.rule for f in arithmetic_flags(reading(v), S)} == {"votes_add_up"}
+    assert arithmetic_flags(reading(v), AuditSettings(sum_tolerance=1)) == []
+
+
+@pytest.mark.parametrize("field, rule", [("total_votes", "total_within_registered"),
+                                         ("pri", "count_within_registered")])
+def test_counts_above_registered_voters(field, rule):
+    v = clean_values(registered_voters=100)
+    flags = [f for f in arithmetic_flags(reading(v), S) if f.rule == rule]
+    assert any(field in f.fields for f in flags)
+    assert all(f.verdict == "inconsistent" for f in flags)
+
+
+def test_ids_must_be_well_formed():
+    flags = arithmetic_flags(reading(clean_values(state=38)), S)
+    assert [f.rule for f in flags] == ["ids_well_formed"]
+    assert "state 38 is not between 1 and 32" in flags[0].reason
+    assert (flags[0].verdict, flags[0].severity) == ("needs_review", "medium")  # ids carry no votes
+    flags = arithmetic_flags(reading(clean_values(), station_type=None), S)
+    assert "station type" in flags[0].reason
+
+
+def test_unreadable_field_gives_one_needs_review_flag_naming_it():
+    v = clean_values(pan=None)
+    r = SheetReading("s1", v, {"pan": "4?"}, {"pan": 0.3}, {}, "B", {})
+    flags = arithmetic_flags(r, S)
+    assert [(f.rule, f.verdict) for f in flags] == [("unreadable", "needs_review")]
+    assert "PAN (read '4?')" in flags[0].reason
+
+
+def test_unreadable_field_resolved_by_its_alternatives():
+    v = clean_values(pan=None)
+    r = SheetReading("s1", v, {"pan": "4?"}, {"pan": 0.3}, {"pan": [(48, 0.5), (40, 0.45)]}, "B", {})
+    flags = arithmetic_flags(r, S)
+    assert "PAN as 40 instead of unreadable" in flags[0].reason
+
+
+def test_counts_consistent_on_ground_truth():
+    assert counts_consistent(clean_values(), "B", S) is True
+    assert counts_consistent(clean_values(total_votes=1), "B", S) is False
+    assert counts_consistent(clean_values(pan=None), "B", S) is None

@@ -1,0 +1,102 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.audit.forensics import (
+    BENFORD_2BL,
+    holm,
+    last_digit_reference,
+    pair_hits,
+    run_forensics,
+    second_digits,
+    smooth_last_digit_counts,
+)
+from pipeline.audit.schema import PARTIES
+from pipeline.audit.settings import AuditSettings
+
+S = AuditSettings()
+
+
+def batch(rng, n=400, districts=4, heaping=0.0):
+    """Sheets with broad, smooth party counts; ``heaping`` of them rounded to a multiple of 5 (invented)."""
+    rows = []
+    for i in range(n):
+        registered = int(rng.integers(300, 900))
+        total = int(rng.binomial(registered, rng.uniform(0.4, 0.8)))
+        votes = rng.multinomial(total, rng.dirichlet(np.full(len(PARTIES), 2.0)))
+        if rng.random() < heaping:
+            votes = (np.round(votes / 5) * 5).astype(int)
+        rows.append({"state": 1, "district": 1 + i % districts, "status": "ok", "registered_voters": registered,
+                     **dict(zip(PARTIES, votes, strict=True)), "total_votes": int(votes.sum())})
+    t = pd.DataFrame(rows)
+    t["turnout"] = t["total_votes"] / t["registered_voters"]
+    return t
+
+
+def alarms(result):
+    return {(a["scope"], a["test"]) for a in result["summary"]["alarms"]}
+
+
+def test_benford_2bl_mean_is_4187():
+    assert BENFORD_2BL.sum() == pytest.approx(1)
+    assert np.arange(10) @ BENFORD_2BL == pytest.approx(4.187, abs=1e-3)
+
+
+def test_digit_extraction():
+    assert second_digits(np.array([5, 10, 12, 99, 100, 123, 987]), 10).tolist() == [0, 2, 9, 0, 2, 8]
+    repeated, adjacent = pair_hits(np.array([11, 111, 123, 190, 459]))
+    assert repeated.tolist() == [True, False, False, False] and adjacent.tolist() == [False, True, True, False]
+
+
+def test_honest_counts_raise_no_alarm():
+    result = run_forensics(batch(np.random.default_rng(1)), S)
+    assert result["summary"]["n_tests"] > 10
+    assert alarms(result) == set()
+
+
+def test_counts_heaped_on_round_numbers_alarm():
+    result = run_forensics(batch(np.random.default_rng(2), heaping=0.3), S)
+    assert ("batch", "last_digit_0_or_5") in alarms(result)
+    row = next(r for r in result["tests"] if r["scope"] == "batch" and r["test"] == "last_digit_0_or_5")
+    assert row["effect_size"] > 0.1 and row["p_adjusted"] < 0.05
+
+
+def test_small_counts_skipped():
+    t = batch(np.random.default_rng(3), n=5)
+    rows = run_forensics(t, S)["tests"]
+    assert all(r["skipped"] for r in rows if r["test"].startswith("last_digit"))
+
+
+def test_smooth_reference_keeps_small_counts_honest():
+    # Poisson counts around 18: low last digits are more common above 20 than high ones, honestly
+    rng = np.random.default_rng(4)
+    values = rng.poisson(18, 20000)
+    observed = np.bincount(values[values >= 20] % 10, minlength=10)
+    smooth = last_digit_reference([values], 20, "smooth") * observed.sum()
+    uniform = last_digit_reference([values], 20, "uniform") * observed.sum()
+    assert np.abs(observed - smooth).max() < np.abs(observed - uniform).max() / 3
+    assert smooth_last_digit_counts(values, 20).sum() == pytest.approx((values >= 20).sum())
+
+
+def test_klimek_correlation_within_districts():
+    rng = np.random.default_rng(5)
+    t = batch(rng)
+    stuffed = rng.random(len(t)) < 0.3  # ballot stuffing: added votes all go to the winner
+    extra = (stuffed * t["registered_voters"] * 0.3).astype(int)
+    winner = t[list(PARTIES)].sum().idxmax()
+    t[winner] += extra
+    t["total_votes"] += extra
+    t["turnout"] = t["total_votes"] / t["registered_voters"]
+    result = run_forensics(t, S)
+    assert ("batch", "klimek_turnout_winner") in alarms(result)
+    assert result["klimek"]["n"] == len(t) and len(result["klimek"]["histogram"]) == S.klimek_bins
+
+
+def test_report_only_tests_never_alarm():
+    result = run_forensics(batch(np.random.default_rng(6), heaping=0.3), S)
+    report_only = [r for r in result["tests"] if r["report_only"]]
+    assert report_only and not any(r["alarm"] for r in report_only)
+
+
+def test_holm_adjustment():
+    assert holm(np.array([0.01, 0.04, 0.03, 0.5])).tolist() == pytest.approx([0.04, 0.09, 0.09, 0.5])
