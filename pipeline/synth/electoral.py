@@ -69,11 +69,23 @@ def state_and_district(national_number: int) -> tuple[int, int]:
     return state + 1, national_number - first + 1
 
 
+@lru_cache(maxsize=64)
+def _national_district_order(seed: int) -> np.ndarray:
+    """The batch's districts as a permutation of the 300 national districts, so no two share ids."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, DISTRICT_STREAM]))
+    return rng.permutation(sum(DISTRICTS_PER_STATE_1988))
+
+
 @lru_cache(maxsize=1024)
 def district_profile(seed: int, k: int, settings: SynthSettings) -> District:
-    """District ``k`` of the batch with seed ``seed``: ids, party shares and mean turnout (cached, pure)."""
+    """District ``k`` of the batch with seed ``seed``: ids, party shares and mean turnout (cached, pure).
+
+    Ids are drawn without replacement across the batch: two districts with the same ids would merge two
+    populations and make the cross-sheet and forensic checks fire on honest data.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([seed, DISTRICT_STREAM, k]))
-    state, district = state_and_district(int(rng.integers(sum(DISTRICTS_PER_STATE_1988))))
+    order = _national_district_order(seed)
+    state, district = state_and_district(int(order[k % len(order)]))
     national = np.asarray(settings.party_shares, float) / sum(settings.party_shares)
     shares = rng.dirichlet(settings.district_concentration * national)
     turnout = float(np.clip(rng.normal(settings.turnout_mean, DISTRICT_TURNOUT_SD), *TURNOUT_LIMITS))

@@ -136,3 +136,12 @@ def test_number_slots_right_align_without_leading_zeros():
     assert number_slots(305, 3) == [3, 0, 5]
     with pytest.raises(ValueError):
         number_slots(1000, 3)
+
+
+def test_districts_of_a_batch_never_share_ids():
+    from pipeline.synth.electoral import district_profile
+    from pipeline.synth.settings import SynthSettings
+
+    settings = SynthSettings()
+    ids = {(d.state, d.district) for d in (district_profile(7, k, settings) for k in range(40))}
+    assert len(ids) == 40
