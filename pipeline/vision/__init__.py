@@ -1,1 +1,35 @@
-"""vision stage."""
+"""The reader: register scanned tally sheets onto the form and cut every count into MNIST-normalised digits.
+
+Public API: :func:`read_page` (one page in memory -> :class:`PageRead`), :func:`read_batch` (files and folders
+-> the run folder of docs/DATA.md section 2, in a process pool), :class:`ReadSettings` (config section
+``read``) and :func:`to_mnist` (MNIST-style normalisation of one digit). Nothing here imports TensorFlow.
+
+How a page is read:
+
+1. Loading (``loading``): PNG/JPEG/TIFF/BMP pages and PDF pages (PDFium, rendered at the reading dpi); the pixel
+   count is checked from the header before decoding. Bad files become ``pages.csv`` rows: ``empty_file``,
+   ``unreadable``, ``too_large``, ``no_pages``, ``page_limit``, ``duplicate_id``, ``error``.
+2. Registration (``register``): the four corner squares and the orientation mark give a homography onto the
+   template at the reading dpi; sideways and upside-down scans are turned back (``rotation_fixed_deg``,
+   ``flipped``). Score = fiducials found / 4 x share of printed frame and box lines found where the template
+   has them; below ``min_registration_score``, or without three corner squares, the page is ``not_a_form``.
+3. Fields (``fields``, ``lines``, ``segment``): ink against the local paper white (hysteresis thresholds), paper
+   folds and printed box lines removed with the strokes that cross them restored, then per box ``empty``,
+   ``digit`` (a clean split of two digits gives slots 0 and 1) or ``ambiguous`` (see ``segment`` for the rules).
+4. Crossed-out counts: ink that spans the boxes it crosses from edge to edge (a line or zigzag through the
+   number) marks those boxes ``ambiguous``, and then the digits written right of the boxes (up to
+   ``beside_right_mm``, where the replacement goes) are cut as crops with ``box`` = -1, -2, ... from left to
+   right. Read such a field as the ``box < 0`` digits in order. Ink beside unstruck boxes is not read.
+5. Normalisation (``normalise``): MNIST's recipe (20 px box, centre of mass at 14, white on black) with its
+   grey-level statistics.
+
+Scripts that call :func:`read_batch` with more than one worker need the usual ``if __name__ == "__main__":``
+guard: workers are started by a fork server, which imports the main module.
+"""
+
+from pipeline.vision.batch import read_batch
+from pipeline.vision.normalise import to_mnist
+from pipeline.vision.page import DigitCrop, Mark, PageRead, read_page
+from pipeline.vision.settings import ReadSettings
+
+__all__ = ["DigitCrop", "Mark", "PageRead", "ReadSettings", "read_batch", "read_page", "to_mnist"]

@@ -1,0 +1,176 @@
+"""Reading the fields of a registered page: field images, digit crops and tick marks.
+
+Works on the page already warped onto the template at the reading dpi, so every field is where the template
+says, give or take the pixel or two that line removal searches for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from pipeline.forms.template import Field, Rect, Template
+from pipeline.vision.lines import crossing_lines, remove_lines
+from pipeline.vision.normalise import to_mnist
+from pipeline.vision.segment import BoxRead, Piece, SegmentParams, segment_field
+from pipeline.vision.settings import ReadSettings
+
+#: Pixels of anti-aliased edge kept around a digit's thresholded ink when its grey levels are cut out.
+EDGE_PAD = 1
+
+
+@dataclass(frozen=True)
+class FieldGeometry:
+    """Where a field is on the registered page (template pixels at the reading dpi)."""
+
+    field: Field
+    region: tuple[int, int, int, int]
+    boxes: tuple[tuple[int, int, int, int], ...]
+    beside_x0: int | None
+
+    def local_boxes(self) -> list[tuple[int, int, int, int]]:
+        """The boxes in field-image coordinates."""
+        rx, ry = self.region[:2]
+        return [(x0 - rx, y0 - ry, x1 - rx, y1 - ry) for x0, y0, x1, y1 in self.boxes]
+
+
+@dataclass(frozen=True)
+class FieldDigit:
+    """One crop of a numeric field: the box decision, the crop's and its box's template-pixel rectangles (a digit
+    beside the boxes is its own box), ink statistics and the MNIST image."""
+
+    field: str
+    box: int
+    slot: int
+    status: str
+    bbox: tuple[int, int, int, int]
+    box_rect: tuple[int, int, int, int]
+    ink_pixels: int
+    ink_mean: float
+    n_components: int
+    image: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class TickRead:
+    """One tick box: the option it stands for and how much of its interior is inked."""
+
+    field: str
+    option: str
+    ink_ratio: float
+    ticked: bool
+
+
+def _region(field: Field, page_px: tuple[int, int], settings: ReadSettings) -> tuple[int, int, int, int]:
+    """Field image rectangle: the boxes with a margin, for count fields extended right over the beside area."""
+    b = field.bounds
+    right = settings.beside_right_mm if field.kind == "count" else b.x + b.w
+    m = settings.field_margin_mm
+    x0, y0, x1, y1 = Rect(b.x - m, b.y - m, right - b.x + 2 * m, b.h + 2 * m).to_px(settings.dpi)
+    return max(0, x0), max(0, y0), min(page_px[0], x1), min(page_px[1], y1)
+
+
+@lru_cache(maxsize=256)
+def field_geometry(field: Field, page_px: tuple[int, int], settings: ReadSettings) -> FieldGeometry:
+    """Pixel geometry of ``field`` on a ``page_px`` (width, height) page (cached: fields and settings are frozen)."""
+    boxes = tuple(b.to_px(settings.dpi) for b in field.boxes)
+    region = _region(field, page_px, settings)
+    beside = None
+    if field.kind == "count":
+        beside = boxes[-1][2] + round(settings.px(settings.beside_gap_mm)) - region[0]
+    return FieldGeometry(field, region, boxes, beside)
+
+
+def geometry_of(field: Field, template: Template, settings: ReadSettings) -> FieldGeometry:
+    """Pixel geometry of ``field`` of ``template``."""
+    return field_geometry(field, template.size_px(settings.dpi), settings)
+
+
+def darkness(grey: np.ndarray, black: float, settings: ReadSettings) -> np.ndarray:
+    """Ink darkness, 0 (paper) to 1 (print black), of a field image against its local paper white.
+
+    The paper white around each pixel is a grey closing wider than any pen stroke, so shading, stains and fold
+    lines (all broader than a stroke) drop out while strokes and printed lines keep their full contrast.
+    """
+    side = 2 * round(settings.px(settings.paper_window_mm) / 2) + 1
+    paper = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+    contrast = np.maximum(paper.astype(np.float32) - black, settings.min_contrast)
+    return np.clip(cv2.subtract(paper, grey).astype(np.float32) / contrast, 0.0, 1.0)
+
+
+def ink_mask(dark: np.ndarray, settings: ReadSettings, boxes: list[tuple[int, int, int, int]], clear: int,
+             search: int) -> np.ndarray:
+    """Ink by hysteresis: pixels above ``faint_ink_threshold`` connected to one above ``ink_threshold``.
+
+    Thin, blurred pen strokes are only faintly dark along parts of their length; hysteresis keeps them whole
+    without letting in faint marks (erasure smudges, paper texture) that nowhere reach the ink threshold. Faint
+    lines crossing the whole field (paper folds: :func:`crossing_lines`) are taken out of the faint ink first, so
+    they cannot join digits together.
+    """
+    strong = dark > settings.ink_threshold
+    weak = dark > settings.faint_ink_threshold
+    rows, cols = crossing_lines(weak, boxes, clear, search)
+    weak[rows, :] &= strong[rows, :]
+    weak[:, cols] &= strong[:, cols]
+    n, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[labels[strong & weak]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def piece_ink(dark: np.ndarray, piece: Piece) -> np.ndarray:
+    """Darkness of a piece's pixels plus an anti-aliased rim of ``EDGE_PAD`` px; everything else black."""
+    p = EDGE_PAD
+    y0, x0 = max(0, piece.y0 - p), max(0, piece.x0 - p)
+    y1, x1 = min(dark.shape[0], piece.y1 + p), min(dark.shape[1], piece.x1 + p)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    mask[piece.y0 - y0: piece.y1 - y0, piece.x0 - x0: piece.x1 - x0] = piece.mask
+    rim = cv2.dilate(mask, np.ones((2 * p + 1, 2 * p + 1), np.uint8)).astype(bool)
+    return np.where(rim, dark[y0:y1, x0:x1], 0.0)
+
+
+def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray) -> FieldDigit:
+    name = geom.field.name
+    if read.piece is None:
+        box = geom.boxes[read.box]
+        return FieldDigit(name, read.box, read.slot, read.status, box, box, 0, 0.0, 0, None)
+    p, (rx, ry) = read.piece, geom.region[:2]
+    bbox = (rx + p.x0, ry + p.y0, rx + p.x1, ry + p.y1)
+    values = dark[p.y0:p.y1, p.x0:p.x1][p.mask]
+    return FieldDigit(name, read.box, read.slot, read.status, bbox, geom.boxes[read.box] if read.box >= 0 else bbox,
+                      int(p.mask.sum()), float(values.mean()), p.n_components, to_mnist(piece_ink(dark, p)))
+
+
+def read_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
+                 params: SegmentParams) -> tuple[np.ndarray, list[FieldDigit]]:
+    """The field image and the crops of one id/count field."""
+    x0, y0, x1, y1 = geom.region
+    image = registered[y0:y1, x0:x1]
+    dark = darkness(image, black, settings)
+    boxes = geom.local_boxes()
+    search = round(settings.px(settings.line_search_mm))
+    ink = ink_mask(dark, settings, boxes, round(settings.px(settings.fold_clear_mm)) + search, search)
+    clean, removed, band = remove_lines(ink, boxes, search, settings.line_min_fill,
+                                        round(settings.px(settings.line_halo_mm)))
+    dark = np.where(removed, 0.0, dark)
+    reads = segment_field(clean, boxes, geom.beside_x0, params, band)
+    return image, [_digit(geom, r, dark) for r in reads]
+
+
+def read_ticks(registered: np.ndarray, geom: FieldGeometry, black: float,
+               settings: ReadSettings) -> tuple[np.ndarray, list[TickRead]]:
+    """The field image and the tick reading of one tick/choice field (its box outlines excluded)."""
+    x0, y0, x1, y1 = geom.region
+    image = registered[y0:y1, x0:x1]
+    ink = darkness(image, black, settings) > settings.ink_threshold
+    inset = round(settings.px(settings.tick_inset_mm))
+    options = geom.field.options or ("SI",)
+    ticks = []
+    for option, (bx0, by0, bx1, by1) in zip(options, geom.local_boxes(), strict=True):
+        ratio = float(ink[by0 + inset: by1 - inset, bx0 + inset: bx1 - inset].mean())
+        ticks.append(TickRead(geom.field.name, option, ratio, ratio >= settings.tick_threshold))
+    return image, ticks

@@ -1,0 +1,162 @@
+"""Printed box-line removal that keeps the handwriting.
+
+Lines are looked for near where the template puts them (registration leaves a fraction of a pixel to a pixel
+or two of error): a row or column counts as printed line when it is inked along most of the box edge, which
+strokes never are, and a thin halo around the template position always counts (a line faded or partly covered
+by correction fluid). Those pixels are removed; then ink is restored inside the line bands wherever a stroke
+crosses the line, i.e. where a closing across the band joins ink on both sides (only pixels that were ink to
+begin with are restored). Faint lines crossing a whole field (paper folds) are found by :func:`crossing_lines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+#: Pixels beyond a printed line's core that may still be its blurred edge.
+LINE_EDGE_PX = 2
+#: Fraction of the line fill at which a row/column next to a line still belongs to it (its blurred edge).
+EDGE_FILL = 0.25
+#: Fill along the field outside the boxes (rows; also the margins above and below the boxes for columns) or
+#: along its whole height (columns) that marks a faint line crossing the field: a paper fold.
+CROSSING_ROW_FILL = 0.5
+CROSSING_COLUMN_FILL = 0.6
+#: Rows (columns) judged together when looking for a crossing line.
+CROSSING_SPREAD = 3
+#: Extra pixels beyond a line band that a crossing stroke may be missing and still be rejoined.
+BRIDGE_SLACK = 3
+
+Box = tuple[int, int, int, int]
+
+
+def hysteresis(profile: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Boolean mask of the runs of ``profile >= low`` that contain a value ``>= high`` (1-D hysteresis)."""
+    weak = profile >= low
+    run = np.cumsum(~weak)
+    strong_runs = np.zeros(run[-1] + 1 if run.size else 1, bool)
+    strong_runs[run[profile >= high]] = True
+    return weak & strong_runs[run]
+
+
+def line_positions(profile: np.ndarray, expected: int, search: int, min_fill: float, halo: int = 0) -> list[int]:
+    """Indices within ``search`` of ``expected`` that belong to a printed line, judged by the ink ``profile``.
+
+    Indices whose fill reaches ``min_fill`` are the line's core; up to ``LINE_EDGE_PX`` neighbours still filled
+    to ``EDGE_FILL`` of that are its blurred edges (so no dotted remnants stay behind). The edge is bounded, so a
+    stroke running alongside the line is not taken for more line. The ``halo`` indices either side of
+    ``expected`` always count: registration puts the line there even where it is faded or painted over.
+    """
+    lo, hi = max(0, expected - search), min(len(profile), expected + search + 1)
+    window = profile[lo:hi]
+    core = (window >= min_fill).astype(np.uint8)
+    near = cv2.dilate(core[None, :], np.ones((1, 2 * LINE_EDGE_PX + 1), np.uint8))[0] > 0
+    found = near & (window >= EDGE_FILL * min_fill)
+    found[max(0, expected - halo - lo):max(0, expected + halo + 1 - lo)] = True
+    return (lo + np.flatnonzero(found)).tolist()
+
+
+def _crossing_rows(weak: np.ndarray, boxes: Sequence[Box], clear: int) -> np.ndarray:
+    outside = np.ones(weak.shape[1], bool)
+    for x0, _, x1, _ in boxes:
+        outside[max(0, x0 - clear):x1 + clear] = False
+    if not outside.any():
+        return np.zeros(weak.shape[0], bool)
+    near = cv2.dilate(weak[:, outside].astype(np.uint8), np.ones((CROSSING_SPREAD, 1), np.uint8))
+    return hysteresis(near.mean(1), CROSSING_ROW_FILL, EDGE_FILL * CROSSING_ROW_FILL)
+
+
+def _crossing_columns(weak: np.ndarray, boxes: Sequence[Box], search: int) -> np.ndarray:
+    near = cv2.dilate(weak.astype(np.uint8), np.ones((1, CROSSING_SPREAD), np.uint8))
+    top, bottom = max(0, min(b[1] for b in boxes) - search), min(weak.shape[0], max(b[3] for b in boxes) + search)
+    if top == 0 or bottom == weak.shape[0]:
+        return np.zeros(weak.shape[1], bool)
+    margins = np.minimum(near[:top].mean(0), near[bottom:].mean(0))
+    return (near.mean(0) >= CROSSING_COLUMN_FILL) & (margins >= CROSSING_ROW_FILL)
+
+
+def crossing_lines(weak: np.ndarray, boxes: Sequence[Box], clear: int,
+                   search: int) -> tuple[list[int], list[int]]:
+    """Rows and columns of faint lines crossing the whole field image (paper folds), wherever they are.
+
+    A row counts when it is inked along much of the field more than ``clear`` px away from the boxes (writing
+    there is sparse, and a strike-through stays over the boxes); a column when it is inked over most of the
+    field height including the margins more than ``search`` px above and below the boxes, which digits and box
+    edges keep out of. Faint folds come out
+    dashed and a little tilted, so neighbouring rows (columns) are judged together.
+    """
+    rows = _crossing_rows(weak, boxes, clear)
+    cols = _crossing_columns(weak, boxes, search)
+    return np.flatnonzero(rows).tolist(), np.flatnonzero(cols).tolist()
+
+
+def _row_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float, halo: int) -> list[int]:
+    """Rows of the horizontal box edges; the fill is measured over the boxes' columns only (not the gaps)."""
+    cols = np.concatenate([np.arange(max(0, x0), min(ink.shape[1], x1)) for x0, _, x1, _ in boxes])
+    profile = ink[:, cols].mean(1)
+    expected = sorted({y for _, y0, _, y1 in boxes for y in (y0, y1 - 1)})
+    return sorted({r for e in expected for r in line_positions(profile, e, search, min_fill, halo)})
+
+
+def _column_lines(ink: np.ndarray, box: Box, search: int, min_fill: float, halo: int) -> list[int]:
+    x0, y0, x1, y1 = box
+    profile = ink[max(0, y0):max(0, y1)].mean(0)
+    return sorted({c for e in (x0, x1 - 1) for c in line_positions(profile, e, search, min_fill, halo)})
+
+
+def longest_run(indices: Sequence[int]) -> int:
+    """Length of the longest run of consecutive integers in sorted ``indices`` (a line's thickness)."""
+    best = run = 0
+    for i, value in enumerate(indices):
+        run = run + 1 if i and value == indices[i - 1] + 1 else 1
+        best = max(best, run)
+    return best
+
+
+def line_masks(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float,
+               halo: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bands of the printed horizontal and vertical box lines found in the boolean ``ink``, and the thickest (px).
+
+    The bands cover the whole line (paper pixels too), so that ink lying on them can be told apart.
+    """
+    horizontal, vertical = np.zeros_like(ink), np.zeros_like(ink)
+    rows = _row_lines(ink, boxes, search, min_fill, halo)
+    thickness = longest_run(rows)
+    for x0, y0, x1, y1 in boxes:
+        horizontal[rows, max(0, x0 - search):x1 + search] = True
+        cols = _column_lines(ink, (x0, y0, x1, y1), search, min_fill, halo)
+        vertical[max(0, y0 - search):y1 + search, cols] = True
+        thickness = max(thickness, longest_run(cols))
+    return horizontal, vertical, thickness
+
+
+def _bridge(clean: np.ndarray, ink: np.ndarray, band: np.ndarray, length: int, vertical: bool) -> np.ndarray:
+    """Ink pixels of ``band`` that a closing of ``clean`` along the stroke direction fills in."""
+    kernel = np.ones((length, 1) if vertical else (1, length), np.uint8)
+    closed = cv2.morphologyEx(clean.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
+    return closed & band & ink
+
+
+def remove_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float,
+                 halo: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Remove printed box lines from the boolean ``ink`` image, keeping strokes that cross them.
+
+    Args:
+        ink: boolean ink mask of a field image.
+        boxes: the field's boxes ``(x0, y0, x1, y1)`` in that image's pixels, as the template draws them.
+        search: how far (px) from its template position a line may be found.
+        min_fill: fraction of a box edge that must be inked for a row/column to be a printed line.
+        halo: rows/columns either side of each line's template position that are line whatever their fill.
+
+    Returns:
+        The cleaned ink mask, the mask of removed line pixels, and the line bands (where lines were found).
+    """
+    horizontal, vertical, thickness = line_masks(ink, boxes, search, min_fill, halo)
+    band = horizontal | vertical
+    clean = ink & ~band
+    # A stroke crossing a horizontal line is rejoined vertically, one crossing a vertical line horizontally.
+    length = thickness + BRIDGE_SLACK
+    clean |= _bridge(clean, ink, horizontal, length, vertical=True) | _bridge(clean, ink, vertical, length,
+                                                                          vertical=False)
+    return clean, ink & ~clean, band

@@ -1,0 +1,191 @@
+"""Reading one page: register it, then read every field of the template (the Python API's ``read_page``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from pipeline.forms.template import Template, load_template
+from pipeline.vision import settings as st
+from pipeline.vision.fields import FieldDigit, TickRead, geometry_of, read_numeric, read_ticks
+from pipeline.vision.normalise import MNIST_SIZE
+from pipeline.vision.register import (
+    Registration,
+    RegistrationError,
+    line_agreement,
+    register,
+    warp_to_template,
+)
+from pipeline.vision.segment import SegmentParams
+from pipeline.vision.settings import ReadSettings
+
+log = logging.getLogger(__name__)
+
+#: A page is upside down when it was scanned with this many clockwise quarter turns.
+UPSIDE_DOWN = 2
+
+
+@dataclass(frozen=True)
+class DigitCrop:
+    """One row of ``crops.parquet``: a digit box (or one slot of a split box) of a numeric field.
+
+    ``box`` is the box index in reading order, or -1, -2, ... for digits written beside the boxes (left to right);
+    ``digit_row`` indexes :attr:`PageRead.digits` (-1 when there is no ink: an empty box). All rectangles are in
+    template pixels at the reading dpi, end-exclusive: ``x0 y0 x1 y1`` the crop's ink (the box for an empty one),
+    ``box_x0 .. box_y1`` the printed box, ``field_x0 field_y0`` the top-left corner of the field image.
+    """
+
+    sheet_id: str
+    field: str
+    box: int
+    slot: int
+    box_status: str
+    digit_row: int
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    ink_pixels: int
+    ink_mean: float
+    n_components: int
+    box_x0: int
+    box_y0: int
+    box_x1: int
+    box_y1: int
+    field_x0: int
+    field_y0: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One row of ``marks.csv``: a tick box (``option`` is the choice letter, or ``SI`` for a yes-tick)."""
+
+    sheet_id: str
+    field: str
+    option: str
+    ink_ratio: float
+    ticked: bool
+
+
+@dataclass(frozen=True, eq=False)
+class PageRead:
+    """Everything read from one page. Pages that are not the form have a status, a reason and nothing else.
+
+    ``homography`` maps scan pixels onto ``registered`` (the template at the reading dpi).
+    """
+
+    sheet_id: str
+    status: str
+    reason: str = ""
+    score: float = 0.0
+    registered: np.ndarray | None = field(default=None, repr=False)
+    crops: tuple[DigitCrop, ...] = ()
+    digits: np.ndarray = field(default_factory=lambda: np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8), repr=False)
+    marks: tuple[Mark, ...] = ()
+    field_images: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    rotation_fixed_deg: float = 0.0
+    flipped: bool = False
+    n_fiducials: int = 0
+    residual_px: float = float("nan")
+    line_agreement: float = 0.0
+    homography: np.ndarray | None = field(default=None, repr=False)
+
+
+def as_grey(image: np.ndarray) -> np.ndarray:
+    """A uint8 page as one grey channel (BGR or BGRA colour is converted).
+
+    Raises:
+        ValueError: the array is not an 8-bit grey or colour image.
+    """
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    raise ValueError(f"expected a grey (H, W) or colour (H, W, 3|4) image, got shape {image.shape}")
+
+
+def _caveats(reg: Registration) -> str:
+    notes = []
+    if reg.n_fiducials < 4:
+        notes.append(f"registered on {reg.n_fiducials} of 4 corner squares (no perspective correction)")
+    if not reg.mark_found:
+        notes.append("orientation mark not found; orientation taken from the best layout fit")
+    return "; ".join(notes)
+
+
+def _read_fields(registered: np.ndarray, reg: Registration, template: Template,
+                 settings: ReadSettings) -> tuple[list[FieldDigit], list[TickRead], dict[str, np.ndarray]]:
+    params = SegmentParams.from_settings(settings)
+    digits: list[FieldDigit] = []
+    ticks: list[TickRead] = []
+    images: dict[str, np.ndarray] = {}
+    for f in template.fields:
+        geom = geometry_of(f, template, settings)
+        if f.is_numeric:
+            images[f.name], found = read_numeric(registered, geom, reg.black, settings, params)
+            digits += found
+        else:
+            images[f.name], marks = read_ticks(registered, geom, reg.black, settings)
+            ticks += marks
+    return digits, ticks, images
+
+
+def _crop_rows(sheet_id: str, digits: list[FieldDigit], template: Template,
+               settings: ReadSettings) -> tuple[tuple[DigitCrop, ...], np.ndarray]:
+    """Table rows for the crops and the stacked MNIST images they point to."""
+    rows, images = [], []
+    for d in digits:
+        row = -1
+        if d.image is not None:
+            row = len(images)
+            images.append(d.image)
+        origin = geometry_of(template.field(d.field), template, settings).region[:2]
+        rows.append(DigitCrop(sheet_id, d.field, d.box, d.slot, d.status, row, *d.bbox, d.ink_pixels,
+                              round(d.ink_mean, 4), d.n_components, *d.box_rect, *origin))
+    stack = np.stack(images) if images else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
+    return tuple(rows), stack
+
+
+def read_page(image: np.ndarray, sheet_id: str, settings: ReadSettings | None = None,
+              template: Template | None = None) -> PageRead:
+    """Register one scanned page onto the form and cut every numeric field into MNIST-normalised digits.
+
+    Args:
+        image: the page, uint8 grey or BGR colour, any resolution from about 100 dpi up, any quarter turn.
+        sheet_id: the page's join key, copied into every row.
+        settings: reader settings (defaults if ``None``).
+        template: the form (the packaged acta, or ``settings.template``, if ``None``).
+
+    Returns:
+        A :class:`PageRead`; pages that do not show the form come back with status ``not_a_form`` and a reason.
+    """
+    settings = settings or ReadSettings()
+    template = template or (load_template(settings.template) if settings.template else load_template())
+    grey = as_grey(image)
+    try:
+        reg = register(grey, template, settings)
+    except RegistrationError as exc:
+        return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: {exc}")
+    registered = warp_to_template(grey, reg, template, settings)
+    agreement = line_agreement(registered, reg, template, settings)
+    score = reg.n_fiducials / len(template.fiducials) * agreement
+    common = dict(score=round(score, 4), rotation_fixed_deg=round(reg.rotation_deg, 2),
+                  flipped=reg.quarter_turns == UPSIDE_DOWN, n_fiducials=reg.n_fiducials,
+                  residual_px=round(reg.residual_px, 2), line_agreement=round(agreement, 4),
+                  homography=reg.homography)
+    if score < settings.min_registration_score:
+        return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: only {agreement:.0%} of the printed lines are "
+                        f"where the form has them (registration score {score:.2f} < "
+                        f"{settings.min_registration_score})", **common)
+    digits, ticks, images = _read_fields(registered, reg, template, settings)
+    crops, stack = _crop_rows(sheet_id, digits, template, settings)
+    marks = tuple(Mark(sheet_id, t.field, t.option, round(t.ink_ratio, 4), t.ticked) for t in ticks)
+    return PageRead(sheet_id, st.OK, _caveats(reg), registered=registered, crops=crops, digits=stack, marks=marks,
+                    field_images=images, **common)

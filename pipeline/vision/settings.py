@@ -1,0 +1,132 @@
+"""Settings of the reader (config section ``read``), and the page statuses it reports.
+
+Lengths are in millimetres on the printed form so that every threshold means the same thing at any reading
+resolution; :class:`ReadSettings` converts them to pixels at ``dpi``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import MAX_IMAGE_PIXELS
+from pipeline.errors import ConfigError
+from pipeline.forms.template import MM_PER_INCH
+
+#: File name extensions the reader picks up when given a folder.
+SCAN_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf")
+
+# Page statuses written to ``pages.csv``.
+OK = "ok"
+NOT_A_FORM = "not_a_form"
+UNREADABLE = "unreadable"
+TOO_LARGE = "too_large"
+EMPTY_FILE = "empty_file"
+NO_PAGES = "no_pages"
+PAGE_LIMIT = "page_limit"
+DUPLICATE_ID = "duplicate_id"
+ERROR = "error"
+
+# Box statuses written to ``crops.parquet``.
+BOX_EMPTY = "empty"
+BOX_DIGIT = "digit"
+BOX_AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """Everything the reader can be told; defaults suit 150-300 dpi scans of the acta template.
+
+    Attributes:
+        dpi: reading resolution: pages are registered onto the template rendered at this dpi, PDFs rendered at it.
+        workers: processes for a batch; ``None`` uses every core, 1 reads in the calling process.
+        template: form template YAML; ``None`` is the packaged acta.
+        max_pixels: largest page (width x height) that will be decoded.
+        max_pdf_pages: pages read from one PDF or multi-page TIFF; the rest get one ``page_limit`` row.
+        detect_dpi: resolution of the coarse fiducial search.
+        fiducial_size_tolerance: relative size error allowed for a fiducial or orientation-mark candidate.
+        fiducial_min_fill: smallest ink fraction of a candidate's bounding box (solid squares are near 1).
+        max_candidates: candidates kept for the search of the fiducial layout (best size match first).
+        max_shape_error: largest residual of a similarity fit of the fiducial layout, as a fraction of its diagonal;
+            what perspective and fiducial noise may add before a layout is rejected.
+        mark_tolerance_mm: distance from its expected place within which the orientation mark is accepted.
+        min_registration_score: pages scoring below this are ``not_a_form``.
+        line_sample_mm: spacing of the points on the printed lines used for the line-agreement score.
+        min_contrast: darkness (0-255) below which nothing counts as print, whatever the page's histogram.
+        ink_threshold: darkness, as a fraction of the page's print black, above which a pixel is ink.
+        faint_ink_threshold: fainter pixels still count as ink where they connect to ink (hysteresis).
+        paper_window_mm: width of the neighbourhood whose lightest grey is taken as the local paper white; wider
+            than any pen stroke or filled loop, narrower than stains, folds and shading.
+        line_search_mm: how far around its template position a printed box line is looked for.
+        fold_clear_mm: faint lines crossing a field (folds) are sought at least this far from its boxes, beyond
+            where a strike-through overshoots them.
+        line_halo_mm: ink this close to where the template draws a box line is line, even where it is faded or
+            painted over (registration is accurate to a fraction of that).
+        line_min_fill: fraction of a box edge that must be dark for a row/column to count as printed line.
+        min_component_mm2: ink components smaller than this are specks unless they lie within a digit.
+        min_stroke_mm: the thinnest pen stroke; ink nowhere this thick (a hairline, e.g. a paper fold) is no digit.
+        fragment_join_mm: a speck or fragment this close to a digit's bounding box joins the digit.
+        touching_box_widths: a digit wider than this many boxes is taken for touching digits and split if clean.
+        split_max_ink_mm: most ink (mm of stroke) a column may hold for touching digits to be cleanly split there.
+        strike_min_mm: a strike-through (ink spanning the boxes it crosses edge to edge) is at least this wide.
+        strike_bridge_mm: gaps this wide (a removed box line) are bridged when looking for strike-throughs.
+        min_digit_height_mm: ink shorter than this is part of a digit (a bar, a dot) or dirt, never a digit.
+        beside_gap_mm: ink must start this far right of the last box to count as written beside the boxes.
+        beside_right_mm: right edge (template x, mm) of the area beside count boxes read for replacements.
+        field_margin_mm: margin kept around a field's boxes in its field image.
+        tick_inset_mm: inset from a tick box's edges that excludes its printed outline.
+        tick_threshold: ink fraction of a tick box interior above which it is ticked.
+        jpeg_quality: quality of ``registered/<sheet_id>.jpg``.
+    """
+
+    dpi: float = 200.0
+    workers: int | None = None
+    template: str | None = None
+    max_pixels: int = MAX_IMAGE_PIXELS
+    max_pdf_pages: int = 500
+    detect_dpi: float = 50.0
+    fiducial_size_tolerance: float = 0.45
+    fiducial_min_fill: float = 0.7
+    max_candidates: int = 12
+    max_shape_error: float = 0.04
+    mark_tolerance_mm: float = 2.5
+    min_registration_score: float = 0.6
+    line_sample_mm: float = 1.5
+    min_contrast: float = 40.0
+    ink_threshold: float = 0.25
+    faint_ink_threshold: float = 0.12
+    paper_window_mm: float = 2.5
+    line_search_mm: float = 0.8
+    fold_clear_mm: float = 2.5
+    line_halo_mm: float = 0.35
+    line_min_fill: float = 0.85
+    min_component_mm2: float = 0.3
+    min_stroke_mm: float = 0.35
+    fragment_join_mm: float = 1.5
+    touching_box_widths: float = 1.15
+    split_max_ink_mm: float = 0.5
+    strike_min_mm: float = 8.0
+    strike_bridge_mm: float = 0.8
+    min_digit_height_mm: float = 2.0
+    beside_gap_mm: float = 1.0
+    beside_right_mm: float = 150.0
+    field_margin_mm: float = 2.0
+    tick_inset_mm: float = 0.8
+    tick_threshold: float = 0.06
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        if not 50 <= self.dpi <= 600:
+            raise ConfigError(f"read dpi must be between 50 and 600, got {self.dpi}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"read workers must be at least 1, got {self.workers}")
+        if self.max_pixels < 1 or self.max_pdf_pages < 1:
+            raise ConfigError("read max_pixels and max_pdf_pages must be positive")
+
+    @property
+    def px_per_mm(self) -> float:
+        """Pixels per millimetre at the reading resolution."""
+        return self.dpi / MM_PER_INCH
+
+    def px(self, mm: float) -> float:
+        """``mm`` millimetres in reading-resolution pixels."""
+        return mm * self.px_per_mm

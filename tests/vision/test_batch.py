@@ -1,0 +1,116 @@
+"""Reading a batch into the run folder: the files of docs/DATA.md section 2, bad files as rows, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import ExitCode
+from pipeline.vision import read_batch
+from pipeline.vision import settings as st
+from pipeline.vision.batch import CROP_COLUMNS, MARK_COLUMNS, PAGE_COLUMNS
+from pipeline.vision.settings import ReadSettings
+
+
+@pytest.fixture(scope="module")
+def synth_run(synth_batch, tmp_path_factory):
+    """The four synthetic sheets read with two worker processes."""
+    return read_batch([synth_batch / "sheets"], tmp_path_factory.mktemp("run"), ReadSettings(workers=2))
+
+
+def test_run_folder_has_every_table_with_the_contract_columns(synth_run):
+    pages = pd.read_csv(synth_run / "pages.csv")
+    crops = pd.read_parquet(synth_run / "crops.parquet")
+    marks = pd.read_csv(synth_run / "marks.csv")
+    digits = np.load(synth_run / "digits.npy", allow_pickle=False)
+    assert list(pages.columns) == PAGE_COLUMNS and list(crops.columns) == CROP_COLUMNS
+    assert list(marks.columns) == MARK_COLUMNS
+    assert digits.dtype == np.uint8 and digits.shape[1:] == (28, 28)
+    assert sorted(crops.loc[crops["digit_row"] >= 0, "digit_row"]) == list(range(len(digits)))
+    assert (crops.loc[crops["box_status"] == st.BOX_EMPTY, "digit_row"] == -1).all()
+    assert not list(synth_run.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_every_synthetic_sheet_is_registered_with_its_evidence(synth_run, synth_batch, template):
+    pages = pd.read_csv(synth_run / "pages.csv")
+    truth = pd.read_csv(synth_batch / "truth.csv")
+    assert sorted(pages["sheet_id"]) == sorted(truth["sheet_id"])
+    assert (pages["status"] == st.OK).all() and (pages["registration_score"] > 0.9).all()
+    for sid in pages["sheet_id"]:
+        assert {p.stem for p in (synth_run / "fields" / sid).glob("*.png")} == {f.name for f in template.fields}
+        registered = cv2.imread(str(synth_run / "registered" / f"{sid}.jpg"), cv2.IMREAD_GRAYSCALE)
+        assert registered.shape == template.size_px(200)[::-1]
+    assert all(len(json.loads(h)) == 9 for h in pages["homography"])
+
+
+def test_digit_counts_match_what_was_written_on_clean_fields(synth_run, synth_batch, template):
+    crops = pd.read_parquet(synth_run / "crops.parquet")
+    truth = pd.read_csv(synth_batch / "truth.csv").set_index("sheet_id")
+    boxes = pd.read_csv(synth_batch / "boxes.csv")
+    written = boxes[(boxes["position"] == "box") & (boxes["digit"] >= 0)].groupby(["sheet_id", "field"]).size()
+    found = crops[(crops["box"] >= 0) & (crops["box_status"] != st.BOX_EMPTY)].groupby(["sheet_id", "field"]).size()
+    checked = 0
+    for sid in truth.index:
+        for f in template.fields_of_kind("id", "count"):
+            if f.kind == "count" and truth.loc[sid, f"{f.name}_alteration"] not in ("none", "fabricated"):
+                continue
+            assert found.get((sid, f.name), 0) == written.get((sid, f.name), 0), (sid, f.name)
+            checked += 1
+    assert checked > 50
+
+
+def test_ticks_match_the_truth(synth_run, synth_batch):
+    marks = pd.read_csv(synth_run / "marks.csv")
+    truth = pd.read_csv(synth_batch / "truth.csv").set_index("sheet_id")
+    for row in marks.itertuples():
+        expected = (row.option == truth.loc[row.sheet_id, "station_type"] if row.field == "station_type"
+                    else bool(truth.loc[row.sheet_id, row.field]))
+        assert row.ticked == expected, (row.sheet_id, row.field, row.option, row.ink_ratio)
+
+
+def test_a_batch_of_bad_files_goes_on_and_says_why(tmp_path, filled):
+    page, _ = filled
+    scans = tmp_path / "scans"
+    (scans / "sub").mkdir(parents=True)
+    cv2.imwrite(str(scans / "good.png"), page)
+    cv2.imwrite(str(scans / "sub" / "good.jpg"), page)  # same sheet id as good.png
+    (scans / "empty.png").write_bytes(b"")
+    (scans / "broken.jpg").write_bytes(cv2.imencode(".jpg", page)[1].tobytes()[:5000])
+    cv2.imwrite(str(scans / "blank.png"), np.full((2339, 1654), 250, np.uint8))
+    out = read_batch([scans], tmp_path / "run", ReadSettings(workers=2))
+    pages = pd.read_csv(out / "pages.csv").set_index("source")
+    status = {p.split("/scans/")[1]: s for p, s in pages["status"].items()}
+    assert status == {"blank.png": st.NOT_A_FORM, "broken.jpg": st.UNREADABLE, "empty.png": st.EMPTY_FILE,
+                      "good.png": st.OK, "sub/good.jpg": st.DUPLICATE_ID}
+    assert pages["reason"].fillna("").str.len().gt(0).sum() == 4
+    crops = pd.read_parquet(out / "crops.parquet")
+    assert set(crops["sheet_id"]) == {"good"}
+
+
+def test_cli_reads_a_folder_and_reports(tmp_path, filled, capsys):
+    page, written = filled
+    cv2.imwrite(str(tmp_path / "sheet.png"), page)
+    code = main(["read", str(tmp_path / "sheet.png"), "--out", str(tmp_path / "run"), "--workers", "1"])
+    assert code == ExitCode.ok
+    assert "ok 1" in capsys.readouterr().out
+    crops = pd.read_parquet(tmp_path / "run" / "crops.parquet")
+    found = {(r.field, r.box) for r in crops.itertuples() if r.box_status != st.BOX_EMPTY}
+    assert found == set(written)
+
+
+def test_cli_exit_codes_for_nothing_readable(tmp_path, capsys):
+    assert main(["read", str(tmp_path / "missing"), "--out", str(tmp_path / "run")]) == ExitCode.input_file
+    assert "missing: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "empty.png").write_bytes(b"")
+    assert main(["read", str(tmp_path / "empty.png"), "--out", str(tmp_path / "run")]) == ExitCode.input_file
+    assert "empty_file" in capsys.readouterr().out
+
+
+def test_bad_settings_are_config_errors(tmp_path, capsys):
+    assert main(["read", str(tmp_path), "--out", str(tmp_path / "run"), "--dpi", "5"]) == ExitCode.config_error
+    assert "dpi" in capsys.readouterr().err

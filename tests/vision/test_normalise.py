@@ -1,0 +1,61 @@
+"""MNIST-style normalisation: tight box scaled to 20 px, centre of mass at the centre, MNIST grey levels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.vision.normalise import MNIST_CENTRE, centre_of_mass, tight_bbox, to_mnist
+
+
+def big_on_canvas(digit: np.ndarray, factor: int = 4, at=(37, 51)) -> np.ndarray:
+    """An MNIST digit enlarged ``factor`` times (as a scan shows it) somewhere on a larger canvas."""
+    side = 28 * factor
+    canvas = np.zeros((side + 90, side + 120), np.float32)
+    big = cv2.resize(digit, (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    canvas[at[0]:at[0] + side, at[1]:at[1] + side] = np.clip(big, 0, 255) / 255 * 0.7  # grey ink, not MNIST's
+    return canvas
+
+
+def test_renormalising_an_enlarged_mnist_digit_gives_it_back(mnist):
+    com_errors, box_errors, correlations = [], [], []
+    for digit in mnist.x_test[:200]:
+        out = to_mnist(big_on_canvas(digit))
+        # MNIST itself centres by whole pixels, so both centres are within half a pixel of the middle
+        assert np.abs(np.subtract(centre_of_mass(out), MNIST_CENTRE)).max() <= 0.5
+        com_errors.append(np.abs(np.subtract(centre_of_mass(out), centre_of_mass(digit))).max())
+        box_errors.append(np.abs(np.subtract(tight_bbox(out), tight_bbox(digit))).max())
+        correlations.append(np.corrcoef(out.ravel(), digit.ravel())[0, 1])
+    assert max(com_errors) < 1.0 and np.mean(com_errors) < 0.4
+    assert np.mean(np.array(box_errors) <= 1) > 0.95
+    assert np.median(correlations) > 0.9
+
+
+def test_the_digit_is_centred_and_its_longer_side_is_20_pixels(mnist):
+    out = to_mnist(big_on_canvas(mnist.x_test[0]))
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    x0, y0, x1, y1 = tight_bbox(out > 0.3 * out.max())
+    assert max(x1 - x0, y1 - y0) == 20
+    assert centre_of_mass(out) == pytest.approx((MNIST_CENTRE, MNIST_CENTRE), abs=0.5)
+
+
+def test_grey_levels_match_mnist(mnist):
+    outs = np.stack([to_mnist(big_on_canvas(d)) for d in mnist.x_test[:100]]).astype(float)
+    ref = mnist.x_test[:100].astype(float)
+    assert outs.max() == 255 and outs[:, 0, :].max() == 0
+    for level in (128, 250):  # share of the ink that is bright, as in MNIST
+        assert (outs > level).sum() / (outs > 0).sum() == pytest.approx((ref > level).sum() / (ref > 0).sum(),
+                                                                         abs=0.08)
+
+
+def test_aspect_ratio_is_kept():
+    bar = np.zeros((100, 100), np.float32)
+    bar[10:90, 45:55] = 1.0  # a "1": 80 tall, 10 wide
+    out = to_mnist(bar)
+    x0, y0, x1, y1 = tight_bbox(out)
+    assert y1 - y0 == 20 and 2 <= x1 - x0 <= 4
+
+
+def test_no_ink_gives_a_black_digit():
+    assert not to_mnist(np.zeros((40, 30), np.float32)).any()

@@ -1,0 +1,123 @@
+"""Registration: the form is found and mapped back onto the template whatever the scan did to it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.vision.page import read_page
+from pipeline.vision.register import RegistrationError, register, warp_to_template
+from pipeline.vision.settings import NOT_A_FORM, OK, ReadSettings
+from tests.vision.conftest import DPI, fill_form, place, px, scan_noise, similarity
+
+
+def box_corners(template, dpi: float = DPI) -> np.ndarray:
+    """Every box corner of the template in pixel-centre coordinates at ``dpi``."""
+    pts = [(x, y) for f in template.fields for b in f.boxes for x, y in ((b.x, b.y), (b.x + b.w, b.y + b.h))]
+    return np.array(pts, np.float64) * dpi / 25.4 - 0.5
+
+
+def corner_error_px(template, known: np.ndarray, found: np.ndarray, scan_dpi: float = DPI) -> float:
+    """Largest distance between where the box corners should land after registration and where they do."""
+    corners = box_corners(template, scan_dpi)[None]
+    on_scan = cv2.perspectiveTransform(corners, known)
+    back = cv2.perspectiveTransform(on_scan, found)[0]
+    return float(np.linalg.norm(back - box_corners(template, DPI), axis=1).max())
+
+
+@pytest.mark.parametrize("angle, scale, shift, perspective", [
+    (0.0, 1.0, (0, 0), 0.0),
+    (4.5, 1.0, (30, -20), 0.0),
+    (-5.0, 0.97, (-15, 25), 0.02),
+    (2.0, 1.03, (10, 10), -0.03),
+])
+def test_registration_recovers_a_known_homography(template, filled, settings, angle, scale, shift, perspective):
+    page, _ = filled
+    scan, known = place(page, similarity(page.shape, angle, scale, shift, perspective))
+    reg = register(scan_noise(scan), template, settings)
+    assert reg.n_fiducials == 4 and reg.mark_found
+    assert corner_error_px(template, known, reg.homography) < 1.0
+    assert reg.rotation_deg == pytest.approx(-angle, abs=0.3)  # OpenCV angles are counter-clockwise
+
+
+@pytest.mark.parametrize("scan_dpi", [150, 300])
+def test_registration_works_at_other_scan_resolutions(template, mnist, settings, scan_dpi):
+    page, _ = fill_form(template, mnist, seed=1, dpi=scan_dpi)
+    scan, known = place(page, similarity(page.shape, 3.0, 1.0, (5, 5)))
+    reg = register(scan_noise(scan), template, settings)
+    assert corner_error_px(template, known, reg.homography, scan_dpi) < 1.0
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_pages_scanned_sideways_or_upside_down_are_turned_back(template, filled, settings, turns):
+    page, _ = filled
+    scan, _ = place(page, similarity(page.shape, 2.0))
+    scan = np.ascontiguousarray(np.rot90(scan_noise(scan), k=-turns))
+    read = read_page(scan, "turned", settings, template)
+    assert read.status == OK
+    assert read.flipped == (turns == 2)
+    assert read.rotation_fixed_deg == pytest.approx((90 * turns - 2.0 + 180) % 360 - 180, abs=0.5)
+    assert read.score > 0.95
+
+
+def test_a_hidden_corner_square_still_registers_on_three(template, filled, settings):
+    page, _ = filled
+    hidden = page.copy()
+    r = template.fiducials[2]  # bottom right, e.g. under a stain or torn off
+    x0, y0, x1, y1 = r.to_px(DPI)
+    hidden[y0 - 4:y1 + 4, x0 - 4:x1 + 4] = 255
+    scan, known = place(hidden, similarity(page.shape, -3.0, 1.0, (8, -6)))
+    reg = register(scan_noise(scan), template, settings)
+    assert reg.n_fiducials == 3
+    assert corner_error_px(template, known, reg.homography) < 1.5
+
+
+def test_registered_page_lines_up_with_the_template(template, filled, settings):
+    page, _ = filled
+    scan, _ = place(page, similarity(page.shape, 4.0, 1.02, (12, -9), 0.02))
+    scan = scan_noise(scan)
+    reg = register(scan, template, settings)
+    registered = warp_to_template(scan, reg, template, settings)
+    frame_x = round(px(template.frame.x))  # the frame's left edge is printed at this column
+    rows = slice(round(px(60)), round(px(240)))
+    assert registered[rows, frame_x].mean() < 100
+    assert registered[rows, frame_x + 8].mean() > 200
+
+
+@pytest.mark.parametrize("maker", ["blank", "noise", "photo"])
+def test_pages_that_are_not_the_form_are_refused_with_a_reason(template, settings, maker):
+    rng = np.random.default_rng(3)
+    shape = (2339, 1654)
+    if maker == "blank":
+        image = np.full(shape, 250, np.uint8)
+    elif maker == "noise":
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+    else:  # a "photo": smooth shading with dark rectangles and squares of all sizes
+        image = cv2.GaussianBlur(rng.integers(60, 230, (24, 17)).astype(np.uint8), (0, 0), 2)
+        image = cv2.resize(image, shape[::-1], interpolation=cv2.INTER_CUBIC)
+        for _ in range(40):
+            x, y, s = rng.integers(0, 1500), rng.integers(0, 2200), rng.integers(20, 150)
+            cv2.rectangle(image, (int(x), int(y)), (int(x + s), int(y + s)), int(rng.integers(0, 80)), -1)
+    read = read_page(image, maker, settings, template)
+    assert read.status == NOT_A_FORM
+    assert "not this form" in read.reason and read.crops == () and read.registered is None
+
+
+def test_register_names_what_it_found_on_a_blank_page(template, settings):
+    with pytest.raises(RegistrationError, match="found 0 of the form's 4 corner squares"):
+        register(np.full((2339, 1654), 250, np.uint8), template, settings)
+
+
+def test_registration_score_is_lower_for_a_misregistered_page(template, filled):
+    page, _ = filled
+    strict = ReadSettings(workers=1)
+    good = read_page(page, "good", strict, template)
+    assert good.score > 0.95
+    shifted = page.copy()
+    shifted[:, 40:] = page[:, :-40]  # the printed boxes moved, the corner squares did not
+    for r in template.fiducials:
+        x0, y0, x1, y1 = r.to_px(DPI)
+        shifted[y0:y1, x0:x1] = page[y0:y1, x0:x1]
+    bad = read_page(shifted, "bad", strict, template)
+    assert bad.line_agreement < good.line_agreement - 0.3

@@ -1,0 +1,114 @@
+"""Per-box decisions: empty, one digit, split or ambiguous; strike-throughs and the replacement beside them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.vision.segment import SegmentParams, find_components, group_digits, segment_field
+from pipeline.vision.settings import BOX_AMBIGUOUS, BOX_DIGIT, BOX_EMPTY, ReadSettings
+
+# Three boxes as a count field shows them at 200 dpi (7 x 9 mm, 1.5 mm apart), the beside area from x = 228.
+BOXES = [(12, 12, 67, 83), (79, 12, 134, 83), (146, 12, 201, 83)]
+BESIDE = 228
+SHAPE = (95, 480)
+
+
+@pytest.fixture(scope="module")
+def params() -> SegmentParams:
+    return SegmentParams.from_settings(ReadSettings())
+
+
+def ink(*draw) -> np.ndarray:
+    img = np.zeros(SHAPE, np.uint8)
+    for kind, *args in draw:
+        if kind == "line":
+            cv2.line(img, *args, 1, 4)
+        elif kind == "ellipse":
+            cv2.ellipse(img, *args, 0, 0, 360, 1, 4)
+        elif kind == "rect":
+            cv2.rectangle(img, *args, 1, -1)
+    return img.astype(bool)
+
+
+def decisions(reads) -> list[tuple[int, int, str]]:
+    return [(r.box, r.slot, r.status) for r in reads]
+
+
+def test_empty_and_single_digits(params):
+    mask = ink(("ellipse", (106, 47), (14, 22)), ("line", (175, 22), (172, 72)))
+    assert decisions(segment_field(mask, BOXES, BESIDE, params)) == [
+        (0, 0, BOX_EMPTY), (1, 0, BOX_DIGIT), (2, 0, BOX_DIGIT)]
+
+
+def test_a_digit_broken_in_two_stays_one_digit(params):
+    # a "5" whose top bar came off, and a faint "1" broken into stacked pieces
+    mask = ink(("line", (95, 20), (120, 20)), ("ellipse", (104, 55), (13, 16)),
+               ("line", (175, 20), (173, 40)), ("line", (172, 48), (170, 74)))
+    reads = segment_field(mask, BOXES, BESIDE, params)
+    assert decisions(reads) == [(0, 0, BOX_EMPTY), (1, 0, BOX_DIGIT), (2, 0, BOX_DIGIT)]
+    assert reads[1].piece.n_components == 2 and reads[2].piece.n_components == 2
+
+
+def test_specks_and_dirt_are_not_digits(params):
+    mask = ink(("rect", (30, 40), (31, 41)), ("rect", (100, 30), (102, 32)))
+    assert [r.status for r in segment_field(mask, BOXES, BESIDE, params)] == [BOX_EMPTY] * 3
+
+
+def test_two_digits_squeezed_apart_in_one_box_are_two_slots(params):
+    mask = ink(("line", (18, 20), (18, 75)), ("ellipse", (52, 47), (9, 22)))
+    reads = segment_field(mask, BOXES, BESIDE, params)
+    assert decisions(reads)[:2] == [(0, 0, BOX_DIGIT), (0, 1, BOX_DIGIT)]
+    assert reads[0].piece.x1 <= reads[1].piece.x0
+
+
+def test_digits_touching_across_two_boxes_make_both_ambiguous(params):
+    mask = ink(("ellipse", (55, 47), (14, 22)), ("ellipse", (88, 47), (14, 22)), ("line", (66, 47), (78, 47)))
+    reads = segment_field(mask, BOXES, BESIDE, params)
+    assert decisions(reads) == [(0, 0, BOX_AMBIGUOUS), (1, 0, BOX_AMBIGUOUS), (2, 0, BOX_EMPTY)]
+    assert reads[0].piece.x1 <= reads[1].piece.x0  # each box gets its own share of the ink
+
+
+def test_a_struck_number_is_ambiguous_and_the_replacement_beside_it_is_cut(params):
+    old = [("ellipse", (106, 47), (14, 22)), ("line", (175, 22), (172, 72))]
+    strike = [("line", (73, 44), (207, 52))]
+    new = [("line", (250, 20), (247, 75)), ("ellipse", (290, 47), (13, 22)), ("ellipse", (330, 47), (13, 22))]
+    reads = segment_field(ink(*old, *strike, *new), BOXES, BESIDE, params)
+    assert decisions(reads) == [(0, 0, BOX_EMPTY), (1, 0, BOX_AMBIGUOUS), (2, 0, BOX_AMBIGUOUS),
+                                (-1, 0, BOX_DIGIT), (-2, 0, BOX_DIGIT), (-3, 0, BOX_DIGIT)]
+    assert [r.piece.x0 < 260 for r in reads[3:]] == [True, False, False]  # numbered left to right
+
+
+def test_without_a_strike_ink_beside_the_boxes_is_not_read(params):
+    mask = ink(("ellipse", (106, 47), (14, 22)), ("ellipse", (290, 47), (13, 22)))
+    assert all(r.box >= 0 for r in segment_field(mask, BOXES, BESIDE, params))
+
+
+def test_a_zigzag_strike_cut_by_line_removal_is_still_found(params):
+    zigzag = ink(("line", (8, 30), (40, 70)), ("line", (40, 70), (73, 15)), ("line", (73, 15), (105, 70)),
+                 ("line", (105, 70), (140, 15)), ("line", (140, 15), (170, 70)), ("line", (170, 70), (205, 25)))
+    for x0, _, x1, _ in BOXES:  # its pixels on the box edges went with the printed lines: pieces per box
+        zigzag[:, x0 - 2:x0 + 3] = zigzag[:, x1 - 3:x1 + 2] = False
+    assert len(find_components(zigzag)[1]) >= 4
+    reads = segment_field(zigzag, BOXES, BESIDE, params)
+    assert [r.status for r in reads] == [BOX_AMBIGUOUS] * 3
+
+
+def test_a_fold_hairline_alone_is_not_a_digit(params):
+    mask = np.zeros(SHAPE, bool)
+    mask[5:90, 100:102] = True  # 2 px wide: thinner than any pen stroke
+    assert [r.status for r in segment_field(mask, BOXES, BESIDE, params)] == [BOX_EMPTY] * 3
+
+
+def test_components_report_their_solid_core():
+    mask = ink(("rect", (10, 10), (30, 40)))
+    mask[60:90, 50] = True
+    _, comps = find_components(mask, stroke_px=3)
+    assert sorted((c.area, c.solid > 0) for c in comps) == [(30, False), (21 * 31, True)]
+
+
+def test_groups_come_back_left_to_right(params):
+    _, comps = find_components(ink(("line", (150, 20), (150, 75)), ("line", (20, 20), (20, 75))), 3)
+    groups = group_digits(comps, params)
+    assert [g[0].x0 for g in groups] == sorted(g[0].x0 for g in groups)
