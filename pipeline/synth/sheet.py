@@ -110,7 +110,7 @@ def truth_row(index: int, template: Template, content: SheetContent, scan: ScanP
                 "totals_adjusted": content.totals_adjusted, "opposition_present": station.opposition_present})
     row.update(scan.record())
     row.update(extras)
-    row["homography"] = json.dumps([round(float(v), 6) for v in hom.ravel()])
+    row["homography"] = json.dumps([float(v) for v in hom.ravel()])  # full precision: perspective terms are ~1e-6
     return row
 
 
