@@ -66,5 +66,6 @@ def build_settings(cls: type[S], section: str, config: dict[str, dict[str, Any]]
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"unknown setting(s) for '{section}': {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown setting(s) for '{section}': {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
     return cls(**values)

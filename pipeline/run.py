@@ -1,7 +1,10 @@
 """Whole-pipeline commands: ``python -m pipeline run SCANS --out data/processed/<name>`` and ``summary``.
 
-``run`` chains the stage APIs (read -> recognise -> audit -> report) on the user's scans, times each stage and
-records the timings in ``<out>/run.json``; ``summary`` prints the one-screen summary of an audited batch (the
+``run`` checks that the model loads (before any work starts), then chains the stage APIs (read -> recognise ->
+audit -> report) on the user's scans, times each stage, records the timings in ``<out>/run.json`` and the stage
+each input reached in the run folder's ``manifest.csv``. Reading resumes where an interrupted run stopped (see
+:mod:`pipeline.vision.batch`); the later stages are batch-wide and quick, so they are simply redone. ``--engine
+ray`` runs the reading on a Ray cluster; ``summary`` prints the one-screen summary of an audited batch (the
 last step of ``make all``). The interim run folder goes to ``data/interim/<name>`` unless ``--interim`` says
 otherwise.
 """
@@ -21,6 +24,9 @@ import pandas as pd
 
 from pipeline import config as cfg
 from pipeline.config import build_settings
+from pipeline.engine import EngineSettings
+from pipeline.engine.parts import MANIFEST_FILE, mark_stage
+from pipeline.engine.settings import add_engine_arguments, engine_from_args
 from pipeline.errors import InputFileError
 
 log = logging.getLogger(__name__)
@@ -52,11 +58,27 @@ def interim_for(out: Path) -> Path:
     return cfg.INTERIM_DIR / out.name
 
 
+def check_model(model: Path) -> None:
+    """Load the digit model once, so that a missing or corrupt model stops the run before any work starts.
+
+    Raises:
+        ModelError: no model at ``model``, or it cannot be loaded safely.
+    """
+    from pipeline.model.recogniser import DigitRecogniser
+
+    DigitRecogniser.load(model)
+
+
 def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path, config: dict,
-                 interim: Path | None = None, truth: Path | None = None) -> dict:
+                 interim: Path | None = None, truth: Path | None = None, engine: EngineSettings | None = None
+                 ) -> dict:
     """Read, recognise, audit and report ``scans``; returns (and writes to ``out/run.json``) what ran and how
     long each stage took. ``truth`` (a synthetic batch's truth.csv) adds the audit's and the report's checks
-    against the ground truth."""
+    against the ground truth; ``engine`` (default: config section ``engine``) says where reading runs.
+
+    Raises:
+        ModelError: the model is missing or corrupt (checked first).
+    """
     from pipeline.audit.audit import run_audit
     from pipeline.audit.settings import AuditSettings
     from pipeline.model.recognise import recognise_run
@@ -65,17 +87,22 @@ def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path,
     from pipeline.vision import read_batch
     from pipeline.vision.settings import ReadSettings
 
+    check_model(model)
     rundir = interim or interim_for(out)
+    engine = engine or build_settings(EngineSettings, "engine", config)
     timer = Timer()
-    timer.run("read", lambda: read_batch(scans, rundir, build_settings(ReadSettings, "read", config)))
+    timer.run("read", lambda: read_batch(scans, rundir, build_settings(ReadSettings, "read", config), engine))
     timer.run("recognise", lambda: recognise_run(rundir, model,
                                                  build_settings(RecogniseSettings, "recognise", config)))
+    mark_stage(rundir / MANIFEST_FILE, "recognise")
     timer.run("audit", lambda: run_audit(rundir, out, build_settings(AuditSettings, "audit", config), truth))
+    mark_stage(rundir / MANIFEST_FILE, "audit")
     index = None
     if report is not None:
         index = timer.run("report", lambda: build_report(
             out, report, rundir, truth=truth, models_dir=Path(model).absolute().parent,
             settings=build_settings(ReportSettings, "report", config)))
+        mark_stage(rundir / MANIFEST_FILE, "report")
     record = {"scans": [str(s) for s in scans], "rundir": str(rundir), "processed": str(out), "model": str(model),
               "report": str(index) if index else None, "seconds": timer.seconds,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -175,6 +202,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=cfg.CURRENT_MODEL, help="digit model folder (default: current)")
     p.add_argument("--interim", type=Path, help="run folder for read/recognise (default: data/interim/<name>)")
     p.add_argument("--truth", type=Path, help="truth.csv when the scans are a synthetic batch (adds truth checks)")
+    add_engine_arguments(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("summary", help="print the one-screen summary of an audited batch")
@@ -184,7 +212,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, config: dict) -> int:
-    run_pipeline(args.scans, args.out, args.report, args.model, config, args.interim, args.truth)
+    engine = engine_from_args(args, config)
+    run_pipeline(args.scans, args.out, args.report, args.model, config, args.interim, args.truth, engine)
     print(summary_text(args.out, args.report or cfg.REPORTS_DIR))
     return 0
 

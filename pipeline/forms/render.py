@@ -53,7 +53,7 @@ def _draw_field(img: np.ndarray, f: Field, dpi: float, line_mm: float) -> None:
         draw_text(img, f.label, 16, b.y + b.h / 2 + LABEL_SIZE_MM / 2, LABEL_SIZE_MM, dpi)
     elif f.kind == "choice":
         draw_text(img, f.label, b.x, b.y - 3.0, SMALL_SIZE_MM, dpi)
-        for box, option in zip(f.boxes, f.options):
+        for box, option in zip(f.boxes, f.options, strict=True):
             draw_text(img, option, box.x + box.w + 0.8, box.y + box.h - 1.0, SMALL_SIZE_MM, dpi)
     elif f.kind == "tick":
         draw_text(img, "SI", b.x + b.w + 1.5, b.y + b.h - 1.0, SMALL_SIZE_MM, dpi)

@@ -32,6 +32,7 @@ from pipeline.report.inputs import ReportInputs, load_alteration_detector, load_
 from pipeline.report.sheetpages import (
     Confidence,
     flag_entries,
+    mark_entry,
     numeric_overlay,
     place_crops,
     place_scan,
@@ -274,8 +275,10 @@ def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: Repor
     numeric = [numeric_overlay(f, reads.get(f.name), row, flagged, template, conf)
                for f in template.fields if f.is_numeric]
     ticks = [t for f in template.fields_of_kind("tick", "choice") for t in tick_overlay(f, row, template)]
-    srcs = place_crops(inputs.rundir, sid, [f["name"] for f in numeric if f["flagged"]], out, slug)
-    crops = [{**f, "src": srcs[f["name"]]} for f in numeric if f["name"] in srcs]
+    marks = [mark_entry(f, row) for f in template.fields_of_kind("tick", "choice") if f.name in flagged]
+    shown = [f for f in numeric if f["flagged"]] + marks
+    srcs = place_crops(inputs.rundir, sid, [f["name"] for f in shown], out, slug)
+    crops = [{**f, "src": srcs[f["name"]]} for f in shown if f["name"] in srcs]
     return {"row": {k: tables.json_safe(v) for k, v in row.items()}, "numeric": numeric, "ticks": ticks,
             "flags": flag_entries(sheet_flags), "crops": crops, "aspect": 100 * template.height_mm / template.width_mm,
             "scan": place_scan(scan_source(inputs.rundir, sid), out, slug, settings.copy_scans,

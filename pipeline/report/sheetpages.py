@@ -95,6 +95,13 @@ def tick_overlay(f: Field, row: dict, template: Template) -> list[dict]:
              is not None} for b, opt in zip(f.boxes, f.options, strict=True)]
 
 
+def mark_entry(f: Field, row: dict) -> dict:
+    """Crop-gallery entry of a flagged tick or choice field: what the audit table says was marked."""
+    value = json_safe(row.get(f.name))
+    text = "" if value is None else ("yes" if value is True or value == 1 else "no") if f.kind == "tick" else str(value)
+    return {"name": f.name, "label": f.label, "kind": f.kind, "text": text, "confidence": None, "conf_class": ""}
+
+
 def copy_file(src: Path, dst: Path) -> bool:
     """Copy ``src`` to ``dst`` (creating folders); ``False`` when ``src`` does not exist."""
     if not src.is_file():

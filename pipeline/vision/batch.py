@@ -1,7 +1,11 @@
-"""Reading a batch of scans into a run folder (docs/DATA.md section 2), in parallel.
+"""Reading a batch of scans into a run folder (docs/DATA.md section 2), in parallel, resumable.
 
-Each worker process reads whole files (all pages of a PDF), writes the per-sheet images itself (field images,
-registered page) and sends back only table rows and 28x28 digits; the parent writes the four tables atomically.
+Files are spread over workers by :func:`pipeline.engine.map_items` (a local process pool, or Ray). Each worker
+reads whole files (all pages of a PDF), writes the per-sheet images itself (field images, registered page) and
+then the file's table rows and 28x28 digits as one part file under ``parts/`` (atomically); it sends back only a
+manifest row. A re-run into the same folder skips every file whose part is there and current, so a killed run
+resumes where it stopped. The four tables are then streamed from the parts in input order (flat memory) and
+renamed into place, with ``manifest.csv``: one row per input file with its sha256, status, stage and error.
 A file that cannot be read, or that makes the reader fail, becomes a ``pages.csv`` row with a status and a reason;
 the batch goes on.
 """
@@ -10,20 +14,22 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from pipeline.engine import EngineSettings, map_items
+from pipeline.engine import parts as pt
 from pipeline.forms.template import Template, load_template
 from pipeline.vision import settings as st
 from pipeline.vision.loading import ScanPage, discover_scans, load_pages
@@ -39,6 +45,11 @@ CROP_COLUMNS = ["sheet_id", "field", "box", "slot", "box_status", "digit_row", "
                 "ink_mean", "n_components", "box_x0", "box_y0", "box_x1", "box_y1", "field_x0", "field_y0"]
 MARK_COLUMNS = ["sheet_id", "field", "option", "ink_ratio", "ticked"]
 FIELDS_DIR, REGISTERED_DIR = "fields", "registered"
+#: Status of a file whose name cannot be a sheet id (it would name a path outside the run folder, e.g. '...png').
+UNSAFE_NAME = "unsafe_name"
+STAGE_READ, STAGE_NONE = "read", "none"
+#: Crop and mark rows buffered before they are appended to their table while merging the parts.
+MERGE_BUFFER_ROWS = 50_000
 #: Field images are mostly paper grain, which deflate cannot shrink: Huffman coding alone is 3x faster and as small.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
 
@@ -82,6 +93,8 @@ def _write_image(path: Path, image: np.ndarray, params: list[int]) -> None:
 def write_evidence(read: PageRead, out: Path, settings: ReadSettings) -> None:
     """The page's field images and its registered page, for the report and the alteration check."""
     folder = out / FIELDS_DIR / read.sheet_id
+    if not pt.is_safe_name(read.sheet_id) or not pt.inside(out, folder):
+        raise ValueError(f"sheet id {read.sheet_id!r} would write outside {out}")
     folder.mkdir(parents=True, exist_ok=True)
     for name, image in read.field_images.items():
         _write_image(folder / f"{name}.png", image, PNG_PARAMS)
@@ -104,6 +117,9 @@ def read_scan_page(scan: ScanPage, out: Path, settings: ReadSettings, template: 
 
 def read_file(path: Path, out: Path, settings: ReadSettings) -> list[PageOutcome]:
     """Every page of one scan file; never raises: a failure becomes an ``error`` row naming the file."""
+    if not pt.is_safe_name(path.stem):
+        return [PageOutcome(page_row(ScanPage(path.stem, str(path), 1, status=UNSAFE_NAME, reason=(
+            f"{path}: the file name {path.name!r} cannot be a sheet id; rename the file")), None))]
     template = load_template(settings.template) if settings.template else load_template()
     outcomes: list[PageOutcome] = []
     try:
@@ -133,10 +149,8 @@ def _duplicates(paths: list[Path]) -> dict[Path, Path]:
     return dupes
 
 
-def _duplicate_outcome(path: Path, original: Path) -> list[PageOutcome]:
-    scan = ScanPage(path.stem, str(path), 1, status=st.DUPLICATE_ID,
-                    reason=f"{path}: sheet id '{path.stem}' is already used by {original}; rename one of them")
-    return [PageOutcome(page_row(scan, None))]
+def _status_outcome(path: Path, status: str, reason: str) -> PageOutcome:
+    return PageOutcome(page_row(ScanPage(path.stem, str(path), 1, status=status, reason=reason), None))
 
 
 def _init_worker() -> None:
@@ -144,45 +158,122 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Workers are forked from a fresh single-threaded server, not from this process: forking a process whose
-    OpenCV thread pool is running can leave the child waiting on a lock forever."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
+def file_status(pages: list[dict]) -> tuple[str, str]:
+    """A file's manifest status and error: ``ok`` when every page is, else its first other status and reason."""
+    bad = [p for p in pages if p["status"] != st.OK]
+    return (bad[0]["status"], str(bad[0]["reason"])) if bad else (st.OK, "")
 
 
-def _run_pool(paths: list[Path], out: Path, settings: ReadSettings, workers: int) -> list[list[PageOutcome]]:
-    results: list[list[PageOutcome] | None] = [None] * len(paths)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker) as pool:
-        futures: dict[Future, int] = {pool.submit(read_file, p, out, settings): i for i, p in enumerate(paths)}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="read", unit="file"):
-            i = futures[future]
-            try:
-                results[i] = future.result()
-            except Exception as exc:  # a worker that died (e.g. out of memory) takes only its file down
-                scan = ScanPage(paths[i].stem, str(paths[i]), 1, status=st.ERROR,
-                                reason=f"{paths[i]}: worker failed ({type(exc).__name__}: {exc})")
-                results[i] = [PageOutcome(page_row(scan, None))]
-    return results
+def manifest_row(path: Path, meta: dict, part: str) -> pt.ManifestRow:
+    """The manifest row of a file that has a part (``meta`` is the part's)."""
+    status, error = file_status(meta["pages"])
+    return pt.ManifestRow(str(path), meta["sha256"], meta["size"], status, STAGE_READ, error, part)
 
 
-def read_all(paths: list[Path], out: Path, settings: ReadSettings) -> list[PageOutcome]:
-    """Read every file, in a process pool when there is more than one file and worker; results in input order."""
-    dupes = _duplicates(paths)
-    todo = [p for p in paths if p not in dupes]
-    workers = min(settings.workers or os.cpu_count() or 1, len(todo))
-    if workers > 1:
-        done = dict(zip(todo, _run_pool(todo, out, settings, workers), strict=True))
-    else:
-        done = {p: read_file(p, out, settings) for p in tqdm(todo, desc="read", unit="file")}
-    return [o for p in paths for o in (_duplicate_outcome(p, dupes[p]) if p in dupes else done[p])]
+def read_to_part(path: Path, out: Path, settings: ReadSettings) -> tuple[pt.ManifestRow, int]:
+    """Read one file and store its rows and digits as its part file; returns its manifest row and digit count.
+
+    The input's fingerprint is taken before it is read, so a file changed meanwhile is read again next time.
+    """
+    part = pt.part_path(out / pt.PARTS_DIR, path)
+    fp = pt.fingerprint(path)
+    outcomes = read_file(path, out, settings)
+    digits = np.concatenate([o.digits for o in outcomes]).astype(np.uint8)
+    meta = {"source": str(path), **asdict(fp), "pages": [o.page for o in outcomes],
+            "crops": [o.crops for o in outcomes], "marks": [o.marks for o in outcomes],
+            "n_digits": [len(o.digits) for o in outcomes]}
+    pt.write_part(part, meta, {"digits": digits})
+    return manifest_row(path, meta, part.name), len(digits)
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
+def _finished(path: Path, out: Path) -> tuple[pt.ManifestRow, int] | None:
+    """The manifest row and digit count of a file whose part is there and current, else ``None``."""
+    part = pt.part_path(out / pt.PARTS_DIR, path)
+    stored = pt.read_part(part, arrays=False)
+    if stored is None or not pt.is_current(stored[0], path):
+        return None
+    return manifest_row(path, stored[0], part.name), sum(stored[0]["n_digits"])
+
+
+def _failure_row(path: Path, error: str) -> pt.ManifestRow:
+    return pt.ManifestRow(str(path), "", 0, st.ERROR, STAGE_NONE, f"{path}: {error}", "")
+
+
+def read_all(paths: list[Path], out: Path, settings: ReadSettings, engine: EngineSettings
+             ) -> dict[Path, tuple[pt.ManifestRow, int]]:
+    """Read every file that has no current part (in parallel); returns each file's manifest row and digit count.
+
+    A file whose worker died gets a row without a part: it is reported now and read again by the next run.
+    """
+    rows = {p: done for p in tqdm(paths, desc="resume", unit="file", leave=False)
+            if (done := _finished(p, out)) is not None}
+    todo = [p for p in paths if p not in rows]
+    if rows:
+        log.info("resuming: %d file(s) already read, %d to read", len(rows), len(todo))
+    work = partial(read_to_part, out=out, settings=settings)
+    for result in tqdm(map_items(work, todo, engine, _init_worker, len(todo)), total=len(todo), desc="read",
+                       unit="file"):
+        rows[result.item] = result.value if result.error is None else (_failure_row(result.item, result.error), 0)
+    return rows
+
+
+class RunTables:
+    """Streams pages, crops, marks and digits into temporary files; :meth:`commit` renames them into place."""
+
+    def __init__(self, out: Path, n_digits: int) -> None:
+        self.out, self.offset, self.pages = out, 0, []
+        self.crops: list[dict] = []
+        self.marks: list[dict] = []
+        self.crop_writer: pq.ParquetWriter | None = None
+        self.marks_header = True
+        self.digits = (np.lib.format.open_memmap(self._tmp("digits.npy"), "w+", np.uint8,
+                                                 (n_digits, MNIST_SIZE, MNIST_SIZE)) if n_digits else None)
+
+    def _tmp(self, name: str) -> Path:
+        return self.out / f".{name}.tmp"
+
+    def add(self, page: dict, crops: list[dict], marks: list[dict], digits: np.ndarray) -> None:
+        """Append one page; its crops' ``digit_row`` are shifted to rows of the whole run's ``digits.npy``."""
+        self.pages.append(page)
+        self.crops += [{**c, "digit_row": c["digit_row"] + self.offset if c["digit_row"] >= 0 else -1} for c in crops]
+        self.marks += marks
+        if len(digits):
+            self.digits[self.offset:self.offset + len(digits)] = digits
+        self.offset += len(digits)
+        if len(self.crops) + len(self.marks) >= MERGE_BUFFER_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the buffered crop and mark rows to their temporary files."""
+        crops = pa.Table.from_pandas(crop_frame(self.crops), preserve_index=False)
+        if self.crop_writer is None:
+            self.crop_writer = pq.ParquetWriter(self._tmp("crops.parquet"), crops.schema)
+        self.crop_writer.write_table(crops.cast(self.crop_writer.schema))
+        pd.DataFrame(self.marks, columns=MARK_COLUMNS).to_csv(self._tmp("marks.csv"), index=False,
+                                                              mode="w" if self.marks_header else "a",
+                                                              header=self.marks_header)
+        self.crops, self.marks, self.marks_header = [], [], False
+
+    def commit(self) -> pd.DataFrame:
+        """Finish every table and rename it into place; returns the pages table."""
+        self.flush()
+        self.crop_writer.close()
+        if self.digits is None:
+            _npy_writer(np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8))(self._tmp("digits.npy"))
+        else:
+            self.digits.flush()
+            self.digits = None
+        pages = pd.DataFrame(self.pages, columns=PAGE_COLUMNS)
+        pages.to_csv(self._tmp("pages.csv"), index=False)
+        for name in ("pages.csv", "crops.parquet", "digits.npy", "marks.csv"):
+            self._tmp(name).replace(self.out / name)
+        return pages
+
+
+def crop_frame(rows: list[dict]) -> pd.DataFrame:
+    """Crop rows as the ``crops.parquet`` table, with integer columns typed as such."""
+    return pd.DataFrame(rows, columns=CROP_COLUMNS).astype(
+        {"box": "int64", "slot": "int64", "digit_row": "int64", "ink_pixels": "int64", "n_components": "int64"})
 
 
 def _npy_writer(array: np.ndarray):
@@ -192,36 +283,53 @@ def _npy_writer(array: np.ndarray):
     return write
 
 
-def write_tables(outcomes: list[PageOutcome], out: Path) -> None:
-    """``pages.csv``, ``crops.parquet``, ``digits.npy`` and ``marks.csv``, each written atomically."""
-    crops, offset = [], 0
-    for o in outcomes:
-        crops += [{**c, "digit_row": c["digit_row"] + offset if c["digit_row"] >= 0 else -1} for c in o.crops]
-        offset += len(o.digits)
-    digits = np.concatenate([o.digits for o in outcomes]) if outcomes else np.zeros((0, MNIST_SIZE, MNIST_SIZE))
-    pages = pd.DataFrame([o.page for o in outcomes], columns=PAGE_COLUMNS)
-    crop_table = pd.DataFrame(crops, columns=CROP_COLUMNS).astype(
-        {"box": "int64", "slot": "int64", "digit_row": "int64", "ink_pixels": "int64", "n_components": "int64"})
-    marks = pd.DataFrame([m for o in outcomes for m in o.marks], columns=MARK_COLUMNS)
-    _atomic(out / "pages.csv", lambda p: pages.to_csv(p, index=False))
-    _atomic(out / "crops.parquet", lambda p: crop_table.to_parquet(p, index=False))
-    _atomic(out / "digits.npy", _npy_writer(digits.astype(np.uint8)))
-    _atomic(out / "marks.csv", lambda p: marks.to_csv(p, index=False))
+def merge_parts(paths: list[Path], rows: dict[Path, tuple[pt.ManifestRow, int]], dupes: dict[Path, Path],
+                out: Path) -> pd.DataFrame:
+    """Write the four tables from the parts, in input order; idempotent. Returns the pages table."""
+    tables = RunTables(out, sum(n for _, n in rows.values()))
+    for path in tqdm(paths, desc="merge", unit="file", leave=False):
+        if path in dupes:
+            o = _status_outcome(path, st.DUPLICATE_ID, f"{path}: sheet id '{path.stem}' is already used by "
+                                                       f"{dupes[path]}; rename one of them")
+            tables.add(o.page, [], [], o.digits)
+            continue
+        row, _ = rows[path]
+        stored = pt.read_part(out / pt.PARTS_DIR / row.part) if row.part else None
+        if stored is None:
+            tables.add(_status_outcome(path, st.ERROR, row.error).page, [], [], np.zeros((0, MNIST_SIZE, MNIST_SIZE)))
+            continue
+        meta, arrays = stored
+        bounds = np.cumsum([0, *meta["n_digits"]])
+        for i, page in enumerate(meta["pages"]):
+            tables.add(page, meta["crops"][i], meta["marks"][i], arrays["digits"][bounds[i]:bounds[i + 1]])
+    return tables.commit()
 
 
-def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSettings | None = None) -> Path:
+def _manifest_rows(paths: list[Path], rows: dict, dupes: dict[Path, Path]) -> list[pt.ManifestRow]:
+    return [pt.ManifestRow(str(p), "", 0, st.DUPLICATE_ID, STAGE_NONE, f"{p}: sheet id already used by {dupes[p]}",
+                           "") if p in dupes else rows[p][0] for p in paths]
+
+
+def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSettings | None = None,
+               engine: EngineSettings | None = None) -> Path:
     """Read scans (files or folders, recursively) into the run folder ``out``; returns ``out``.
+
+    Files read by an earlier, interrupted run into the same ``out`` are not read again. ``engine`` says where the
+    work runs (default: a local process pool); ``settings.workers``, when set, overrides its worker count.
 
     Raises:
         InputFileError: an input path does not exist, or there is no scan at all.
     """
     settings = settings or ReadSettings()
+    engine = replace(engine or EngineSettings(), workers=settings.workers or (engine.workers if engine else 0))
     out = Path(out)
     scans = discover_scans(paths)
     out.mkdir(parents=True, exist_ok=True)
     log.info("reading %d file(s) into %s", len(scans), out)
-    outcomes = read_all(scans, out, settings)
-    write_tables(outcomes, out)
-    counts = Counter(o.page["status"] for o in outcomes)
-    log.info("read %d page(s): %s", len(outcomes), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    dupes = _duplicates(scans)
+    rows = read_all([p for p in scans if p not in dupes], out, settings, engine)
+    pages = merge_parts(scans, rows, dupes, out)
+    pt.write_manifest(_manifest_rows(scans, rows, dupes), out / pt.MANIFEST_FILE)
+    counts = Counter(pages["status"])
+    log.info("read %d page(s): %s", len(pages), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return out

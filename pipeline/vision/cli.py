@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import build_settings
+from pipeline.engine.settings import add_engine_arguments, engine_from_args
 from pipeline.errors import ExitCode
 from pipeline.vision.batch import read_batch
 from pipeline.vision.settings import OK, ReadSettings
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scans", nargs="+", type=Path, metavar="SCANS",
                    help="scan files or folders (searched recursively for png jpg jpeg tif tiff bmp pdf)")
     p.add_argument("--out", type=Path, required=True, help="run folder to write, e.g. data/interim/<run>")
-    p.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    add_engine_arguments(p)
     p.add_argument("--dpi", type=float, help="reading resolution in dpi (default 200)")
     p.add_argument("--template", type=str, help="form template YAML (default: the packaged acta)")
     p.set_defaults(func=_cmd_read)
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_read(args: argparse.Namespace, config: dict) -> int:
     settings = build_settings(ReadSettings, "read", config, workers=args.workers, dpi=args.dpi,
                               template=args.template)
-    out = read_batch(args.scans, args.out, settings)
+    out = read_batch(args.scans, args.out, settings, engine_from_args(args, config))
     pages = pd.read_csv(out / "pages.csv")
     counts = pages["status"].value_counts()
     print(f"read {len(pages)} page(s) into {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

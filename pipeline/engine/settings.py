@@ -1,0 +1,51 @@
+"""Settings of the execution engine (config section ``engine``)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from pipeline.config import build_settings
+from pipeline.errors import ConfigError
+
+LOCAL, RAY = "local", "ray"
+ENGINES = (LOCAL, RAY)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where and how stages run over items.
+
+    Attributes:
+        engine: ``local`` (a process pool on this machine) or ``ray`` (tasks on a Ray cluster).
+        workers: processes (local) or CPUs asked of a local Ray instance; 0 uses every core.
+        chunksize: items per task; larger chunks cut scheduling overhead when items are quick.
+        in_flight_per_worker: tasks queued per worker; bounds the memory held by pending results.
+        ray_address: address of an existing Ray cluster (``ray://host:10001`` or ``auto``); ``None`` starts a
+            local Ray instance.
+    """
+
+    engine: str = LOCAL
+    workers: int = 0
+    chunksize: int = 1
+    in_flight_per_worker: int = 4
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got '{self.engine}'")
+        if self.workers < 0 or self.chunksize < 1 or self.in_flight_per_worker < 1:
+            raise ConfigError("engine workers must be >= 0, chunksize and in_flight_per_worker >= 1")
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """The CLI flags that choose where a command's per-sheet work runs."""
+    p.add_argument("--engine", choices=ENGINES, help="where reading runs: local process pool (default) or ray")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--workers", type=int, help="worker processes / Ray CPUs (default: every core)")
+
+
+def engine_from_args(args: argparse.Namespace, config: dict) -> EngineSettings:
+    """Engine settings: defaults, then the config file's ``engine`` section, then the CLI flags."""
+    return build_settings(EngineSettings, "engine", config, engine=args.engine, ray_address=args.ray_address,
+                          workers=args.workers)
