@@ -26,7 +26,8 @@ from pipeline.model.augment import PenScanAugment
 from pipeline.model.evaluate import Evaluation, evaluate_logits, write_reports
 from pipeline.model.network import build_classifier
 from pipeline.model.recogniser import DigitRecogniser
-from pipeline.model.settings import AugmentSettings, TrainSettings
+from pipeline.model.restyle import restyle_fraction
+from pipeline.model.settings import AugmentSettings, SheetStyleSettings, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,13 @@ class FitOutcome:
     stop_reason: str
     seconds: float
     history: dict
+
+
+def with_sheet_style(split: Split, settings: TrainSettings) -> Split:
+    """``split`` with ``sheet_style_fraction`` of its training digits made sheet-like; validation stays MNIST, so
+    calibration and early stopping keep measuring the model on the distribution it is calibrated for."""
+    x_train = restyle_fraction(split.x_train, settings.sheet_style_fraction, settings.seed, SheetStyleSettings())
+    return dataclasses.replace(split, x_train=x_train)
 
 
 def split_mnist(mnist: Mnist, val_fraction: float, seed: int, subset: int = 0) -> Split:
@@ -159,6 +167,7 @@ def build_metadata(version: str, settings: TrainSettings, mnist: Mnist, split: S
         "data": {"source": mnist.source, "sha256_train": registry.data_hash(mnist.x_train, mnist.y_train),
                  "n_train": int(len(split.y_train)), "n_val": int(len(split.y_val)), "n_test": int(len(mnist.y_test))},
         "settings": dataclasses.asdict(settings), "augment": dataclasses.asdict(AugmentSettings()),
+        "sheet_style": dataclasses.asdict(SheetStyleSettings()),
         "input": "float32 (N, 28, 28, 1), 0-255, white digit on black (MNIST); output: 10 logits",
         "n_params": n_params, "temperature": evaluation.temperature,
         "reject_threshold": evaluation.reject_threshold, "epochs_run": outcome.epochs_run,
@@ -182,7 +191,8 @@ def train(settings: TrainSettings, models_dir: Path, reports_dir: Path, mnist: M
     classifier = build_classifier(settings.network)
     log.info("training %s params on %d digits (%d validation), up to %d epochs", classifier.count_params(),
              len(split.y_train), len(split.y_val), settings.epochs)
-    outcome = fit(build_trainer(classifier, AugmentSettings(), settings.seed), split, settings)
+    styled = with_sheet_style(split, settings)
+    outcome = fit(build_trainer(classifier, AugmentSettings(), settings.seed), styled, settings)
     evaluation = evaluate_recogniser(DigitRecogniser(classifier), split, mnist, settings)
     created = registry.utc_now()
     version_dir = registry.new_version_dir(models_dir, created)
