@@ -28,7 +28,7 @@ from pipeline.audit.cantu import wilson
 from pipeline.audit.forensics import run_forensics
 from pipeline.audit.schema import COUNT_FIELDS, DISTRICT_KEY, OK_STATUS, PARTIES
 from pipeline.audit.settings import ALTERATION_DIR, AlterationSettings, AuditSettings
-from pipeline.audit.train import read_in_fresh_process, train_alteration
+from pipeline.audit.train import train_alteration
 from pipeline.config import build_settings
 from pipeline.errors import ModelError
 
@@ -55,12 +55,12 @@ def pipeline_batch(config: dict, sheets: int, root: Path) -> tuple[Path, Path, o
     from pipeline.model.recognise import recognise_run
     from pipeline.model.settings import RecogniseSettings
     from pipeline.synth import SynthSettings, generate_batch
-    from pipeline.vision import ReadSettings
+    from pipeline.vision import ReadSettings, read_batch
 
     synth = build_settings(SynthSettings, "synth", config, sheets=sheets, seed=BENCH_SEED)
     batch, rundir = root / "synthetic", root / "interim"
     generate_batch(synth, batch)
-    read_in_fresh_process(batch / "sheets", rundir, build_settings(ReadSettings, "read", config))
+    read_batch([batch / "sheets"], rundir, build_settings(ReadSettings, "read", config))
     recognise_run(rundir, None, build_settings(RecogniseSettings, "recognise", config))
     return batch, rundir, synth
 

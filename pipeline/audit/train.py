@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +25,7 @@ from pipeline.audit.alteration import Detector, choose_threshold, feature_matrix
 from pipeline.audit.evaluate import alteration_metrics, read_truth
 from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, VISIBLE_KINDS
 from pipeline.audit.settings import ALTERATION_TRAIN_BATCH, AlterationSettings
-from pipeline.errors import InputFileError, MissingDataError
+from pipeline.errors import MissingDataError
 
 log = logging.getLogger(__name__)
 
@@ -91,25 +90,10 @@ def train_on(keys: pd.DataFrame, x: np.ndarray, y: np.ndarray, truth: pd.DataFra
                     {"metrics": metrics, "n_sheets": int(len(sheets)), "folds": s.folds})
 
 
-def read_in_fresh_process(scans: Path, rundir: Path, settings) -> None:
-    """``pipeline.vision.read_batch`` in a spawned process.
-
-    The reader's process pool forks; forking a process whose OpenCV thread pool the generator has just used can
-    leave the children waiting forever on a lock, so the read starts from a clean interpreter.
-    """
-    from pipeline.vision import read_batch
-
-    process = multiprocessing.get_context("spawn").Process(target=read_batch, args=([scans], rundir, settings))
-    process.start()
-    process.join()
-    if process.exitcode != 0:
-        raise InputFileError(f"{scans}: reading the sheets failed (exit code {process.exitcode}); see the log above")
-
-
 def make_training_batch(s: AlterationSettings, config: dict) -> tuple[Path, Path]:
     """Generate (or reuse, if already made with these settings) and read the training batch; returns its folders."""
     from pipeline.synth import SynthSettings, generate_batch
-    from pipeline.vision import ReadSettings
+    from pipeline.vision import ReadSettings, read_batch
 
     batch = cfg.SYNTHETIC_DIR / ALTERATION_TRAIN_BATCH
     rundir = cfg.INTERIM_DIR / ALTERATION_TRAIN_BATCH
@@ -124,7 +108,7 @@ def make_training_batch(s: AlterationSettings, config: dict) -> tuple[Path, Path
         (rundir / "pages.csv").unlink(missing_ok=True)
     if not (rundir / "pages.csv").is_file():
         log.info("reading the training sheets into %s", rundir)
-        read_in_fresh_process(batch / "sheets", rundir, cfg.build_settings(ReadSettings, "read", config))
+        read_batch([batch / "sheets"], rundir, cfg.build_settings(ReadSettings, "read", config))
     return batch, rundir
 
 

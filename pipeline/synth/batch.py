@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import __version__
+from pipeline.engine.pool import process_context
 from pipeline.errors import InputFileError
 from pipeline.forms import Template, load_template
 from pipeline.mnist import load_mnist
@@ -106,9 +106,7 @@ def _render_all(job: _Job, workers: int) -> Iterator[RenderedSheet]:
         _init_worker(job, cv2.getNumThreads())
         yield from map(_render_one, indices)
         return
-    # Not "fork": a child forked while OpenCV's thread pool is busy inherits its locks held and can hang.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context = process_context([__name__])
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(job, 1)) as pool:
         yield from pool.map(_render_one, indices, chunksize=CHUNKSIZE)
 
