@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline import config as cfg
+from pipeline.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,7 @@ def merge_into(path: Path, stage: str, result: dict) -> dict:
     data[stage] = result
     data["machine"] = machine_info()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float))
     return data
 
 

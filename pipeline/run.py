@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import config as cfg
+from pipeline.atomic import write_text_atomic
 from pipeline.config import build_settings
 from pipeline.engine import EngineSettings
 from pipeline.engine.parts import MANIFEST_FILE, mark_stage
@@ -106,9 +107,7 @@ def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path,
     record = {"scans": [str(s) for s in scans], "rundir": str(rundir), "processed": str(out), "model": str(model),
               "report": str(index) if index else None, "seconds": timer.seconds,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    tmp = out / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    tmp.replace(out / RUN_FILE)
+    write_text_atomic(out / RUN_FILE, json.dumps(record, indent=2))
     return record
 
 

@@ -25,6 +25,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
+from pipeline.atomic import savez_atomic, write_text_atomic
 from pipeline.audit.features import feature_names, field_features, read_field_image, sheet_context
 from pipeline.audit.flags import Flag
 from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, display_name
@@ -94,15 +95,10 @@ def save_detector(detector: Detector, folder: Path) -> Path:
     arrays = {"mean": detector.mean, "scale": detector.scale}
     arrays.update({f"w{i}": w for i, w in enumerate(detector.weights)})
     arrays.update({f"b{i}": b for i, b in enumerate(detector.biases)})
-    tmp = folder / (DETECTOR_NPZ + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(folder / DETECTOR_NPZ)
+    savez_atomic(folder / DETECTOR_NPZ, arrays)
     meta = {**detector.metadata, "threshold": detector.threshold, "n_layers": len(detector.weights),
             "feature_names": feature_names(), "model_file": DETECTOR_NPZ}
-    tmp_json = folder / (DETECTOR_JSON + ".tmp")
-    tmp_json.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-    tmp_json.replace(folder / DETECTOR_JSON)
-    return folder / DETECTOR_JSON
+    return write_text_atomic(folder / DETECTOR_JSON, json.dumps(meta, indent=2, sort_keys=True))
 
 
 def load_detector(folder: Path) -> Detector | None:

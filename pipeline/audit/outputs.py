@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.atomic import write_atomic, write_text_atomic
+
 
 def jsonable(obj):
     """``obj`` with numpy/pandas scalars and arrays turned into Python values and NaN/NA into ``None``."""
@@ -34,9 +36,7 @@ def dumps(obj) -> str:
 
 def write_json(path: Path, obj) -> Path:
     """Write ``obj`` as indented JSON atomically (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False))
     return path
 
 
@@ -45,11 +45,7 @@ def write_table(df: pd.DataFrame, stem: Path) -> tuple[Path, Path]:
     paths = []
     for suffix in (".parquet", ".csv"):
         path = stem.with_suffix(suffix)
-        tmp = path.with_name(path.name + ".tmp")
-        if suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        tmp.replace(path)
+        write = df.to_parquet if suffix == ".parquet" else df.to_csv
+        write_atomic(path, lambda tmp, write=write: write(tmp, index=False))
         paths.append(path)
     return paths[0], paths[1]

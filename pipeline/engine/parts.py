@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from pipeline.atomic import savez_atomic, write_atomic
 
 PARTS_DIR = "parts"
 MANIFEST_FILE = "manifest.csv"
@@ -71,10 +72,7 @@ def write_part(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Store ``meta`` (JSON) and ``arrays`` in one ``.npz`` file, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = np.frombuffer(json.dumps(meta, default=_json_default).encode(), np.uint8)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        np.savez(fh, **{META_KEY: blob}, **arrays)
-    tmp.replace(path)
+    savez_atomic(path, {META_KEY: blob, **arrays})
 
 
 def read_part(path: Path, arrays: bool = True) -> tuple[dict, dict[str, np.ndarray]] | None:
@@ -117,13 +115,6 @@ class ManifestRow:
     stage: str
     error: str
     part: str
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` and rename the temporary file onto ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def write_manifest(rows: Iterable[ManifestRow], path: Path) -> pd.DataFrame:

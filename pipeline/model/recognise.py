@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.atomic import write_atomic
 from pipeline.errors import InputFileError
 from pipeline.forms import load_template
 from pipeline.model.fields import build_fields
@@ -101,9 +102,7 @@ def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray, rows: np.ndarr
 
 def write_parquet_atomic(table: pd.DataFrame, path: Path) -> None:
     """Write ``table`` via a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
 
 
 def recognise_frames(crops: pd.DataFrame, digits: np.ndarray, recogniser: DigitRecogniser,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import config as cfg
+from pipeline.atomic import write_text_atomic
 from pipeline.errors import ModelError
 
 MODEL_FILE = "model.keras"
@@ -50,9 +51,7 @@ def new_version_dir(models_dir: Path, when: datetime) -> Path:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write ``data`` as indented JSON via a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float))
 
 
 def resolve_model_dir(path: Path | None = None) -> Path:

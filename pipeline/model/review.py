@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.atomic import write_atomic
 from pipeline.errors import InputFileError
 from pipeline.model.recognise import DIGITS_READ_FILE, load_digits
 from pipeline.model.settings import ReviewSettings
@@ -73,9 +74,7 @@ def export_review(rundir: Path, out_csv: Path, settings: ReviewSettings) -> tupl
         confidence=rows["confidence"].round(4), label=rows["label"])
     sheet["run"] = str(rundir)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_name(out_csv.name + ".tmp")
-    sheet.to_csv(tmp, index=False)
-    tmp.replace(out_csv)
+    write_atomic(out_csv, lambda tmp: sheet.to_csv(tmp, index=False))
     log.info("labelling sheet %s: %d crops, confidence %.3f-%.3f", out_csv, len(sheet),
              sheet["confidence"].min() if len(sheet) else float("nan"),
              sheet["confidence"].max() if len(sheet) else float("nan"))

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline import config as cfg
+from pipeline.atomic import write_text_atomic
 from pipeline.forms import Template, load_template
 from pipeline.report import figures, tables
 from pipeline.report.inputs import ReportInputs, load_alteration_detector, load_inputs, load_models
@@ -114,9 +115,7 @@ def format_plain(value) -> str:
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` atomically (temp file + rename) so a reader never sees half a page."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def clear_previous(out: Path) -> None:

@@ -22,6 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import __version__
+from pipeline.atomic import write_bytes_atomic
 from pipeline.engine.pool import process_context
 from pipeline.errors import InputFileError
 from pipeline.forms import Template, load_template
@@ -139,9 +140,7 @@ def _truth_table(rows: list[dict]) -> pd.DataFrame:
 
 def _write_atomic(path: Path, data: bytes) -> str:
     """Write ``data`` to ``path`` via a temporary file; returns its sha256."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
