@@ -6,8 +6,9 @@ Two synthetic batches are generated into a temporary folder and read through the
   stamps, noise, blur, JPEG) with scans at 150, 200 and 300 dpi and one sheet in ten upside down. It measures
   registration (against the generator's true homography), digit-count segmentation on clean fields, and the
   normalisation check: a fixed reference classifier trained on MNIST-train (PCA + k-NN, sklearn, seeded) scored
-  on MNIST-test and on the sheet crops (labels from ``boxes.csv``); for diagnosis also on the MNIST originals of
-  the very digits on the sheets, on MNIST-test digits enlarged and normalised back (the normalisation alone), and
+  on MNIST-test and on the sheet crops (labels from ``boxes.csv``); for diagnosis also on the crops of the same
+    batch read without writer normalisation, on the MNIST originals of the very digits on the sheets, on MNIST-
+  test digits enlarged and normalised back (the normalisation alone), and
   on the same after the generator's pen restyled them (slant, stroke width, squeeze: what the sheets add before
   any scanning).
 * ``speed``: 200 dpi scans read with 2 worker processes; wall-clock throughput (the pool's start included), and
@@ -186,10 +187,12 @@ def renormalised(images: np.ndarray, restyle: bool) -> np.ndarray:
     return np.stack(out)
 
 
-def normalisation_report(model, mnist: Mnist, test_digits: int, labelled: pd.DataFrame, digits: np.ndarray) -> dict:
-    """Reference-classifier accuracy on MNIST-test, on the sheet crops, on the crops' MNIST originals, and on
-    MNIST-test digits enlarged and normalised back (plain: the normalisation alone; restyled: plus the
-    generator's pen styles, without any scanning)."""
+def normalisation_report(model, mnist: Mnist, test_digits: int, labelled: pd.DataFrame, digits: np.ndarray,
+                         plain: tuple[pd.DataFrame, np.ndarray]) -> dict:
+    """Reference-classifier accuracy on MNIST-test, on the sheet crops, on the crops read without writer
+    normalisation (``plain``: labelled crops and digits), on the crops' MNIST originals, and on MNIST-test digits
+    enlarged and normalised back (plain: the normalisation alone; restyled: plus the generator's pen styles,
+    without any scanning)."""
     test = np.random.default_rng(SEED).choice(len(mnist.x_test), test_digits, replace=False)
     x, y = mnist.x_test[test], mnist.y_test[test]
     mnist_acc = _accuracy(model, x, y)
@@ -201,6 +204,8 @@ def normalisation_report(model, mnist: Mnist, test_digits: int, labelled: pd.Dat
             "crops": len(labelled), "crop_accuracy": crop_acc, "crop_source_mnist_accuracy": source_acc,
             "gap_points": 100 * (mnist_acc - crop_acc), "target_gap_points": TARGETS["crop_accuracy_gap_points"],
             "gap_to_source_points": 100 * (source_acc - crop_acc),
+            "crop_accuracy_without_writer_normalisation": _accuracy(model, plain[1][plain[0]["digit_row"]],
+                                                                    plain[0]["digit"].to_numpy()),
             "renormalised_mnist_accuracy": _accuracy(model, renormalised(x, restyle=False), y),
             "restyled_renormalised_mnist_accuracy": _accuracy(model, renormalised(x, restyle=True), y)}
 
@@ -242,11 +247,15 @@ def run_bench(config: dict, quick: bool) -> dict:
         pages, crops, digits, truth, boxes = _tables(tmp / "artefacts-read", batch)
         placements = true_placements(truth)
         model = reference_classifier(mnist, size.train_digits)
+        plain_settings = build_settings(ReadSettings, "read", config, writer_normalisation=False)
+        read_batch([batch / "sheets"], tmp / "plain-read", plain_settings)
+        _, plain_crops, plain_digits, _, _ = _tables(tmp / "plain-read", batch)
+        plain = (labelled_crops(plain_crops, boxes, truth, template), plain_digits)
         result = {"artefact_batch": synth,
                   "registration": registration_report(pages, truth, placements, template, settings),
                   "segmentation": segmentation_report(crops, boxes, truth, template),
                   "normalisation": normalisation_report(model, mnist, size.test_digits,
-                                                        labelled_crops(crops, boxes, truth, template), digits)}
+                                                        labelled_crops(crops, boxes, truth, template), digits, plain)}
         speed_batch, _ = _synth_batch(tmp / "speed", size.speed_sheets, dpi=SPEED_DPI)
         speed_settings = build_settings(ReadSettings, "read", config, workers=SPEED_WORKERS, dpi=SPEED_DPI)
         result["speed"] = speed_report(speed_batch / "sheets", tmp / "speed-read", speed_settings, size.speed_sheets)

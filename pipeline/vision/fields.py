@@ -14,9 +14,9 @@ import numpy as np
 
 from pipeline.forms.template import Field, Rect, Template
 from pipeline.vision.lines import crossing_lines, remove_lines
-from pipeline.vision.normalise import to_mnist
+from pipeline.vision.normalise import IDENTITY_STYLE, WriterStyle, binary_shape, estimate_writer_style, to_mnist
 from pipeline.vision.segment import BoxRead, Piece, SegmentParams, segment_field
-from pipeline.vision.settings import ReadSettings
+from pipeline.vision.settings import BOX_DIGIT, ReadSettings
 
 #: Pixels of anti-aliased edge kept around a digit's thresholded ink when its grey levels are cut out.
 EDGE_PAD = 1
@@ -52,6 +52,15 @@ class FieldDigit:
     ink_mean: float
     n_components: int
     image: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class SegmentedField:
+    """One numeric field cut into box decisions, with the ink darkness (printed lines removed) they index into."""
+
+    geom: FieldGeometry
+    reads: list[BoxRead]
+    dark: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,7 @@ def piece_ink(dark: np.ndarray, piece: Piece) -> np.ndarray:
     return np.where(rim, dark[y0:y1, x0:x1], 0.0)
 
 
-def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray) -> FieldDigit:
+def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterStyle) -> FieldDigit:
     name = geom.field.name
     if read.piece is None:
         box = geom.boxes[read.box]
@@ -142,12 +151,12 @@ def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray) -> FieldDigit:
     bbox = (rx + p.x0, ry + p.y0, rx + p.x1, ry + p.y1)
     values = dark[p.y0:p.y1, p.x0:p.x1][p.mask]
     return FieldDigit(name, read.box, read.slot, read.status, bbox, geom.boxes[read.box] if read.box >= 0 else bbox,
-                      int(p.mask.sum()), float(values.mean()), p.n_components, to_mnist(piece_ink(dark, p)))
+                      int(p.mask.sum()), float(values.mean()), p.n_components, to_mnist(piece_ink(dark, p), style))
 
 
-def read_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
-                 params: SegmentParams) -> tuple[np.ndarray, list[FieldDigit]]:
-    """The field image and the crops of one id/count field."""
+def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
+                    params: SegmentParams) -> tuple[np.ndarray, SegmentedField]:
+    """The field image of one id/count field and its box decisions."""
     x0, y0, x1, y1 = geom.region
     image = registered[y0:y1, x0:x1]
     dark = darkness(image, black, settings)
@@ -158,7 +167,28 @@ def read_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, sett
                                         round(settings.px(settings.line_halo_mm)))
     dark = np.where(removed, 0.0, dark)
     reads = segment_field(clean, boxes, geom.beside_x0, params, band)
-    return image, [_digit(geom, r, dark) for r in reads]
+    return image, SegmentedField(geom, reads, dark)
+
+
+def field_digits(field: SegmentedField, style: WriterStyle = IDENTITY_STYLE) -> list[FieldDigit]:
+    """The crops of one segmented field, normalised with the writer's ``style`` undone."""
+    return [_digit(field.geom, r, field.dark, style) for r in field.reads]
+
+
+def _is_single_digit(read: BoxRead) -> bool:
+    """A single digit in a box: what tells the writer's style (ambiguous crops and digits beside do not)."""
+    return read.status == BOX_DIGIT and read.box >= 0 and read.piece is not None
+
+
+def sheet_digits(fields: list[SegmentedField], settings: ReadSettings) -> list[FieldDigit]:
+    """All crops of one sheet, normalised with the writer's style undone (``writer_normalisation``): the style is
+    estimated from the shapes of the sheet's single digits."""
+    style = IDENTITY_STYLE
+    if settings.writer_normalisation:
+        shapes = [binary_shape(piece_ink(f.dark, r.piece)) for f in fields for r in f.reads if _is_single_digit(r)]
+        style = estimate_writer_style(shapes, settings.writer_min_digits, settings.writer_max_width_factor,
+                                      settings.writer_max_shear)
+    return [d for f in fields for d in field_digits(f, style)]
 
 
 def read_ticks(registered: np.ndarray, geom: FieldGeometry, black: float,

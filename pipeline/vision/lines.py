@@ -4,13 +4,16 @@ Lines are looked for near where the template puts them (registration leaves a fr
 or two of error): a row or column counts as printed line when it is inked along most of the box edge, which
 strokes never are, and a thin halo around the template position always counts (a line faded or partly covered
 by correction fluid). Those pixels are removed; then ink is restored inside the line bands wherever a stroke
-crosses the line, i.e. where a closing across the band joins ink on both sides (only pixels that were ink to
-begin with are restored). Faint lines crossing a whole field (paper folds) are found by :func:`crossing_lines`.
+crosses the line, i.e. where a closing across the band joins ink on both sides, and where a stroke running
+beside the line spills into its band: band ink reached straight across the band from the stroke, up to the
+line's core (only pixels that were ink to begin with are restored). Faint lines crossing a whole field (paper
+folds) are found by :func:`crossing_lines`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -38,6 +41,13 @@ def hysteresis(profile: np.ndarray, high: float, low: float) -> np.ndarray:
     strong_runs = np.zeros(run[-1] + 1 if run.size else 1, bool)
     strong_runs[run[profile >= high]] = True
     return weak & strong_runs[run]
+
+
+def line_core(profile: np.ndarray, expected: int, search: int, min_fill: float) -> list[int]:
+    """Indices within ``search`` of ``expected`` inked along ``min_fill`` of the box edge (the printed line
+    itself, not its blurred edges), and ``expected`` itself, where registration puts the line even when faded."""
+    lo, hi = max(0, expected - search), min(len(profile), expected + search + 1)
+    return sorted({expected, *(lo + np.flatnonzero(profile[lo:hi] >= min_fill)).tolist()})
 
 
 def line_positions(profile: np.ndarray, expected: int, search: int, min_fill: float, halo: int = 0) -> list[int]:
@@ -91,18 +101,25 @@ def crossing_lines(weak: np.ndarray, boxes: Sequence[Box], clear: int,
     return np.flatnonzero(rows).tolist(), np.flatnonzero(cols).tolist()
 
 
-def _row_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float, halo: int) -> list[int]:
-    """Rows of the horizontal box edges; the fill is measured over the boxes' columns only (not the gaps)."""
+def _lines(profile: np.ndarray, expected: Sequence[int], search: int, min_fill: float,
+           halo: int) -> tuple[list[int], list[int]]:
+    """(band, core) indices of the lines expected at ``expected`` in an ink ``profile``."""
+    band = {i for e in expected for i in line_positions(profile, e, search, min_fill, halo)}
+    core = {i for e in expected for i in line_core(profile, e, search, min_fill)}
+    return sorted(band), sorted(core)
+
+
+def _row_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float,
+               halo: int) -> tuple[list[int], list[int]]:
+    """Rows (band, core) of the horizontal box edges; the fill is measured over the boxes' columns only."""
     cols = np.concatenate([np.arange(max(0, x0), min(ink.shape[1], x1)) for x0, _, x1, _ in boxes])
-    profile = ink[:, cols].mean(1)
     expected = sorted({y for _, y0, _, y1 in boxes for y in (y0, y1 - 1)})
-    return sorted({r for e in expected for r in line_positions(profile, e, search, min_fill, halo)})
+    return _lines(ink[:, cols].mean(1), expected, search, min_fill, halo)
 
 
-def _column_lines(ink: np.ndarray, box: Box, search: int, min_fill: float, halo: int) -> list[int]:
+def _column_lines(ink: np.ndarray, box: Box, search: int, min_fill: float, halo: int) -> tuple[list[int], list[int]]:
     x0, y0, x1, y1 = box
-    profile = ink[max(0, y0):max(0, y1)].mean(0)
-    return sorted({c for e in (x0, x1 - 1) for c in line_positions(profile, e, search, min_fill, halo)})
+    return _lines(ink[max(0, y0):max(0, y1)].mean(0), (x0, x1 - 1), search, min_fill, halo)
 
 
 def longest_run(indices: Sequence[int]) -> int:
@@ -114,21 +131,32 @@ def longest_run(indices: Sequence[int]) -> int:
     return best
 
 
-def line_masks(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float,
-               halo: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """Bands of the printed horizontal and vertical box lines found in the boolean ``ink``, and the thickest (px).
+@dataclass(frozen=True)
+class LineMasks:
+    """Where the printed box lines are: ``horizontal`` and ``vertical`` bands (the whole line with its blurred
+    edges and halo, paper pixels too, so that ink lying on them can be told apart), ``core`` (the lines proper)
+    and the thickest band (px)."""
 
-    The bands cover the whole line (paper pixels too), so that ink lying on them can be told apart.
-    """
-    horizontal, vertical = np.zeros_like(ink), np.zeros_like(ink)
-    rows = _row_lines(ink, boxes, search, min_fill, halo)
+    horizontal: np.ndarray
+    vertical: np.ndarray
+    core: np.ndarray
+    thickness: int
+
+
+def line_masks(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float, halo: int = 0) -> LineMasks:
+    """The printed horizontal and vertical box lines found in the boolean ``ink`` (see :class:`LineMasks`)."""
+    horizontal, vertical, core = np.zeros_like(ink), np.zeros_like(ink), np.zeros_like(ink)
+    rows, core_rows = _row_lines(ink, boxes, search, min_fill, halo)
     thickness = longest_run(rows)
     for x0, y0, x1, y1 in boxes:
-        horizontal[rows, max(0, x0 - search):x1 + search] = True
-        cols = _column_lines(ink, (x0, y0, x1, y1), search, min_fill, halo)
+        span = slice(max(0, x0 - search), x1 + search)
+        horizontal[rows, span] = True
+        core[core_rows, span] = True
+        cols, core_cols = _column_lines(ink, (x0, y0, x1, y1), search, min_fill, halo)
         vertical[max(0, y0 - search):y1 + search, cols] = True
+        core[max(0, y0 - search):y1 + search, core_cols] = True
         thickness = max(thickness, longest_run(cols))
-    return horizontal, vertical, thickness
+    return LineMasks(horizontal, vertical, core, thickness)
 
 
 def _bridge(clean: np.ndarray, ink: np.ndarray, band: np.ndarray, length: int, vertical: bool) -> np.ndarray:
@@ -136,6 +164,20 @@ def _bridge(clean: np.ndarray, ink: np.ndarray, band: np.ndarray, length: int, v
     kernel = np.ones((length, 1) if vertical else (1, length), np.uint8)
     closed = cv2.morphologyEx(clean.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
     return closed & band & ink
+
+
+def _spill(clean: np.ndarray, allowed: np.ndarray, steps: int, vertical: bool) -> np.ndarray:
+    """Pixels of ``allowed`` reached from ``clean`` by at most ``steps`` moves along rows (``vertical=False``) or
+    columns: a stroke's ink reaching into a band straight across it, the line's core excluded from ``allowed``."""
+    kernel = np.ones((3, 1) if vertical else (1, 3), np.uint8)
+    reached = clean.astype(np.uint8)
+    allowed = allowed.astype(np.uint8)
+    for _ in range(steps):
+        grown = cv2.dilate(reached, kernel) & (allowed | reached)
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    return reached.astype(bool) & allowed.astype(bool)
 
 
 def remove_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float,
@@ -152,11 +194,16 @@ def remove_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: f
     Returns:
         The cleaned ink mask, the mask of removed line pixels, and the line bands (where lines were found).
     """
-    horizontal, vertical, thickness = line_masks(ink, boxes, search, min_fill, halo)
-    band = horizontal | vertical
+    lines = line_masks(ink, boxes, search, min_fill, halo)
+    band = lines.horizontal | lines.vertical
     clean = ink & ~band
     # A stroke crossing a horizontal line is rejoined vertically, one crossing a vertical line horizontally.
-    length = thickness + BRIDGE_SLACK
-    clean |= _bridge(clean, ink, horizontal, length, vertical=True) | _bridge(clean, ink, vertical, length,
-                                                                          vertical=False)
+    length = lines.thickness + BRIDGE_SLACK
+    crossing = (_bridge(clean, ink, lines.horizontal, length, vertical=True)
+                | _bridge(clean, ink, lines.vertical, length, vertical=False))
+    # A stroke beside a line keeps what spills into the band, straight across it and short of the line itself.
+    beside = ink & ~lines.core
+    spill = (_spill(clean, beside & lines.horizontal & ~lines.vertical, lines.thickness, vertical=True)
+             | _spill(clean, beside & lines.vertical & ~lines.horizontal, lines.thickness, vertical=False))
+    clean |= crossing | spill
     return clean, ink & ~clean, band

@@ -10,7 +10,15 @@ import numpy as np
 
 from pipeline.forms.template import Template, load_template
 from pipeline.vision import settings as st
-from pipeline.vision.fields import FieldDigit, TickRead, geometry_of, read_numeric, read_ticks
+from pipeline.vision.fields import (
+    FieldDigit,
+    SegmentedField,
+    TickRead,
+    geometry_of,
+    read_ticks,
+    segment_numeric,
+    sheet_digits,
+)
 from pipeline.vision.normalise import MNIST_SIZE
 from pipeline.vision.register import (
     Registration,
@@ -122,19 +130,21 @@ def _caveats(reg: Registration) -> str:
 
 def _read_fields(registered: np.ndarray, reg: Registration, template: Template,
                  settings: ReadSettings) -> tuple[list[FieldDigit], list[TickRead], dict[str, np.ndarray]]:
+    """Every field of the page: crops (normalised once the writer's style is known from all of them), tick
+    marks and field images."""
     params = SegmentParams.from_settings(settings)
-    digits: list[FieldDigit] = []
+    segmented: list[SegmentedField] = []
     ticks: list[TickRead] = []
     images: dict[str, np.ndarray] = {}
     for f in template.fields:
         geom = geometry_of(f, template, settings)
         if f.is_numeric:
-            images[f.name], found = read_numeric(registered, geom, reg.black, settings, params)
-            digits += found
+            images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params)
+            segmented.append(field)
         else:
             images[f.name], marks = read_ticks(registered, geom, reg.black, settings)
             ticks += marks
-    return digits, ticks, images
+    return sheet_digits(segmented, settings), ticks, images
 
 
 def _crop_rows(sheet_id: str, digits: list[FieldDigit], template: Template,

@@ -76,6 +76,11 @@ class ReadSettings:
         tick_inset_mm: inset from a tick box's edges that excludes its printed outline.
         tick_threshold: ink fraction of a tick box interior above which it is ticked.
         jpeg_quality: quality of ``registered/<sheet_id>.jpg``.
+        writer_normalisation: undo the sheet writer's squeeze and slant relative to MNIST before normalising
+            (:mod:`pipeline.vision.normalise`); off, every digit keeps its proportions as in plain MNIST.
+        writer_min_digits: fewest single digits on a sheet from which its writer's style is estimated.
+        writer_max_width_factor: largest widening (or narrowing) applied for a writer.
+        writer_max_shear: largest slant correction (horizontal shift per unit of height) applied for a writer.
     """
 
     dpi: float = 200.0
@@ -113,6 +118,10 @@ class ReadSettings:
     tick_inset_mm: float = 0.8
     tick_threshold: float = 0.06
     jpeg_quality: int = 90
+    writer_normalisation: bool = True
+    writer_min_digits: int = 6
+    writer_max_width_factor: float = 1.5
+    writer_max_shear: float = 0.4
 
     def __post_init__(self) -> None:
         if not 50 <= self.dpi <= 600:

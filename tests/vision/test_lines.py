@@ -58,6 +58,16 @@ def test_a_digit_stroke_along_the_box_edge_is_not_taken_for_the_line():
     assert (clean & pen).sum() == pen.sum()
 
 
+def test_a_stroke_running_into_the_line_band_keeps_its_ink_short_of_the_line():
+    pen = np.zeros_like(printed_boxes())
+    pen[35:80, 69:74] = True  # the right side of a "0" written against the box's right edge (line at 72-76)
+    clean, _, band = remove_lines(printed_boxes() | pen, BOXES, search=6, min_fill=0.85, halo=2)
+    beside = pen[:, :72] & band[:, :72]
+    assert beside.any(), "the stroke must reach into the band for this test to mean anything"
+    assert (clean[:, :72] & beside).sum() == beside.sum(), "ink beside the line was eaten with it"
+    assert not (clean & ~pen).any(), "line pixels were restored along with the stroke"
+
+
 def test_line_positions_take_the_blurred_edges_but_not_a_stroke_beside_the_line():
     profile = np.zeros(40)
     profile[[18, 19, 20]] = 1.0

@@ -59,3 +59,72 @@ def test_aspect_ratio_is_kept():
 
 def test_no_ink_gives_a_black_digit():
     assert not to_mnist(np.zeros((40, 30), np.float32)).any()
+
+
+def squeezed(digit: np.ndarray, width: float, shear: float) -> np.ndarray:
+    """An MNIST digit as a writer who squeezes (``width`` < 1) and slants (``shear``) would write it, enlarged."""
+    from pipeline.vision.normalise import WriterStyle, restyle_writer
+
+    big = cv2.resize(digit, (112, 112), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    return restyle_writer(np.clip(big, 0, None), WriterStyle(width_factor=width, shear=shear))
+
+
+def test_the_mnist_style_constants_are_what_mnist_train_measures(mnist):
+    from pipeline.vision.normalise import MNIST_ASPECT, MNIST_SLANT, mnist_style_reference
+
+    aspect, slant = mnist_style_reference(mnist.x_train)
+    assert aspect == pytest.approx(MNIST_ASPECT, abs=0.005)
+    assert slant == pytest.approx(MNIST_SLANT, abs=0.005)
+
+
+def test_a_squeezed_slanted_writer_is_measured_and_undone(mnist):
+    from pipeline.vision.normalise import (
+        MNIST_ASPECT,
+        MNIST_SLANT,
+        binary_shape,
+        estimate_writer_style,
+        mnist_shape,
+        style_medians,
+    )
+
+    inks = [squeezed(d, width=0.75, shear=0.25) for d in mnist.x_test[:60]]
+    style = estimate_writer_style(map(binary_shape, inks), min_digits=6, max_width_factor=1.5, max_shear=0.4)
+    assert style.width_factor == pytest.approx(1 / 0.75, rel=0.1)
+    assert style.shear < -0.1  # the writer leans further right than MNIST: sheared back the other way
+    before = style_medians(mnist_shape(to_mnist(i)) for i in inks)
+    after = style_medians(mnist_shape(to_mnist(i, style)) for i in inks)
+    assert abs(after.aspect - MNIST_ASPECT) < abs(before.aspect - MNIST_ASPECT) / 3
+    assert abs(after.slant - MNIST_SLANT) < abs(before.slant - MNIST_SLANT) / 3
+
+
+def test_mnist_digits_themselves_need_no_writer_correction(mnist):
+    from pipeline.vision.normalise import estimate_writer_style, mnist_shape
+
+    shapes = [mnist_shape(d) for d in mnist.x_train[:3000]]
+    style = estimate_writer_style(shapes, min_digits=6, max_width_factor=1.5, max_shear=0.4)
+    assert style.width_factor == pytest.approx(1.0, abs=0.06) and style.shear == pytest.approx(0.0, abs=0.05)
+
+
+def test_too_few_digits_or_wild_shapes_leave_the_style_bounded(mnist):
+    from pipeline.vision.normalise import IDENTITY_STYLE, binary_shape, estimate_writer_style
+
+    inks = [binary_shape(squeezed(d, width=0.3, shear=-0.9)) for d in mnist.x_test[:12]]
+    assert estimate_writer_style(inks[:5], min_digits=6, max_width_factor=1.5, max_shear=0.4) == IDENTITY_STYLE
+    wild = estimate_writer_style(inks, min_digits=6, max_width_factor=1.5, max_shear=0.4)
+    assert 1 / 1.5 <= wild.width_factor <= 1.5 and abs(wild.shear) <= 0.4
+
+
+def test_the_fast_percentile_is_numpys():
+    from pipeline.vision.normalise import percentile
+
+    values = np.random.default_rng(0).random(301).astype(np.float32)
+    for q in (0, 12.5, 64, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q), rel=1e-6)
+    assert percentile(np.array([3.0]), 64) == 3.0
+
+
+def test_the_identity_style_changes_nothing(mnist):
+    from pipeline.vision.normalise import WriterStyle
+
+    ink = big_on_canvas(mnist.x_test[3])
+    assert np.array_equal(to_mnist(ink), to_mnist(ink, WriterStyle()))
