@@ -75,7 +75,8 @@ def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path,
                  ) -> dict:
     """Read, recognise, audit and report ``scans``; returns (and writes to ``out/run.json``) what ran and how
     long each stage took. ``truth`` (a synthetic batch's truth.csv) adds the audit's and the report's checks
-    against the ground truth; ``engine`` (default: config section ``engine``) says where reading runs.
+    against the ground truth; ``engine`` (default: config section ``engine``) says where reading runs and how
+    many sheets recognise and audit hold at once.
 
     Raises:
         ModelError: the model is missing or corrupt (checked first).
@@ -93,10 +94,11 @@ def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path,
     engine = engine or build_settings(EngineSettings, "engine", config)
     timer = Timer()
     timer.run("read", lambda: read_batch(scans, rundir, build_settings(ReadSettings, "read", config), engine))
-    timer.run("recognise", lambda: recognise_run(rundir, model,
-                                                 build_settings(RecogniseSettings, "recognise", config)))
+    timer.run("recognise", lambda: recognise_run(rundir, model, build_settings(RecogniseSettings, "recognise", config),
+                                                 engine.stream_sheets))
     mark_stage(rundir / MANIFEST_FILE, "recognise")
-    timer.run("audit", lambda: run_audit(rundir, out, build_settings(AuditSettings, "audit", config), truth))
+    timer.run("audit", lambda: run_audit(rundir, out, build_settings(AuditSettings, "audit", config), truth,
+                                         engine.stream_sheets))
     mark_stage(rundir / MANIFEST_FILE, "audit")
     index = None
     if report is not None:

@@ -2,9 +2,12 @@
 
 A sheet's counts must satisfy the acta's identities (party votes + unregistered + null = total; ballots received
 = total + left over; nothing above the registered voters; well-formed ids). When a rule fails, the recogniser may
-have misread a digit: :func:`find_fix` searches the alternative readings of the uncertain fields (top-2 per digit,
-from ``fields.parquet``) for one that makes every rule hold and is at least ``min_fix_ratio`` times as likely as
-the reading it replaces. Found: the flag is ``needs_review`` and names the reading; not found: ``inconsistent``.
+have misread a digit: :func:`find_fix` searches the alternative readings of the uncertain fields (each digit's
+top-2 and its other labels, from ``fields.parquet``) for one that makes every rule hold and is at least
+``min_fix_ratio`` times as likely as the reading it replaces. Found: the flag is ``needs_review`` and names the
+reading. Not found, the failure is ``inconsistent`` only if every field of the rule was read right with at least
+``min_read_probability`` (product of calibrated confidences); else a misread the alternatives do not cover could
+still explain it, and the flag is ``needs_review`` naming the doubtful fields and their confidence.
 """
 
 from __future__ import annotations
@@ -186,6 +189,32 @@ def find_fix(reading: SheetReading, checks: list[Check], s: AuditSettings) -> Fi
     return best
 
 
+def read_right_probability(reading: SheetReading, fields: tuple[str, ...]) -> float:
+    """Probability that every numeric field of ``fields`` was read right: the product of their calibrated
+    confidences (itself the product over their digits). A field with no confidence (blank) counts as certain."""
+    return math.prod(float(reading.confidences.get(f) or 1.0) for f in fields if f in NUMERIC_FIELDS)
+
+
+def misread_reach(reading: SheetReading, field: str) -> int:
+    """The largest change a misread of ``field``'s digits can make: ``10**n - 1`` for ``n`` digits read."""
+    return 10 ** len(reading.texts.get(field) or "") - 1
+
+
+def doubtful_fields(reading: SheetReading, check: Check, s: AuditSettings) -> tuple[str, ...]:
+    """The least confidently read fields of ``check`` that keep the chance of an all-right reading below
+    ``min_read_probability`` (removed one by one, least confident first, until the rest reach it), provided
+    misreads of their digits could together account for the rule's discrepancy. Empty when the failure stands
+    as ``inconsistent``: the fields were read confidently enough, or the doubtful ones are too short to explain it
+    (a misread single digit cannot hide 50 votes)."""
+    numeric = sorted((f for f in check.fields if f in NUMERIC_FIELDS),
+                     key=lambda f: float(reading.confidences.get(f) or 1.0))
+    doubtful: list[str] = []
+    while numeric and read_right_probability(reading, tuple(numeric)) < s.min_read_probability:
+        doubtful.append(numeric.pop(0))
+    reach = sum(misread_reach(reading, f) for f in doubtful)
+    return tuple(doubtful) if check.discrepancy is None or reach >= check.discrepancy else ()
+
+
 def _evidence(reading: SheetReading, check: Check, fix: Fix | None) -> dict:
     numeric = [f for f in check.fields if f in NUMERIC_FIELDS]
     return {**(check.evidence or {}),
@@ -195,26 +224,43 @@ def _evidence(reading: SheetReading, check: Check, fix: Fix | None) -> dict:
             "images": {f: reading.images[f] for f in numeric if f in reading.images},
             "fix": None if fix is None else fix.as_evidence(),
             "fix_probability": None if fix is None else fix.probability,
-            "fix_likelihood_ratio": None if fix is None else fix.ratio}
+            "fix_likelihood_ratio": None if fix is None else fix.ratio,
+            "read_right_probability": read_right_probability(reading, check.fields)}
+
+
+def _doubt_reason(reading: SheetReading, check: Check, doubtful: tuple[str, ...], s: AuditSettings) -> str:
+    """E.g. ``...; the digits of total votes (62%) were read with low confidence (...), so a misread could explain
+    this: check the scan``."""
+    shown = " and ".join(f"{display_name(f)} ({float(reading.confidences.get(f) or 1.0):.0%})" for f in doubtful)
+    return (f"{check.reason}; the digits of {shown} were read with low confidence (all of this rule's fields read "
+            f"right: {read_right_probability(reading, check.fields):.0%}, below {s.min_read_probability:.0%}), "
+            "so a misread could explain this: check the scan")
 
 
 def _failure_flag(reading: SheetReading, check: Check, fix: Fix | None, s: AuditSettings) -> Flag:
-    """A ``needs_review`` flag when ``fix`` explains the failure, else an ``inconsistent`` one.
+    """A ``needs_review`` flag when ``fix`` explains the failure or the rule's fields were read with too little
+    confidence for the failure to stand, else an ``inconsistent`` one.
 
     Malformed ids are the exception: they add or remove no vote, so without a fix they still only ask for a look.
     """
+    doubtful = doubtful_fields(reading, check, s)
     if fix is not None:
         verdict, severity = "needs_review", "low"
         reason = f"{check.reason}; {fix.describe()} would make every rule hold, so check the scan"
     elif check.rule == ID_RULE:
         verdict, severity = "needs_review", "medium"
         reason = f"{check.reason}; ids carry no votes, so check the ids on the scan"
+    elif doubtful:
+        verdict, severity = "needs_review", "medium"
+        reason = _doubt_reason(reading, check, doubtful, s)
     else:
         verdict = "inconsistent"
         big = check.discrepancy is not None and check.discrepancy >= s.major_discrepancy
         severity = "high" if big else "medium"
-        reason = (f"{check.reason}; no alternative reading of the digits at least {s.min_fix_ratio:g} times as "
-                  "likely as the one made makes the sheet consistent")
+        reason = (f"{check.reason}; the fields of this rule were read with "
+                  f"{read_right_probability(reading, check.fields):.0%} confidence and no alternative reading of "
+                  f"the digits at least 1/{1 / s.min_fix_ratio:.0f} as likely as the one made makes the sheet "
+                  "consistent")
     return Flag(reading.sheet_id, check.fields, check.rule, severity, verdict, reason, _evidence(reading, check, fix))
 
 

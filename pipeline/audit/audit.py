@@ -30,6 +30,7 @@ from pipeline.audit.table import (
     read_table,
     sheet_reading,
 )
+from pipeline.engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,36 @@ def page_flags(table: pd.DataFrame) -> list[Flag]:
                  {"status": row["status"], "source": row.get("source")}) for sid, row in bad.iterrows()]
 
 
-def sheet_flags(table: pd.DataFrame, fields: pd.DataFrame, rundir: Path, out: Path, s: AuditSettings) -> list[Flag]:
-    """Arithmetic and read-uncertainty flags of every sheet whose page was read."""
-    candidates = candidate_map(fields)
+def row_chunks(table: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """``table`` cut into consecutive slices of at most ``size`` rows (one empty slice for an empty table)."""
+    return [table.iloc[i:i + size] for i in range(0, len(table), size)] or [table]
+
+
+def sheet_flags(table: pd.DataFrame, fields: pd.DataFrame, rundir: Path, out: Path, s: AuditSettings,
+                chunk_sheets: int) -> list[Flag]:
+    """Arithmetic and read-uncertainty flags of every sheet whose page was read.
+
+    The candidate readings (parsed ``alternatives``) are built for ``chunk_sheets`` sheets at a time, not for
+    the whole batch at once.
+    """
     ok = table[table["status"] == OK_STATUS]
     flags: list[Flag] = []
-    for _, row in tqdm(ok.iterrows(), total=len(ok), desc="arithmetic", unit="sheet", disable=len(ok) < 50):
-        flags += arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)
+    progress = tqdm(total=len(ok), desc="arithmetic", unit="sheet", disable=len(ok) < 50)
+    for chunk in row_chunks(ok, chunk_sheets):
+        candidates = candidate_map(fields[fields["sheet_id"].isin(chunk.index)])
+        for _, row in chunk.iterrows():
+            flags += arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)
+        progress.update(len(chunk))
+    progress.close()
     return flags
+
+
+def alteration_scores(table: pd.DataFrame, detector: alteration.Detector | None, rundir: Path, out: Path,
+                      chunk_sheets: int) -> tuple[pd.DataFrame, list[Flag]]:
+    """:func:`alteration.apply_detector` on ``chunk_sheets`` sheets at a time: a sheet's features and scores
+    depend on that sheet alone, so the result is the same as in one go, without every field's features in memory."""
+    parts = [alteration.apply_detector(chunk, detector, rundir, out) for chunk in row_chunks(table, chunk_sheets)]
+    return pd.concat([t for t, _ in parts]), [f for _, flags in parts for f in flags]
 
 
 def summarise_sheets(table: pd.DataFrame, flags: list[Flag]) -> pd.DataFrame:
@@ -119,7 +142,7 @@ def write_outputs(out: Path, sheets: pd.DataFrame, flags: list[Flag], forensics:
 
 
 def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
-              truth: Path | None = None) -> AuditResult:
+              truth: Path | None = None, stream_sheets: int | None = None) -> AuditResult:
     """Audit one read run (``pages.csv``, ``fields.parquet``, ``marks.csv``, ``fields/``) into ``out``.
 
     Args:
@@ -127,6 +150,8 @@ def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
         out: folder for the audit files (created).
         settings: thresholds; defaults when ``None``.
         truth: optional ``truth.csv`` of a synthetic batch; adds ``truth_eval.json`` and the true Cantu rates.
+        stream_sheets: sheets whose field images and candidate readings are held at once (default: the
+            engine's); the sheet table itself (one small row per sheet) is whole.
 
     Raises:
         InputFileError: a required input is missing, unreadable or lacks documented columns.
@@ -135,13 +160,14 @@ def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
     s = settings or AuditSettings()
     rundir, out = Path(rundir), Path(out)
     pages = read_table(rundir / "pages.csv", PAGES_COLUMNS)
-    fields = read_table(rundir / "fields.parquet", FIELDS_COLUMNS)
+    fields = read_table(rundir / "fields.parquet", FIELDS_COLUMNS, only_needed=True)
     marks = read_table(rundir / "marks.csv", MARKS_COLUMNS)
     truth_df = evaluate.read_truth(Path(truth)) if truth is not None else None
     table = build_sheet_table(pages, fields, marks, rundir, out, s)
     detector = alteration.load_detector(Path(s.alteration_model))
-    table, alteration_flags = alteration.apply_detector(table, detector, rundir, out)
-    flags = (page_flags(table) + sheet_flags(table, fields, rundir, out, s)
+    chunk = stream_sheets or EngineSettings().stream_sheets
+    table, alteration_flags = alteration_scores(table, detector, rundir, out, chunk)
+    flags = (page_flags(table) + sheet_flags(table, fields, rundir, out, s, chunk)
              + cross_sheet_flags(table[table["status"] == OK_STATUS], s) + alteration_flags)
     sheets = summarise_sheets(table, flags)
     forensics = run_forensics(sheets, s)

@@ -7,8 +7,9 @@
   and the Cantu gap recovered from detected and from true alterations, next to the generator's setting.
 * Forensics: :data:`FORENSIC_BATCHES` count-only batches from the generator's electoral model with tampering off
   (how often any test alarms at ``alpha`` after the multiple-testing correction, with the smooth and with the
-  textbook uniform last-digit reference), and the same batches after a share of stations' counts was invented
-  by :func:`fabricate` (how often the tests alarm then).
+  textbook uniform last-digit reference, and an exact binomial test of whether that exceeds ``alpha``), and the
+  same batches after a share of stations' counts was invented by :func:`fabricate` (how often the tests alarm
+  then).
 
 The alteration detector is ``models/alteration``; if there is none the benchmark trains one first and says so.
 """
@@ -38,7 +39,7 @@ BENCH_SEED = 2024
 BENCH_SHEETS = 300
 QUICK_SHEETS = 24
 FORENSIC_SEED = 50_000
-FORENSIC_BATCHES = 200
+FORENSIC_BATCHES = 400
 QUICK_FORENSIC_BATCHES = 5
 FORENSIC_SHEETS = 300
 QUICK_FORENSIC_SHEETS = 100
@@ -167,7 +168,19 @@ def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) 
             "clean_false_alarm_uniform_reference": _rate(hits["clean_uniform_reference"], batches, s),
             "clean_alarms_by_test": per_test,
             "fabricated_alarm": _rate(hits["fabricated"], batches, s),
-            "meets_target": bool(hits["clean"] / batches <= s.alpha and hits["fabricated"] > hits["clean"])}
+            "clean_excess_p_value": excess_p_value(hits["clean"], batches, s.alpha),
+            "meets_target": bool(excess_p_value(hits["clean"], batches, s.alpha) > s.alpha
+                                 and hits["fabricated"] > hits["clean"])}
+
+
+def excess_p_value(alarms: int, batches: int, alpha: float) -> float:
+    """One-sided exact binomial p-value of ``alarms`` in ``batches`` clean batches against a false alarm rate of
+    at most ``alpha``: small when the tests demonstrably alarm more often than their stated level. The observed
+    rate itself wobbles around ``alpha`` by Monte-Carlo error (a few points at 400 batches), so this, not the
+    point estimate, says whether the level is exceeded."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(alarms, batches, alpha, alternative="greater").pvalue) if batches else 1.0
 
 
 def ensure_detector(config: dict) -> bool:

@@ -27,7 +27,8 @@ class AuditSettings:
     Arithmetic tolerances are in votes. The read-uncertainty search accepts alternative readings only when they
     are at least ``min_fix_ratio`` times as likely as the readings they replace (product over the changed fields
     of the recogniser's probability ratios), so that a real inconsistency is not explained away by an unlikely
-    reading.
+    reading; and a failure whose fields were read right with less than ``min_read_probability`` asks for a look
+    rather than being called ``inconsistent``.
     """
 
     sum_tolerance: int = 0
@@ -39,7 +40,15 @@ class AuditSettings:
     empty_counts_as_zero: bool = True
     max_state: int = 32
     max_district: int = 40
+    #: Both chosen on a tuning batch (seed 77, 300 sheets; the benchmark evaluates on seed 2024) with the
+    #: recogniser's full calibrated label probabilities: 0.45% of clean sheets wrongly ``inconsistent`` and 85% of
+    #: the inconsistent sheets read right called so (a lower ``min_read_probability`` of 0.6 calls 96% but doubles
+    #: the false calls). A reading 100 times less likely than the one made does not explain a failure away.
     min_fix_ratio: float = 0.01
+    #: A failed rule is called ``inconsistent`` only when every field it involves was read right with at least
+    #: this probability (product of the fields' calibrated confidences); below it the failure may be a misread
+    #: whose true reading is not among the alternatives, so it goes to ``needs_review``.
+    min_read_probability: float = 0.8
     max_changed_fields: int = 2
     # cross-sheet
     max_turnout: float = 1.0
@@ -79,7 +88,7 @@ class AuditSettings:
             raise ConfigError(f"audit.correction must be one of {CORRECTIONS}, not '{self.correction}'")
         if self.ruling_party not in PARTIES:
             raise ConfigError(f"audit.ruling_party must be one of {PARTIES}, not '{self.ruling_party}'")
-        for name in ("min_fix_ratio", "alpha", "ci_level"):
+        for name in ("min_fix_ratio", "min_read_probability", "alpha", "ci_level"):
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(f"audit.{name} must lie strictly between 0 and 1, not {getattr(self, name)}")
 

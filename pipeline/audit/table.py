@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline.audit.arithmetic import SheetReading
 from pipeline.audit.schema import (
@@ -46,12 +47,20 @@ def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], path: Path) -> p
     return df
 
 
-def read_table(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV or Parquet table, checking it exists, parses and has the ``needed`` columns."""
+def read_table(path: Path, needed: tuple[str, ...], only_needed: bool = False) -> pd.DataFrame:
+    """Read a CSV or Parquet table, checking it exists, parses and has the ``needed`` columns.
+
+    ``only_needed`` loads just those columns of a Parquet table (the others are never read into memory).
+    """
     if not path.is_file():
         raise InputFileError(f"{path}: not found; run the earlier stage first (see docs/DATA.md)")
     try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"sheet_id": str})
+        if path.suffix != ".parquet":
+            df = pd.read_csv(path, dtype={"sheet_id": str})
+        elif only_needed:
+            df = pd.read_parquet(path, columns=[c for c in needed if c in pq.read_schema(path).names])
+        else:
+            df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         raise InputFileError(f"{path}: cannot read table ({exc})") from exc
     df = _require_columns(df, needed, path)

@@ -1,15 +1,18 @@
-"""Scale benchmark (``python -m pipeline bench --only scale``): end-to-end throughput, speed-up, memory, fuzz.
+"""Scale benchmark (``python -m pipeline bench --only scale``): throughput, speed-up, peak memory, fuzz.
 
-Generates N synthetic 200-dpi sheets (generation is not timed), then times read (1 and 2 workers), recognise
-and audit on them, projects the time for 53k and 500k sheets from the measured rate, records the peak RSS of
-this process and of its children after each batch size, reads the fuzz inputs, and kills and resumes a read.
-Every figure is measured; nothing is a target.
+For each batch size (config section ``scale_bench``; 1k and 10k sheets by default) it generates synthetic
+200-dpi sheets (not timed; optionally kept in a cache folder), then runs ``read`` (2 workers), ``recognise`` and
+``audit`` each as its own ``python -m pipeline`` process, exactly as a user would, recording its wall time and its
+peak memory: the peaks of the summed resident memory of its process tree (workers included) and of its largest
+process, sampled every ``poll_s``. Fresh processes keep one stage's or one size's memory
+out of the next one's figure. At the ``timed_sizes`` the read also runs with 1 worker (the speed-up). The time
+for 53k and 500k sheets is projected from each size's measured rate; it then reads the fuzz inputs and kills and
+resumes a read. Every figure is measured; nothing is a target.
 """
 
 from __future__ import annotations
 
 import logging
-import resource
 import signal
 import subprocess
 import sys
@@ -19,9 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import CURRENT_MODEL
+from pipeline.config import CURRENT_MODEL, build_settings
 from pipeline.engine import parts as pt
 from pipeline.engine.fuzz import write_fuzz_inputs
+from pipeline.engine.settings import ScaleBenchSettings
 from pipeline.vision import settings as st
 
 log = logging.getLogger(__name__)
@@ -29,45 +33,106 @@ log = logging.getLogger(__name__)
 DPI = 200
 SEED = 7
 ARCHIVE_SHEETS, NATIONAL_SHEETS = 53_000, 500_000
-FULL_SIZES, QUICK_SIZES = (200, 1000), (6, 12)
+QUICK = ScaleBenchSettings(sizes=(6, 12), timed_sizes=(6,))
 FUZZ_PAGE_LIMIT = 4
 KILL_AFTER_PARTS = 2
 POLL_S = 0.05
+KB_PER_MB = 1024
+#: Lines of a failed stage's error output quoted in the exception.
+ERROR_TAIL_LINES = 20
 
 
-def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory of this process and of its largest finished child, in MB (Linux reports KB)."""
-    return {"self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+def children_of() -> dict[int, list[int]]:
+    """``{pid: [child pids]}`` of every process visible in ``/proc`` (Linux)."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # the command name may hold spaces and brackets
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
 
 
-def _timed(step) -> float:
+def rss_kb(pid: int) -> int:
+    """Resident memory of one process in KB (0 when it has ended)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kb(pid: int) -> tuple[int, int]:
+    """Resident memory of ``pid`` and all its descendants in KB: their sum (shared pages count once per process)
+    and the largest single process's."""
+    tree, todo, sizes = children_of(), [pid], []
+    while todo:
+        current = todo.pop()
+        sizes.append(rss_kb(current))
+        todo += tree.get(current, [])
+    return sum(sizes), max(sizes)
+
+
+def run_stage(args: list[str], log_path: Path, poll_s: float) -> dict:
+    """Run ``python -m pipeline ARGS`` in a fresh process: wall seconds, peak memory of its process tree and of its
+    largest process, both sampled every ``poll_s``. (The child's ``ru_maxrss`` is no use here: Linux counts in it
+    this process's memory at the fork.)
+
+    Raises:
+        RuntimeError: the stage failed (its error output ends the message).
+    """
     start = time.perf_counter()
-    step()
-    return round(time.perf_counter() - start, 2)
+    with log_path.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=subprocess.DEVNULL, stderr=err)
+        peak_tree = peak_process = 0
+        while proc.poll() is None:
+            total, largest = tree_rss_kb(proc.pid)
+            peak_tree, peak_process = max(peak_tree, total), max(peak_process, largest)
+            time.sleep(poll_s)
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:])
+        raise RuntimeError(f"`python -m pipeline {' '.join(args)}` exited with {proc.returncode}:\n{tail}")
+    return {"seconds": round(time.perf_counter() - start, 2), "peak_tree_mb": round(peak_tree / KB_PER_MB, 1),
+            "peak_process_mb": round(peak_process / KB_PER_MB, 1)}
 
 
-def end_to_end(sheets: Path, work: Path, n: int) -> dict:
-    """Time read with 1 and 2 workers, then recognise and audit, on ``n`` sheets."""
-    from pipeline.audit.audit import run_audit
-    from pipeline.audit.settings import AuditSettings
-    from pipeline.model.recognise import recognise_run
-    from pipeline.model.settings import RecogniseSettings
-    from pipeline.vision import ReadSettings, read_batch
-
-    read1 = _timed(lambda: read_batch([sheets], work / "run1", ReadSettings(workers=1, dpi=DPI)))
-    read2 = _timed(lambda: read_batch([sheets], work / "run2", ReadSettings(workers=2, dpi=DPI)))
-    recog = _timed(lambda: recognise_run(work / "run2", CURRENT_MODEL, RecogniseSettings()))
-    audit = _timed(lambda: run_audit(work / "run2", work / "processed", AuditSettings(), None))
-    total = read2 + recog + audit
+def batch_stages(sheets: Path, work: Path, n: int, timed: bool, poll_s: float) -> dict:
+    """Read (2 workers; also 1 worker when ``timed``), recognise and audit ``n`` sheets, each in its own process."""
+    run, stages = work / "run", {}
+    if timed:
+        stages["read_1_worker"] = run_stage(["read", str(sheets), "--out", str(work / "run1"), "--workers", "1",
+                                             "--dpi", str(DPI)], work / "read1.log", poll_s)
+    stages["read_2_workers"] = run_stage(["read", str(sheets), "--out", str(run), "--workers", "2",
+                                          "--dpi", str(DPI)], work / "read2.log", poll_s)
+    stages["recognise"] = run_stage(["recognise", str(run), "--model", str(CURRENT_MODEL)], work / "recognise.log",
+                                    poll_s)
+    stages["audit"] = run_stage(["audit", str(run), "--out", str(work / "processed")], work / "audit.log", poll_s)
+    total = sum(stages[k]["seconds"] for k in ("read_2_workers", "recognise", "audit"))
     rate = n / total
-    return {"sheets": n, "seconds": {"read_1_worker": read1, "read_2_workers": read2, "recognise": recog,
-                                     "audit": audit, "total_2_workers": round(total, 2)},
-            "sheets_per_s": round(rate, 2), "read_speedup_1_to_2": round(read1 / read2, 2),
-            "projected_hours": {"53k": round(ARCHIVE_SHEETS / rate / 3600, 2),
-                                "500k": round(NATIONAL_SHEETS / rate / 3600, 2)},
-            "peak_rss": peak_rss_mb()}
+    result = {"sheets": n, "stages": stages, "total_2_workers_s": round(total, 2), "sheets_per_s": round(rate, 2),
+              "projected_hours": {"53k": round(ARCHIVE_SHEETS / rate / 3600, 2),
+                                  "500k": round(NATIONAL_SHEETS / rate / 3600, 2)},
+              "peak_tree_mb": max(v["peak_tree_mb"] for v in stages.values())}
+    if timed:
+        result["read_speedup_1_to_2"] = round(stages["read_1_worker"]["seconds"]
+                                              / stages["read_2_workers"]["seconds"], 2)
+    return result
 
+
+def synthetic_batch(n: int, folder: Path) -> Path:
+    """The sheets of an ``n``-sheet batch in ``folder``, generated unless a complete one is already there."""
+    from pipeline.synth import SynthSettings, generate_batch
+
+    sheets = folder / "sheets"
+    if not (folder / "truth.csv").is_file() or sum(1 for _ in sheets.glob("*.jpg")) != n:
+        generate_batch(SynthSettings(sheets=n, seed=SEED, dpi=DPI, gallery_sheets=1), folder)
+    return sheets
 
 def fuzz(work: Path) -> dict:
     """Read the fuzz inputs; a crash is an exception out of the read or an ``error`` row."""
@@ -106,16 +171,20 @@ def kill_and_resume(sheets: Path, work: Path, n: int) -> dict:
 
 def run_bench(config: dict, quick: bool) -> dict:
     """Every figure of the scale benchmark (``quick``: tiny batches, a smoke test of the benchmark)."""
-    from pipeline.synth import SynthSettings, generate_batch
-
-    sizes = QUICK_SIZES if quick else FULL_SIZES
-    result: dict = {"dpi": DPI, "note": "10k sheets not run: about 30 min on this 2-core machine" if not quick
-                    else "quick: tiny batches"}
+    s = QUICK if quick else build_settings(ScaleBenchSettings, "scale_bench", config)
+    result: dict = {"dpi": DPI, "sizes": list(s.sizes), "timed_sizes": list(s.timed_sizes),
+                    "memory": "peak_tree_mb: summed RSS of the stage's process tree (workers included); "
+                              "peak_process_mb: RSS of its largest process; both sampled every "
+                              f"{s.poll_s} s in a fresh process per stage and size"}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for n in sizes:
-            batch = generate_batch(SynthSettings(sheets=n, seed=SEED, dpi=DPI, gallery_sheets=1), work / f"syn{n}")
-            result[f"batch_{n}"] = end_to_end(batch / "sheets", work / f"e2e{n}", n)
+        cache = Path(s.batch_cache) if s.batch_cache and not quick else work
+        for n in s.sizes:
+            sheets = synthetic_batch(n, cache / f"syn{n}")
+            (work / f"e2e{n}").mkdir()
+            result[f"batch_{n}"] = batch_stages(sheets, work / f"e2e{n}", n, n in s.timed_sizes, s.poll_s)
+            log.info("scale %d sheets: %s", n, result[f"batch_{n}"])
         result["fuzz"] = fuzz(work)
-        result["kill_and_resume"] = kill_and_resume(work / f"syn{sizes[-1]}" / "sheets", work, sizes[-1])
+        smallest = min(s.sizes)
+        result["kill_and_resume"] = kill_and_resume(cache / f"syn{smallest}" / "sheets", work, smallest)
     return result

@@ -23,6 +23,8 @@ class EngineSettings:
         in_flight_per_worker: tasks queued per worker; bounds the memory held by pending results.
         ray_address: address of an existing Ray cluster (``ray://host:10001`` or ``auto``); ``None`` starts a
             local Ray instance.
+        stream_sheets: sheets the batch-wide stages (recognise, audit) hold in memory at once; their memory
+            grows with this, not with the batch.
     """
 
     engine: str = LOCAL
@@ -30,12 +32,13 @@ class EngineSettings:
     chunksize: int = 1
     in_flight_per_worker: int = 4
     ray_address: str | None = None
+    stream_sheets: int = 500
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got '{self.engine}'")
-        if self.workers < 0 or self.chunksize < 1 or self.in_flight_per_worker < 1:
-            raise ConfigError("engine workers must be >= 0, chunksize and in_flight_per_worker >= 1")
+        if self.workers < 0 or self.chunksize < 1 or self.in_flight_per_worker < 1 or self.stream_sheets < 1:
+            raise ConfigError("engine workers must be >= 0, chunksize, in_flight_per_worker and stream_sheets >= 1")
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,3 +52,29 @@ def engine_from_args(args: argparse.Namespace, config: dict) -> EngineSettings:
     """Engine settings: defaults, then the config file's ``engine`` section, then the CLI flags."""
     return build_settings(EngineSettings, "engine", config, engine=args.engine, ray_address=args.ray_address,
                           workers=args.workers)
+
+
+@dataclass(frozen=True)
+class ScaleBenchSettings:
+    """What the scale benchmark (``bench --only scale``, config section ``scale_bench``) measures.
+
+    Attributes:
+        sizes: batch sizes (sheets); each stage runs on each in its own process, for its time and peak memory.
+        timed_sizes: sizes also read with one worker, for the 1 -> 2 worker speed-up (a slow read at 10k).
+        batch_cache: folder keeping the generated batches (``syn<N>``) for the next run; ``None`` generates them
+            in a temporary folder. Generation is deterministic (fixed seed) and not timed.
+        poll_s: how often the memory of a stage's process tree is sampled.
+    """
+
+    sizes: tuple[int, ...] = (1000, 10_000)
+    timed_sizes: tuple[int, ...] = (1000,)
+    batch_cache: str | None = None
+    poll_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
+        object.__setattr__(self, "timed_sizes", tuple(int(n) for n in self.timed_sizes))
+        if not self.sizes or min(self.sizes) < 1 or not set(self.timed_sizes) <= set(self.sizes):
+            raise ConfigError("scale_bench: sizes must be >= 1 and timed_sizes a subset of sizes")
+        if self.poll_s <= 0:
+            raise ConfigError(f"scale_bench.poll_s must be > 0, not {self.poll_s}")

@@ -2,23 +2,28 @@
 
 Reads ``crops.parquet`` + ``digits.npy`` (docs/DATA.md section 2) and writes ``digits_read.parquet`` (every crop
 row with its top-2 reads and calibrated confidence) and ``fields.parquet`` (one number per sheet x field, see
-:mod:`pipeline.model.fields`) into the same folder, atomically.
+:mod:`pipeline.model.fields`) into the same folder, atomically. It streams: a chunk of whole sheets at a time is
+read from ``crops.parquet``, its images from ``digits.npy`` (memory-mapped for that chunk only), and its rows
+appended to both tables, so memory stays flat however large the batch.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from pipeline.atomic import write_atomic
+from pipeline.engine.settings import EngineSettings
+from pipeline.engine.stream import ParquetSink, empty_frame, parquet_sheet_chunks
 from pipeline.errors import InputFileError
 from pipeline.forms import load_template
-from pipeline.model.fields import build_fields
+from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields
 from pipeline.model.recogniser import DIGIT_SHAPE, DigitRecogniser, Predictions
 from pipeline.model.settings import RecogniseSettings
 
@@ -51,23 +56,32 @@ class RecogniseSummary:
                 f"{self.rundir / DIGITS_READ_FILE} and {self.rundir / FIELDS_FILE}")
 
 
-def load_crops(rundir: Path) -> pd.DataFrame:
-    """``crops.parquet`` with its required columns checked."""
+def crops_path(rundir: Path) -> Path:
+    """``crops.parquet`` of ``rundir``, with its required columns checked (the rows themselves are not loaded)."""
     path = rundir / CROPS_FILE
     if not path.is_file():
         raise InputFileError(f"{path}: missing; run `python -m pipeline read SCANS --out {rundir}` first")
     try:
-        crops = pd.read_parquet(path)
+        names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise InputFileError(f"{path}: not a readable parquet file ({exc})") from exc
-    missing = [c for c in CROP_COLUMNS if c not in crops.columns]
+    missing = [c for c in CROP_COLUMNS if c not in names]
     if missing:
         raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
-    return crops
+    return path
 
 
-def load_digits(rundir: Path, crops: pd.DataFrame) -> np.ndarray:
-    """``digits.npy`` (no pickles), checked against the crops' ``digit_row`` values."""
+def load_crops(rundir: Path) -> pd.DataFrame:
+    """The whole of ``crops.parquet``, with its required columns checked."""
+    path = crops_path(rundir)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise InputFileError(f"{path}: not a readable parquet file ({exc})") from exc
+
+
+def open_digits(rundir: Path) -> np.ndarray:
+    """``digits.npy`` memory-mapped (no pickles; images are read only when indexed), its shape and type checked."""
     path = rundir / DIGITS_FILE
     try:
         digits = np.load(path, allow_pickle=False, mmap_mode="r")
@@ -75,9 +89,20 @@ def load_digits(rundir: Path, crops: pd.DataFrame) -> np.ndarray:
         raise InputFileError(f"{path}: cannot read digit images ({exc})") from exc
     if digits.ndim != 3 or digits.shape[1:] != DIGIT_SHAPE or digits.dtype != np.uint8:
         raise InputFileError(f"{path}: expected uint8 (N, 28, 28), got {digits.dtype} {digits.shape}")
+    return digits
+
+
+def check_digit_rows(rundir: Path, digits: np.ndarray, crops: pd.DataFrame) -> None:
+    """Refuse crops whose ``digit_row`` points past the end of ``digits.npy``."""
     top = int(crops["digit_row"].max()) if len(crops) else -1
     if top >= len(digits):
-        raise InputFileError(f"{path}: has {len(digits)} digits but {CROPS_FILE} refers to row {top}")
+        raise InputFileError(f"{rundir / DIGITS_FILE}: has {len(digits)} digits but {CROPS_FILE} refers to row {top}")
+
+
+def load_digits(rundir: Path, crops: pd.DataFrame) -> np.ndarray:
+    """:func:`open_digits`, checked against the ``digit_row`` values of ``crops``."""
+    digits = open_digits(rundir)
+    check_digit_rows(rundir, digits, crops)
     return digits
 
 
@@ -85,24 +110,18 @@ def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray, rows: np.ndarr
     """Predictions for each value of ``rows`` (-1 = no image gives NA), reading each distinct image once."""
     wanted = np.unique(rows[rows >= 0])
     preds: Predictions = recogniser.predict(np.asarray(digits[wanted]), batch_size)
-    # One spare slot at the end: digit_row -1 (no image) indexes it and finds -1, "no prediction".
-    position = np.full(len(digits) + 1, -1)
-    position[wanted] = np.arange(len(wanted))
-    where = position[rows]
-    have = where >= 0
+    # Position of each row's image among ``wanted`` (sorted); rows without an image (-1) get no prediction.
+    have = rows >= 0
+    where = np.searchsorted(wanted, rows)
+    columns = {name: getattr(preds, name) for name in PREDICTION_COLUMNS}
+    columns |= {name: preds.probs[:, label] for label, name in enumerate(LABEL_PROB_COLUMNS)}
     table = {}
-    for name in PREDICTION_COLUMNS:
-        values = getattr(preds, name)
+    for name, values in columns.items():
         column = np.full(len(rows), np.nan)
         column[have] = values[where[have]]
         table[name] = column
     out = pd.DataFrame(table)
     return out.astype({"label": "Int64", "label2": "Int64"})
-
-
-def write_parquet_atomic(table: pd.DataFrame, path: Path) -> None:
-    """Write ``table`` via a temporary file and a rename, so readers never see half a file."""
-    write_atomic(path, lambda tmp: table.to_parquet(tmp, index=False))
 
 
 def recognise_frames(crops: pd.DataFrame, digits: np.ndarray, recogniser: DigitRecogniser,
@@ -118,17 +137,50 @@ def recognise_frames(crops: pd.DataFrame, digits: np.ndarray, recogniser: DigitR
     return digits_read, fields
 
 
-def recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSettings) -> RecogniseSummary:
-    """Read every crop of ``rundir`` with the model at ``model_path`` and write both tables."""
-    crops = load_crops(rundir)
-    digits = load_digits(rundir, crops)
+def crop_chunks(path: Path, max_sheets: int) -> Iterator[pd.DataFrame]:
+    """``crops.parquet`` in chunks of whole sheets; an empty table gives one empty chunk (so both outputs exist)."""
+    chunks = parquet_sheet_chunks(path, max_sheets)
+    first = next(chunks, None)
+    if first is None:
+        yield empty_frame(path)
+        return
+    yield first
+    yield from chunks
+
+
+def recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSettings,
+                  stream_sheets: int | None = None) -> RecogniseSummary:
+    """Read every crop of ``rundir`` with the model at ``model_path`` and write both tables.
+
+    The crops are read ``stream_sheets`` sheets at a time (default: the engine's) and each chunk's rows are
+    appended to both tables, so memory does not grow with the batch; the tables are renamed into place at the end.
+    """
+    path = crops_path(rundir)
+    open_digits(rundir)  # refuse a bad digits.npy before loading the model
     recogniser = DigitRecogniser.load(model_path)
     names = [f.name for f in load_template().fields if f.is_numeric]
-    start = time.perf_counter()
-    digits_read, fields = recognise_frames(crops, digits, recogniser, settings, names)
-    seconds = time.perf_counter() - start
-    write_parquet_atomic(digits_read, rundir / DIGITS_READ_FILE)
-    write_parquet_atomic(fields, rundir / FIELDS_FILE)
-    n_digits = int((crops["digit_row"] >= 0).sum())
-    return RecogniseSummary(rundir, n_digits, int(crops["sheet_id"].nunique()), len(fields),
-                            int(fields["needs_review"].sum()), seconds, recogniser.version)
+    sinks = ParquetSink(rundir / DIGITS_READ_FILE), ParquetSink(rundir / FIELDS_FILE)
+    n_digits = n_sheets = n_fields = n_review = 0
+    seconds = 0.0
+    try:
+        for crops in crop_chunks(path, stream_sheets or EngineSettings().stream_sheets):
+            # Mapped afresh for each chunk: the file pages a chunk reads are resident memory while the map lives.
+            digits = open_digits(rundir)
+            check_digit_rows(rundir, digits, crops)
+            start = time.perf_counter()
+            digits_read, fields = recognise_frames(crops, digits, recogniser, settings, names)
+            seconds += time.perf_counter() - start
+            del digits
+            for sink, table in zip(sinks, (digits_read, fields), strict=True):
+                sink.write(table)
+            n_digits += int((crops["digit_row"] >= 0).sum())
+            n_sheets += int(crops["sheet_id"].nunique())
+            n_fields += len(fields)
+            n_review += int(fields["needs_review"].sum())
+        for sink in sinks:
+            sink.commit()
+    except BaseException:
+        for sink in sinks:
+            sink.discard()
+        raise
+    return RecogniseSummary(rundir, n_digits, n_sheets, n_fields, n_review, seconds, recogniser.version)

@@ -1,6 +1,16 @@
 import pytest
 
-from pipeline.audit.arithmetic import SheetReading, all_checks, arithmetic_flags, counts_consistent, find_fix
+from pipeline.audit.arithmetic import (
+    Check,
+    SheetReading,
+    all_checks,
+    arithmetic_flags,
+    counts_consistent,
+    doubtful_fields,
+    find_fix,
+    misread_reach,
+    read_right_probability,
+)
 from pipeline.audit.settings import AuditSettings
 from tests.audit.conftest import clean_values
 
@@ -45,9 +55,46 @@ def test_likely_alternative_reading_makes_it_needs_review():
 
 def test_unlikely_alternative_does_not_explain_away_a_real_inconsistency():
     v = clean_values(pri=126)
-    cands = {"pri": [(126, 0.97), (120, 0.005)]}
-    flags = arithmetic_flags(reading(v, cands), S)
+    cands = {"pri": [(126, 0.97), (120, 0.001)]}  # 1/970 as likely: below min_fix_ratio
+    flags = arithmetic_flags(reading(v, cands, confidences={"pri": 0.97}), S)
     assert {f.verdict for f in flags} == {"inconsistent"}
+    assert "read with 97% confidence" in flags[0].reason
+
+
+def test_confident_failure_without_alternatives_stays_inconsistent():
+    v = clean_values(total_votes=229)
+    confident = {f: 0.99 for f in v}  # 11 fields of the sum at 0.99: 90% all read right, above 80%
+    flags = arithmetic_flags(reading(v, confidences=confident), S)
+    assert {f.verdict for f in flags} == {"inconsistent"}
+    assert flags[0].evidence["read_right_probability"] == pytest.approx(0.99 ** 11)
+
+
+def test_low_confidence_failure_without_a_fix_needs_review_and_says_why():
+    # the true PRI digit is not among the alternatives, but PRI was read with 62% confidence
+    v = clean_values(pri=126)
+    confidences = {f: 0.999 for f in v} | {"pri": 0.62}
+    flags = arithmetic_flags(reading(v, {"pri": [(126, 0.62), (128, 0.3)]}, confidences=confidences), S)
+    assert [(f.rule, f.verdict) for f in flags] == [("votes_add_up", "needs_review")]
+    assert "the digits of PRI (62%) were read with low confidence" in flags[0].reason
+    assert "a misread could explain this" in flags[0].reason
+
+
+def test_doubtful_fields_are_the_least_confident_until_the_rest_is_trusted():
+    v = clean_values()
+    r = reading(v, confidences={"pan": 0.9, "pri": 0.7, "total_votes": 0.85})
+    fields = ("pan", "pri", "total_votes")
+    check = Check("votes_add_up", fields, False, "", discrepancy=9)
+    assert read_right_probability(r, fields) == pytest.approx(0.9 * 0.7 * 0.85)
+    assert doubtful_fields(r, check, S) == ("pri", "total_votes")  # 0.9 alone reaches min_read_probability
+    assert doubtful_fields(r, Check("votes_add_up", ("pan",), False, "", discrepancy=9), S) == ()
+    assert doubtful_fields(r, check, AuditSettings(min_read_probability=0.5)) == ()
+
+
+def test_a_doubtful_field_too_short_to_hide_the_discrepancy_does_not_excuse_it():
+    v = clean_values(pms=6, total_votes=270)  # PMS (one digit) read with 60% confidence; the sum is off by 49
+    flags = arithmetic_flags(reading(v, confidences={"pms": 0.6}), S)
+    assert flags[0].rule == "votes_add_up" and flags[0].verdict == "inconsistent"
+    assert misread_reach(reading(v), "pms") == 9 and misread_reach(reading(v), "pri") == 999
 
 
 def test_fix_must_make_all_failed_rules_hold_jointly():

@@ -23,3 +23,11 @@ def test_forensic_section_reports_rates_with_intervals():
     out = forensic_section({}, 2, 60, AuditSettings())
     for key in ("clean_false_alarm", "clean_false_alarm_uniform_reference", "fabricated_alarm"):
         assert out[key]["batches"] == 2 and len(out[key]["ci"]) == 2
+
+
+def test_excess_p_value_is_small_only_when_alarms_clearly_exceed_the_level():
+    from pipeline.audit.bench import excess_p_value
+
+    assert excess_p_value(22, 400, 0.05) > 0.3  # 5.5% in 400 batches: within Monte-Carlo error of 5%
+    assert excess_p_value(40, 400, 0.05) < 0.001  # 10%: the level is exceeded
+    assert excess_p_value(0, 0, 0.05) == 1.0

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model.fields import DigitRead, alternatives, field_value
+from pipeline.model.fields import DigitRead, alternatives, field_value, label_options
 from pipeline.model.recognise import recognise_frames
 from pipeline.model.recogniser import DigitRecogniser
 from pipeline.model.settings import RecogniseSettings
@@ -87,9 +87,29 @@ def test_field_without_crops_is_listed_and_needs_review():
     assert set(rows.index) == {"pan", "pri"} and rows.loc["pri", "needs_review"] and rows.loc["pri", "n_crops"] == 0
 
 
-def test_alternatives_are_top_products_of_top2():
-    digits = [DigitRead(1, 0.6, 7, 0.4, False), DigitRead(2, 0.9, 3, 0.1, False)]
+def read_digit(probs: dict[int, float]) -> DigitRead:
+    """A digit read with the calibrated probabilities ``probs`` (labels not named get 0)."""
+    vector = tuple(probs.get(label, 0.0) for label in range(10))
+    (l1, p1), (l2, p2) = sorted(enumerate(vector), key=lambda lp: -lp[1])[:2]
+    return DigitRead(l1, p1, l2, p2, False, vector)
+
+
+def test_alternatives_are_top_products_of_the_digit_probabilities():
+    digits = [read_digit({1: 0.6, 7: 0.4}), read_digit({2: 0.9, 3: 0.1})]
     alts = alternatives(digits, 3)
     assert [v for v, _ in alts] == [12, 72, 13]
     assert [p for _, p in alts] == pytest.approx([0.54, 0.36, 0.06])
     assert field_value(digits, alts, 0.99) == 12
+
+
+def test_every_label_is_an_option_with_its_calibrated_probability():
+    options = label_options(read_digit({4: 0.92, 9: 0.04, 6: 0.03, 0: 0.01}))
+    assert options == [(4, 0.92), (9, 0.04), (6, 0.03), (0, 0.01)]  # most likely first, zeros left out
+    assert label_options(DigitRead(None, 0.0, None, 0.0, True)) == []  # no image, no option
+
+
+def test_alternatives_include_a_third_choice_digit():
+    digits = [read_digit({1: 1.0}), read_digit({4: 0.92, 9: 0.05, 6: 0.03})]
+    alts = dict(alternatives(digits, 8))
+    assert alts[16] == pytest.approx(0.03) and alts[19] == pytest.approx(0.05)
+    assert 71 not in alts  # a label of probability 0 gives no reading

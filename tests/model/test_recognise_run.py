@@ -60,3 +60,44 @@ def test_crops_missing_a_column_is_rejected(tmp_path):
     pd.DataFrame({"sheet_id": ["a"], "field": ["pan"]}).to_parquet(tmp_path / "crops.parquet")
     with pytest.raises(InputFileError, match="digit_row"):
         load_crops(tmp_path)
+
+
+def test_streaming_in_small_chunks_gives_the_same_tables(tmp_path, monkeypatch):
+    """One sheet at a time or all at once: the same rows and values in both tables."""
+    from pipeline.model.recognise import recognise_run
+    from pipeline.model.recogniser import DigitRecogniser
+    from pipeline.model.settings import RecogniseSettings
+    from tests.model.conftest import StubModel, crops_frame, stub_digit
+
+    monkeypatch.setattr(DigitRecogniser, "load", classmethod(lambda cls, path=None: cls(StubModel(), 1.0, 0.5)))
+    crop_rows = [(f"s{s}", field, box, 0, "empty" if (s + box) % 4 == 0 else "digit", -1)
+                 for s in range(5) for field in ("pan", "pri") for box in range(3)]
+    crop_rows = [(*r[:5], i if r[4] == "digit" else -1) for i, r in enumerate(crop_rows)]
+    images = [stub_digit(i % 10, unsure=(37 * i) % 256) for i in range(len(crop_rows))]
+    tables = {}
+    for chunk in (1, 2, 100):
+        run = tmp_path / f"run{chunk}"
+        run.mkdir()
+        crops_frame(crop_rows).to_parquet(run / "crops.parquet")
+        np.save(run / "digits.npy", np.stack(images))
+        summary = recognise_run(run, None, RecogniseSettings(), stream_sheets=chunk)
+        assert summary.n_sheets == 5
+        tables[chunk] = [pd.read_parquet(run / f) for f in ("digits_read.parquet", "fields.parquet")]
+    for chunk in (1, 2):
+        for got, want in zip(tables[chunk], tables[100], strict=True):
+            pd.testing.assert_frame_equal(got, want)
+
+
+def test_empty_crops_still_write_both_tables(tmp_path, monkeypatch):
+    from pipeline.model.recognise import recognise_run
+    from pipeline.model.recogniser import DigitRecogniser
+    from pipeline.model.settings import RecogniseSettings
+    from tests.model.conftest import StubModel, crops_frame
+
+    monkeypatch.setattr(DigitRecogniser, "load", classmethod(lambda cls, path=None: cls(StubModel(), 1.0, 0.5)))
+    crops_frame([]).astype({"box": "int64", "slot": "int64", "digit_row": "int64"}).to_parquet(
+        tmp_path / "crops.parquet")
+    np.save(tmp_path / "digits.npy", np.zeros((0, 28, 28), np.uint8))
+    summary = recognise_run(tmp_path, None, RecogniseSettings(), stream_sheets=2)
+    assert summary.n_digits == 0 and len(pd.read_parquet(tmp_path / "fields.parquet")) == 0
+    assert len(pd.read_parquet(tmp_path / "digits_read.parquet")) == 0

@@ -1,0 +1,114 @@
+"""Streaming a batch-wide stage a few sheets at a time, so its memory stays flat as the batch grows.
+
+The run folder's per-row tables (``crops.parquet``, ``fields.parquet``) hold the rows of one sheet next to each
+other (the reader and the recogniser write them sheet by sheet). :func:`parquet_sheet_chunks` reads such a table
+in record batches and regroups them into chunks of whole sheets; :class:`ParquetSink` appends each chunk's result
+to a temporary Parquet file that :meth:`ParquetSink.commit` renames into place, so a reader never sees half a
+table and the result is the same as one written in one go.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import InputFileError
+
+SHEET_COLUMN = "sheet_id"
+
+
+def sheet_chunks(frames: Iterable[pd.DataFrame], max_sheets: int, source: str = "table") -> Iterator[pd.DataFrame]:
+    """Regroup consecutive row blocks into chunks of at most ``max_sheets`` whole sheets, in row order.
+
+    A sheet's rows may span several blocks; they are carried over until the sheet ends.
+
+    Raises:
+        InputFileError: a sheet's rows are not contiguous (the sheet shows up again after other sheets).
+    """
+    if max_sheets < 1:
+        raise ValueError(f"max_sheets must be >= 1, got {max_sheets}")
+    seen: set[str] = set()
+    pending: list[pd.DataFrame] = []
+    for frame in frames:
+        if len(frame):
+            pending.append(frame)
+        if not pending:
+            continue
+        held = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0].reset_index(drop=True)
+        starts = _sheet_starts(held)
+        # Every sheet but the last may be complete; the last one may continue in the next block.
+        while len(starts) > max_sheets:
+            cut = starts[max_sheets]
+            yield _checked(held.iloc[:cut].reset_index(drop=True), seen, source)
+            held = held.iloc[cut:].reset_index(drop=True)
+            starts = _sheet_starts(held)
+        pending = [held]
+    if pending and len(pending[0]):
+        yield _checked(pending[0], seen, source)
+
+
+def _sheet_starts(frame: pd.DataFrame) -> list[int]:
+    """Row positions where a new sheet begins (the first row always does)."""
+    ids = frame[SHEET_COLUMN].to_numpy()
+    return [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist()]
+
+
+def _checked(chunk: pd.DataFrame, seen: set[str], source: str) -> pd.DataFrame:
+    """``chunk``, after checking none of its sheets was in an earlier chunk (then records them as seen)."""
+    ids = set(chunk[SHEET_COLUMN].astype(str).unique())
+    again = ids & seen
+    if again:
+        raise InputFileError(f"{source}: the rows of sheet '{sorted(again)[0]}' are not contiguous; tables of a run "
+                             "folder list each sheet's rows together (docs/DATA.md)")
+    seen |= ids
+    return chunk
+
+
+def parquet_sheet_chunks(path: Path, max_sheets: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The rows of the Parquet table at ``path`` (only ``columns`` if given) in chunks of whole sheets."""
+    parquet = pq.ParquetFile(path)
+    batches = (batch.to_pandas() for batch in parquet.iter_batches(columns=columns))
+    yield from sheet_chunks(batches, max_sheets, str(path))
+
+
+def empty_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A zero-row frame with the columns and types of the Parquet table at ``path``."""
+    schema = pq.read_schema(path)
+    table = schema.empty_table()
+    return table.select(columns).to_pandas() if columns else table.to_pandas()
+
+
+class ParquetSink:
+    """Appends data frames with one schema to a hidden temporary file; :meth:`commit` renames it onto ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame`` (the first frame fixes the schema; later ones are cast to it)."""
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def commit(self) -> Path:
+        """Close the file and rename it into place; returns ``path``."""
+        if self.writer is None:
+            raise ValueError(f"{self.path}: nothing was written")
+        self.writer.close()
+        self.tmp.replace(self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Drop the temporary file (after a failure)."""
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)
