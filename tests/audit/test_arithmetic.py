@@ -55,7 +55,7 @@ def test_likely_alternative_reading_makes_it_needs_review():
 
 def test_unlikely_alternative_does_not_explain_away_a_real_inconsistency():
     v = clean_values(pri=126)
-    cands = {"pri": [(126, 0.97), (120, 0.001)]}  # 1/970 as likely: below min_fix_ratio
+    cands = {"pri": [(126, 0.97), (120, 0.0001)]}  # 1/9700 as likely: below min_fix_ratio
     flags = arithmetic_flags(reading(v, cands, confidences={"pri": 0.97}), S)
     assert {f.verdict for f in flags} == {"inconsistent"}
     assert "read with 97% confidence" in flags[0].reason
