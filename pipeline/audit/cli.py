@@ -26,11 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_audit(args: argparse.Namespace, config: dict) -> int:
     from pipeline.audit.audit import run_audit
+    from pipeline.engine import EngineSettings
 
     model = str(args.alteration_model) if args.alteration_model else None
     settings = cfg.build_settings(AuditSettings, "audit", config, alteration_model=model)
+    engine = cfg.build_settings(EngineSettings, "engine", config)
     out = args.out or cfg.PROCESSED_DIR / args.rundir.resolve().name
-    result = run_audit(args.rundir, out, settings, truth=args.truth)
+    result = run_audit(args.rundir, out, settings, truth=args.truth, stream_sheets=engine.stream_sheets)
     verdicts = result.sheets["verdict"].value_counts().to_dict()
     print(f"wrote {out}: {len(result.sheets)} sheets, {len(result.flags)} flags; sheet verdicts "
           + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))

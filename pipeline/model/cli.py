@@ -64,10 +64,12 @@ def _cmd_train(args: argparse.Namespace, config: dict) -> int:
 
 
 def _cmd_recognise(args: argparse.Namespace, config: dict) -> int:
+    from pipeline.engine import EngineSettings
     from pipeline.model.recognise import recognise_run
 
     settings = build_settings(RecogniseSettings, "recognise", config, batch_size=args.batch_size)
-    summary = recognise_run(args.rundir, args.model, settings)
+    engine = build_settings(EngineSettings, "engine", config)
+    summary = recognise_run(args.rundir, args.model, settings, engine.stream_sheets)
     print(summary)
     return 0
 

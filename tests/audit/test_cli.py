@@ -117,3 +117,20 @@ def test_audit_in_chunks_of_one_sheet_gives_the_same_result(run_factory, detecto
     def summary(flags):
         return [(f.sheet_id, f.fields, f.rule, f.severity, f.verdict) for f in flags]
     assert summary(chunked.flags) == summary(whole.flags) and len(whole.flags) > 0
+
+
+def test_cli_streams_by_the_engine_setting_and_gives_the_same_flags(batch, tmp_path, detector_dir, monkeypatch):
+    import pipeline.audit.audit as audit_module
+
+    rundir, truth = batch
+    config = tmp_path / "one_sheet_at_a_time.yaml"
+    config.write_text("engine: {stream_sheets: 1}\n")
+    common = ["--alteration-model", str(detector_dir)]
+    assert main(["audit", str(rundir), "--out", str(tmp_path / "whole"), *common]) == 0
+    chunks = []
+    real = audit_module.run_audit
+    monkeypatch.setattr(audit_module, "run_audit", lambda *a, **k: chunks.append(k["stream_sheets"]) or real(*a, **k))
+    assert main(["--config", str(config), "audit", str(rundir), "--out", str(tmp_path / "streamed"), *common]) == 0
+    assert chunks == [1]
+    whole, streamed = (pd.read_csv(tmp_path / name / "flags.csv") for name in ("whole", "streamed"))
+    pd.testing.assert_frame_equal(whole, streamed)
