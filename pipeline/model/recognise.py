@@ -71,15 +71,6 @@ def crops_path(rundir: Path) -> Path:
     return path
 
 
-def load_crops(rundir: Path) -> pd.DataFrame:
-    """The whole of ``crops.parquet``, with its required columns checked."""
-    path = crops_path(rundir)
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise InputFileError(f"{path}: not a readable parquet file ({exc})") from exc
-
-
 def open_digits(rundir: Path) -> np.ndarray:
     """``digits.npy`` memory-mapped (no pickles; images are read only when indexed), its shape and type checked."""
     path = rundir / DIGITS_FILE

@@ -11,10 +11,11 @@ as in MNIST, the darker ``100 - WHITE_PERCENTILE`` % of the ink pixels are full 
 Writer normalisation. MNIST keeps each digit's aspect ratio and slant, so a writer who squeezes every digit into
 the narrow boxes or slants them all more than MNIST's writers did hands the recogniser digits from the edge of
 what it was trained on. One person fills a whole sheet, so the sheet's digits tell that person's style:
-:func:`estimate_writer_style` compares the median width-to-height ratio and slant of a sheet's digits with those
-of MNIST's (:data:`MNIST_ASPECT`, :data:`MNIST_SLANT`, measured by :func:`mnist_style_reference`) and
-:func:`to_mnist` undoes the difference (a horizontal stretch and a shear) before the MNIST steps. Each digit's
-own variation around its writer's style is kept, as in MNIST; only the writer's offset is removed.
+:func:`estimate_writer_style` compares the median aspect and slant (second moments, :func:`shape_style`) of a
+sheet's digits with those of MNIST's (:data:`MNIST_ASPECT`, :data:`MNIST_SLANT`, measured by
+:func:`mnist_style_reference`) and :func:`to_mnist` undoes the difference (a horizontal stretch and a shear)
+before the MNIST steps. Each digit's own variation around its writer's style is kept, as in MNIST; only the
+writer's offset is removed.
 """
 
 from __future__ import annotations
@@ -92,15 +93,15 @@ def shape_style(mask: np.ndarray) -> tuple[float, float] | None:
 
 
 def mnist_shape(digit: np.ndarray, size: int = REFERENCE_SIZE) -> np.ndarray:
-    """Binary shape of a 28x28 MNIST-format digit enlarged to ``size`` px, so that the proportions of normalised
-    crops and of MNIST digits are measured the same way and finer than on the 28 px grid."""
+    """Binary shape of a 28x28 MNIST-format digit enlarged to ``size`` px, so that its proportions are measured
+    finer than on the 28 px grid, as those of a digit on a scan are."""
     return binary_shape(cv2.resize(digit, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32))
 
 
 @dataclass(frozen=True)
 class StyleMedians:
-    """Medians of a set of MNIST-format digits' proportions (see :func:`shape_style`): ``aspect`` over the
-    ``n_wide`` digits wider than ``NARROW_ASPECT``, ``slant`` over all ``n``."""
+    """Medians of a set of digit shapes' proportions (see :func:`shape_style`): ``aspect`` over the ``n_wide``
+    digits wider than ``NARROW_ASPECT``, ``slant`` over all ``n``."""
 
     aspect: float
     slant: float

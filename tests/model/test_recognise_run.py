@@ -10,7 +10,7 @@ from pipeline.cli import main
 from pipeline.errors import ExitCode, InputFileError
 from pipeline.forms import load_template
 from pipeline.model import registry
-from pipeline.model.recognise import load_crops, load_digits
+from pipeline.model.recognise import crops_path, load_digits
 
 DIGIT_COLUMNS = ["sheet_id", "field", "box", "slot", "label", "prob", "label2", "prob2", "confidence"]
 FIELD_COLUMNS = ["sheet_id", "field", "text", "value", "confidence", "n_digits", "min_digit_confidence",
@@ -47,7 +47,7 @@ def test_missing_crops_is_an_input_error(tmp_path, capsys):
 
 def test_bad_digits_file_is_rejected(mnist_run):
     run, _ = mnist_run
-    crops = load_crops(run)
+    crops = pd.read_parquet(crops_path(run))
     np.save(run / "digits.npy", np.zeros((5, 28, 28), np.float32))
     with pytest.raises(InputFileError, match="uint8"):
         load_digits(run, crops)
@@ -59,7 +59,7 @@ def test_bad_digits_file_is_rejected(mnist_run):
 def test_crops_missing_a_column_is_rejected(tmp_path):
     pd.DataFrame({"sheet_id": ["a"], "field": ["pan"]}).to_parquet(tmp_path / "crops.parquet")
     with pytest.raises(InputFileError, match="digit_row"):
-        load_crops(tmp_path)
+        crops_path(tmp_path)
 
 
 def test_streaming_in_small_chunks_gives_the_same_tables(tmp_path, monkeypatch):
