@@ -13,16 +13,13 @@ import json
 import logging
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import precision_recall_curve
-from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from pipeline.atomic import savez_atomic, write_text_atomic
@@ -68,6 +65,12 @@ class Detector:
 
 def fit_detector(x: np.ndarray, y: np.ndarray, s: AlterationSettings) -> Detector:
     """Fit the standardisation and the MLP on field features ``x`` and labels ``y`` (threshold 0.5 until chosen)."""
+    # scikit-learn is imported here, not with the module: scoring needs none of it, and every feature worker
+    # imports this module, so a module-level import would cost each audit worker most of a second
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(x)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     mlp = MLPClassifier(hidden_layer_sizes=s.hidden_units, alpha=s.l2, max_iter=s.max_iter,
@@ -83,6 +86,8 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, target_recall: floa
 
     Returns ``(threshold, precision, recall)`` at that threshold; ties go to the highest threshold.
     """
+    from sklearn.metrics import precision_recall_curve  # training only; see fit_detector
+
     precision, recall, thresholds = precision_recall_curve(labels.astype(int), scores)
     ok = np.flatnonzero(recall[:-1] >= target_recall)
     best = ok[np.argmax(precision[ok] + 1e-12 * ok)]  # among equal precisions, the later (higher) threshold
@@ -142,26 +147,40 @@ def path_features(path: Path) -> np.ndarray | None:
         return None
 
 
-def map_features(paths: list[Path]) -> list[np.ndarray | None]:
-    """:func:`path_features` of every path, in order; spread over every core once the batch is big enough to pay
-    for starting the workers (the features are pure NumPy/OpenCV on one image each)."""
+def feature_pool(n_fields: int) -> AbstractContextManager[Executor | None]:
+    """A process pool over every core for the features of ``n_fields`` images, or ``None`` (features computed in
+    this process) when there is one core or too few images to pay for starting the workers.
+
+    Callers that score a batch in chunks open one pool for all of them: each start costs the workers' imports.
+    """
+    workers = resolve_workers(0, n_fields)
+    if n_fields < PARALLEL_MIN_FIELDS or workers == 1:
+        return nullcontext(None)
+    return ProcessPoolExecutor(workers, mp_context=process_context())
+
+
+def map_features(paths: list[Path], pool: Executor | None = None) -> list[np.ndarray | None]:
+    """:func:`path_features` of every path, in order, on ``pool``; without one, on a :func:`feature_pool` of
+    their own (the features are pure NumPy/OpenCV on one image each)."""
+    if pool is None:
+        with feature_pool(len(paths)) as own:
+            if own is not None:
+                return map_features(paths, own)
     progress = {"desc": "alteration features", "unit": "field", "total": len(paths),
                 "disable": len(paths) < PARALLEL_MIN_FIELDS}
-    workers = resolve_workers(0, len(paths))
-    if len(paths) < PARALLEL_MIN_FIELDS or workers == 1:
-        return list(tqdm(map(path_features, paths), **progress))
-    with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
-        return list(tqdm(pool.map(path_features, paths, chunksize=FEATURE_CHUNK), **progress))
+    results = map(path_features, paths) if pool is None else pool.map(path_features, paths, chunksize=FEATURE_CHUNK)
+    return list(tqdm(results, **progress))
 
 
-def feature_matrix(rundir: Path, sheet_ids: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def feature_matrix(rundir: Path, sheet_ids: list[str], pool: Executor | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Features of every count field image of ``sheet_ids``: ``(keys, x)`` with keys ``sheet_id, field``, each
-    field compared with its sheet's other fields (:func:`sheet_context`).
+    field compared with its sheet's other fields (:func:`sheet_context`); computed on ``pool`` (see
+    :func:`map_features`).
 
     A missing or unreadable image is skipped with a warning (its field gets no score), never fatal.
     """
     pairs = [(sid, f) for sid in sheet_ids for f in COUNT_FIELDS]
-    features = map_features([field_image_path(rundir, sid, f) for sid, f in pairs])
+    features = map_features([field_image_path(rundir, sid, f) for sid, f in pairs], pool)
     kept = [(key, x) for key, x in zip(pairs, features, strict=True) if x is not None]
     frame = pd.DataFrame([key for key, _ in kept], columns=["sheet_id", "field"], dtype="string")
     if not kept:
@@ -169,9 +188,11 @@ def feature_matrix(rundir: Path, sheet_ids: list[str]) -> tuple[pd.DataFrame, np
     return frame, sheet_context(frame, np.vstack([x for _, x in kept]))
 
 
-def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector) -> pd.DataFrame:
-    """``sheet_id, field, score`` for every readable count field image."""
-    keys, x = feature_matrix(rundir, sheet_ids)
+def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector,
+                 pool: Executor | None = None) -> pd.DataFrame:
+    """``sheet_id, field, score`` for every readable count field image (features on ``pool``, see
+    :func:`map_features`)."""
+    keys, x = feature_matrix(rundir, sheet_ids, pool)
     return keys.assign(score=detector.predict(x) if len(x) else np.zeros(0))
 
 
@@ -180,12 +201,13 @@ def score_column(field: str) -> str:
     return f"{field}_alteration"
 
 
-def apply_detector(table: pd.DataFrame, detector: Detector | None, rundir: Path,
-                   out: Path) -> tuple[pd.DataFrame, list[Flag]]:
-    """Add per-field scores, ``alteration_score`` (max) and ``altered`` to the table, and flag altered sheets."""
+def apply_detector(table: pd.DataFrame, detector: Detector | None, rundir: Path, out: Path,
+                   pool: Executor | None = None) -> tuple[pd.DataFrame, list[Flag]]:
+    """Add per-field scores, ``alteration_score`` (max) and ``altered`` to the table, and flag altered sheets
+    (features on ``pool``, see :func:`map_features`)."""
     table = table.copy()
     ok = [str(s) for s in table.index[table["status"] == OK_STATUS]]
-    scores = score_fields(rundir, ok, detector) if detector is not None and ok else None
+    scores = score_fields(rundir, ok, detector, pool) if detector is not None and ok else None
     wide = scores.pivot(index="sheet_id", columns="field", values="score") if scores is not None else None
     for f in COUNT_FIELDS:
         has = wide is not None and f in wide

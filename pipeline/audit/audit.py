@@ -19,18 +19,22 @@ from pipeline.audit.crosssheet import cross_sheet_flags
 from pipeline.audit.flags import SEVERITY_WEIGHT, Flag, flags_to_frame, suspicion
 from pipeline.audit.forensics import run_forensics
 from pipeline.audit.outputs import write_json, write_table
-from pipeline.audit.schema import OK_STATUS, VERDICTS
+from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, VERDICTS
 from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import (
+    CANDIDATE_COLUMNS,
     FIELDS_COLUMNS,
     MARKS_COLUMNS,
     PAGES_COLUMNS,
+    READING_COLUMNS,
     build_sheet_table,
     candidate_map,
+    check_parquet_columns,
     read_table,
     sheet_reading,
 )
 from pipeline.engine.settings import EngineSettings
+from pipeline.engine.stream import parquet_sheet_chunks
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +69,37 @@ def row_chunks(table: pd.DataFrame, size: int) -> list[pd.DataFrame]:
     return [table.iloc[i:i + size] for i in range(0, len(table), size)] or [table]
 
 
-def sheet_flags(table: pd.DataFrame, fields: pd.DataFrame, rundir: Path, out: Path, s: AuditSettings,
+def sheet_flags(table: pd.DataFrame, fields_path: Path, rundir: Path, out: Path, s: AuditSettings,
                 chunk_sheets: int) -> list[Flag]:
-    """Arithmetic and read-uncertainty flags of every sheet whose page was read.
+    """Arithmetic and read-uncertainty flags of every sheet whose page was read, in the table's order.
 
-    The candidate readings (parsed ``alternatives``) are built for ``chunk_sheets`` sheets at a time, not for
-    the whole batch at once.
+    The candidate readings (parsed ``alternatives`` of ``fields.parquet``) are read ``chunk_sheets`` sheets at a
+    time in the file's order, never the whole column at once; a read sheet with no row there has no candidates.
     """
     ok = table[table["status"] == OK_STATUS]
-    flags: list[Flag] = []
+    by_sheet: dict[str, list[Flag]] = {}
     progress = tqdm(total=len(ok), desc="arithmetic", unit="sheet", disable=len(ok) < 50)
-    for chunk in row_chunks(ok, chunk_sheets):
-        candidates = candidate_map(fields[fields["sheet_id"].isin(chunk.index)])
-        for _, row in chunk.iterrows():
-            flags += arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)
-        progress.update(len(chunk))
+    for fields in parquet_sheet_chunks(fields_path, chunk_sheets, list(CANDIDATE_COLUMNS)):
+        candidates = candidate_map(fields)
+        sheets = ok[ok.index.isin(list(candidates))]
+        for sid, row in sheets.iterrows():
+            by_sheet[str(sid)] = arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)
+        progress.update(len(sheets))
+    for sid, row in ok[~ok.index.isin(list(by_sheet))].iterrows():
+        by_sheet[str(sid)] = arithmetic_flags(sheet_reading(row, {}, rundir, out), s)
     progress.close()
-    return flags
+    return [f for sid in ok.index for f in by_sheet[str(sid)]]
 
 
 def alteration_scores(table: pd.DataFrame, detector: alteration.Detector | None, rundir: Path, out: Path,
                       chunk_sheets: int) -> tuple[pd.DataFrame, list[Flag]]:
     """:func:`alteration.apply_detector` on ``chunk_sheets`` sheets at a time: a sheet's features and scores
-    depend on that sheet alone, so the result is the same as in one go, without every field's features in memory."""
-    parts = [alteration.apply_detector(chunk, detector, rundir, out) for chunk in row_chunks(table, chunk_sheets)]
+    depend on that sheet alone, so the result is the same as in one go, without every field's features in memory.
+    One pool of feature workers serves every chunk."""
+    n_fields = int((table["status"] == OK_STATUS).sum()) * len(COUNT_FIELDS) if detector is not None else 0
+    with alteration.feature_pool(n_fields) as pool:
+        parts = [alteration.apply_detector(chunk, detector, rundir, out, pool)
+                 for chunk in row_chunks(table, chunk_sheets)]
     return pd.concat([t for t, _ in parts]), [f for _, flags in parts for f in flags]
 
 
@@ -159,15 +170,17 @@ def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
     """
     s = settings or AuditSettings()
     rundir, out = Path(rundir), Path(out)
-    pages = read_table(rundir / "pages.csv", PAGES_COLUMNS)
-    fields = read_table(rundir / "fields.parquet", FIELDS_COLUMNS, only_needed=True)
-    marks = read_table(rundir / "marks.csv", MARKS_COLUMNS)
+    fields_path = rundir / "fields.parquet"
+    # the input tables live only while the sheet table is built
+    table = build_sheet_table(read_table(rundir / "pages.csv", PAGES_COLUMNS),
+                              read_table(check_parquet_columns(fields_path, FIELDS_COLUMNS), READING_COLUMNS,
+                                         only_needed=True),
+                              read_table(rundir / "marks.csv", MARKS_COLUMNS), rundir, out, s)
     truth_df = evaluate.read_truth(Path(truth)) if truth is not None else None
-    table = build_sheet_table(pages, fields, marks, rundir, out, s)
     detector = alteration.load_detector(Path(s.alteration_model))
     chunk = stream_sheets or EngineSettings().stream_sheets
     table, alteration_flags = alteration_scores(table, detector, rundir, out, chunk)
-    flags = (page_flags(table) + sheet_flags(table, fields, rundir, out, s, chunk)
+    flags = (page_flags(table) + sheet_flags(table, fields_path, rundir, out, s, chunk)
              + cross_sheet_flags(table[table["status"] == OK_STATUS], s) + alteration_flags)
     sheets = summarise_sheets(table, flags)
     forensics = run_forensics(sheets, s)

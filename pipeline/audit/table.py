@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 PAGES_COLUMNS = ("sheet_id", "status")
 FIELDS_COLUMNS = ("sheet_id", "field", "text", "value", "confidence", "alternatives")
+#: The ``fields.parquet`` columns the sheet table is built from, and those of the candidate readings, which the
+#: audit streams a few sheets at a time instead (the alternatives are most of the table's memory).
+READING_COLUMNS = ("sheet_id", "field", "text", "value", "confidence")
+CANDIDATE_COLUMNS = ("sheet_id", "field", "alternatives")
 MARKS_COLUMNS = ("sheet_id", "field", "option", "ticked")
 #: Status given to a sheet that has readings but no row in pages.csv.
 NO_PAGE_STATUS = "no_page_row"
@@ -66,6 +70,20 @@ def read_table(path: Path, needed: tuple[str, ...], only_needed: bool = False) -
     df = _require_columns(df, needed, path)
     df["sheet_id"] = df["sheet_id"].astype("string")
     return df
+
+
+def check_parquet_columns(path: Path, needed: tuple[str, ...]) -> Path:
+    """``path``, after checking it is a readable Parquet table with the ``needed`` columns (no row is read)."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: not found; run the earlier stage first (see docs/DATA.md)")
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise InputFileError(f"{path}: cannot read table ({exc})") from exc
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
+    return path
 
 
 def parse_alternatives(raw) -> list[tuple[int, float]]:
@@ -162,17 +180,28 @@ def _nullable(value):
     return None if pd.isna(value) else value
 
 
+def _image_names(folder: Path) -> set[str]:
+    """Names of the files in ``folder`` (none when it is missing): one directory listing per sheet, not a
+    ``stat`` per field."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if e.is_file()}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
 def sheet_reading(row: pd.Series, candidates: dict, rundir: Path, out: Path) -> SheetReading:
     """The :class:`SheetReading` of one table row (``row.name`` is the sheet_id)."""
     sid = str(row.name)
     folder = rundir / "fields" / sid
-    images = {f: os.path.relpath(folder / f"{f}.png", out) for f in NUMERIC_FIELDS
-              if (folder / f"{f}.png").is_file()}
+    present, rel = _image_names(folder), os.path.relpath(folder, out)
+    images = {f: os.path.normpath(os.path.join(rel, f"{f}.png")) for f in NUMERIC_FIELDS if f"{f}.png" in present}
+    cells = row.to_dict()  # one conversion, not a Series lookup per field and column
     return SheetReading(
         sheet_id=sid,
-        values={f: None if pd.isna(row[f]) else int(row[f]) for f in NUMERIC_FIELDS},
-        texts={f: _nullable(row[text_field(f)]) for f in NUMERIC_FIELDS},
-        confidences={f: _nullable(row[conf_field(f)]) for f in NUMERIC_FIELDS},
+        values={f: None if pd.isna(cells[f]) else int(cells[f]) for f in NUMERIC_FIELDS},
+        texts={f: _nullable(cells[text_field(f)]) for f in NUMERIC_FIELDS},
+        confidences={f: _nullable(cells[conf_field(f)]) for f in NUMERIC_FIELDS},
         candidates=candidates.get(sid, {}),
-        station_type=_nullable(row[CHOICE_FIELD]),
+        station_type=_nullable(cells[CHOICE_FIELD]),
         images=images)

@@ -24,7 +24,8 @@ class EngineSettings:
         ray_address: address of an existing Ray cluster (``ray://host:10001`` or ``auto``); ``None`` starts a
             local Ray instance.
         stream_sheets: sheets the batch-wide stages (recognise, audit) hold in memory at once; their memory
-            grows with this, not with the batch.
+            grows with this, not with the batch (recognise on 1,000 sheets peaked at 988 MB with 100 and
+            1,175 MB with 500, in about the same time).
     """
 
     engine: str = LOCAL
@@ -32,7 +33,7 @@ class EngineSettings:
     chunksize: int = 1
     in_flight_per_worker: int = 4
     ray_address: str | None = None
-    stream_sheets: int = 500
+    stream_sheets: int = 100
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -112,3 +112,84 @@ class ParquetSink:
         if self.writer is not None:
             self.writer.close()
         self.tmp.unlink(missing_ok=True)
+
+
+#: Zero rows written at a time when :meth:`NpyWriter.close` fills the rows nobody wrote.
+PAD_ROWS = 4096
+
+
+class NpyWriter:
+    """Writes a ``.npy`` file of a shape known in advance, block of rows after block of rows, with plain file
+    writes: unlike a writable memory map, whose touched pages stay in the writer's resident memory until it is
+    closed, nothing of the array stays in memory. The header is NumPy's (``np.save`` writes the same bytes).
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.row_shape, self.written = self.shape[1:], 0
+        self.fh = Path(path).open("wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_1_0(self.fh, header)
+
+    def write(self, rows: np.ndarray) -> None:
+        """Append ``rows`` (shape ``(k, *row_shape)``, cast to the file's type).
+
+        Raises:
+            ValueError: their shape does not fit, or they would go past the rows the header announced.
+        """
+        rows = np.ascontiguousarray(rows, self.dtype)
+        if rows.shape[1:] != self.row_shape or self.written + len(rows) > self.shape[0]:
+            raise ValueError(f"{self.fh.name}: cannot write {rows.shape} after {self.written} of {self.shape} rows")
+        self.fh.write(rows.tobytes())
+        self.written += len(rows)
+
+    def close(self) -> None:
+        """Fill the rows not written with zeros (as a new memory-mapped array would hold) and close the file."""
+        while self.written < self.shape[0]:
+            self.write(np.zeros((min(PAD_ROWS, self.shape[0] - self.written), *self.row_shape), self.dtype))
+        self.fh.close()
+
+
+def npy_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, type and data offset of the ``.npy`` file at ``path``, from its header alone (no pickles).
+
+    Raises:
+        ValueError: not an ``.npy`` file, or one stored in Fortran order or with object items.
+    """
+    with Path(path).open("rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(fh)
+        offset = fh.tell()
+    if fortran_order or dtype.hasobject:
+        raise ValueError(f"{path}: only C-ordered arrays of plain items can be read by rows")
+    return shape, dtype, offset
+
+
+def read_npy_rows(path: Path, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (ascending, no repeats) of the ``.npy`` file at ``path``, in that order.
+
+    Each run of consecutive rows is read with one seek and one read. Unlike indexing a memory map, this leaves no
+    file page in the caller's resident memory, so reading a large file chunk by chunk keeps memory flat.
+
+    Raises:
+        ValueError: ``rows`` are not ascending, or not inside the file (or :func:`npy_layout` refuses it).
+    """
+    shape, dtype, offset = npy_layout(path)
+    rows = np.asarray(rows, np.int64)
+    if rows.size and (rows[0] < 0 or rows[-1] >= shape[0] or (np.diff(rows) <= 0).any()):
+        raise ValueError(f"{path}: rows must be ascending and inside its {shape[0]} rows")
+    row_items = int(np.prod(shape[1:], dtype=np.int64))
+    out = np.empty((len(rows), *shape[1:]), dtype)
+    flat = out.reshape(len(rows), row_items)
+    breaks = np.flatnonzero(np.diff(rows) > 1) + 1
+    with Path(path).open("rb") as fh:
+        for first, last in zip([0, *breaks], [*breaks, len(rows)], strict=True):
+            if first == last:
+                continue
+            fh.seek(offset + int(rows[first]) * row_items * dtype.itemsize)
+            data = np.fromfile(fh, dtype, (last - first) * row_items)
+            if data.size != (last - first) * row_items:
+                raise ValueError(f"{path}: file ends before row {rows[last - 1]}")
+            flat[first:last] = data.reshape(last - first, row_items)
+    return out

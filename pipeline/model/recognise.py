@@ -3,8 +3,8 @@
 Reads ``crops.parquet`` + ``digits.npy`` (docs/DATA.md section 2) and writes ``digits_read.parquet`` (every crop
 row with its top-2 reads and calibrated confidence) and ``fields.parquet`` (one number per sheet x field, see
 :mod:`pipeline.model.fields`) into the same folder, atomically. It streams: a chunk of whole sheets at a time is
-read from ``crops.parquet``, its images from ``digits.npy`` (memory-mapped for that chunk only), and its rows
-appended to both tables, so memory stays flat however large the batch.
+read from ``crops.parquet``, its images from ``digits.npy`` (only that chunk's rows, with plain file reads: see
+:class:`DigitFile`), and its rows appended to both tables, so memory stays flat however large the batch.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipeline.engine.settings import EngineSettings
-from pipeline.engine.stream import ParquetSink, empty_frame, parquet_sheet_chunks
+from pipeline.engine.stream import ParquetSink, empty_frame, parquet_sheet_chunks, read_npy_rows
 from pipeline.errors import InputFileError
 from pipeline.forms import load_template
 from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields
@@ -83,7 +83,26 @@ def open_digits(rundir: Path) -> np.ndarray:
     return digits
 
 
-def check_digit_rows(rundir: Path, digits: np.ndarray, crops: pd.DataFrame) -> None:
+@dataclass(frozen=True)
+class DigitFile:
+    """``digits.npy`` read on demand: indexing with ascending row numbers reads just those rows from the file.
+
+    It stands for the array in :func:`predict_rows` (which asks for each distinct image once, in order): the
+    stage holds a chunk's images as one plain array, and no mapping of the whole file whose resident pages would
+    depend on how the kernel keeps them.
+    """
+
+    path: Path
+    n_rows: int
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return read_npy_rows(self.path, rows)
+
+
+def check_digit_rows(rundir: Path, digits: np.ndarray | DigitFile, crops: pd.DataFrame) -> None:
     """Refuse crops whose ``digit_row`` points past the end of ``digits.npy``."""
     top = int(crops["digit_row"].max()) if len(crops) else -1
     if top >= len(digits):
@@ -97,7 +116,8 @@ def load_digits(rundir: Path, crops: pd.DataFrame) -> np.ndarray:
     return digits
 
 
-def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray, rows: np.ndarray, batch_size: int) -> pd.DataFrame:
+def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray | DigitFile, rows: np.ndarray,
+                 batch_size: int) -> pd.DataFrame:
     """Predictions for each value of ``rows`` (-1 = no image gives NA), reading each distinct image once."""
     wanted = np.unique(rows[rows >= 0])
     preds: Predictions = recogniser.predict(np.asarray(digits[wanted]), batch_size)
@@ -115,7 +135,7 @@ def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray, rows: np.ndarr
     return out.astype({"label": "Int64", "label2": "Int64"})
 
 
-def recognise_frames(crops: pd.DataFrame, digits: np.ndarray, recogniser: DigitRecogniser,
+def recognise_frames(crops: pd.DataFrame, digits: np.ndarray | DigitFile, recogniser: DigitRecogniser,
                      settings: RecogniseSettings, field_names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(digits_read, fields)`` tables for the crops of a run (no file I/O)."""
     rows = crops["digit_row"].to_numpy(dtype=np.int64)
@@ -147,7 +167,7 @@ def recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSett
     appended to both tables, so memory does not grow with the batch; the tables are renamed into place at the end.
     """
     path = crops_path(rundir)
-    open_digits(rundir)  # refuse a bad digits.npy before loading the model
+    digits = DigitFile(rundir / DIGITS_FILE, len(open_digits(rundir)))  # a bad file is refused before the model
     recogniser = DigitRecogniser.load(model_path)
     names = [f.name for f in load_template().fields if f.is_numeric]
     sinks = ParquetSink(rundir / DIGITS_READ_FILE), ParquetSink(rundir / FIELDS_FILE)
@@ -155,13 +175,10 @@ def recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSett
     seconds = 0.0
     try:
         for crops in crop_chunks(path, stream_sheets or EngineSettings().stream_sheets):
-            # Mapped afresh for each chunk: the file pages a chunk reads are resident memory while the map lives.
-            digits = open_digits(rundir)
             check_digit_rows(rundir, digits, crops)
             start = time.perf_counter()
             digits_read, fields = recognise_frames(crops, digits, recogniser, settings, names)
             seconds += time.perf_counter() - start
-            del digits
             for sink, table in zip(sinks, (digits_read, fields), strict=True):
                 sink.write(table)
             n_digits += int((crops["digit_row"] >= 0).sum())

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from pipeline.engine import EngineSettings, map_items
 from pipeline.engine import parts as pt
+from pipeline.engine.stream import NpyWriter
 from pipeline.forms.template import Template, load_template
 from pipeline.vision import settings as st
 from pipeline.vision.loading import ScanPage, discover_scans, load_pages
@@ -48,8 +49,9 @@ FIELDS_DIR, REGISTERED_DIR = "fields", "registered"
 #: Status of a file whose name cannot be a sheet id (it would name a path outside the run folder, e.g. '...png').
 UNSAFE_NAME = "unsafe_name"
 STAGE_READ, STAGE_NONE = "read", "none"
-#: Crop and mark rows buffered before they are appended to their table while merging the parts.
-MERGE_BUFFER_ROWS = 50_000
+#: Page, crop and mark rows buffered before they are appended to their tables while merging the parts: about 100
+#: sheets' rows, some 10 MB as Python dicts (50,000 held some 50 MB more at the merge's peak).
+MERGE_BUFFER_ROWS = 10_000
 #: Field images are mostly paper grain, which deflate cannot shrink: Huffman coding alone is 3x faster and as small.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
 
@@ -218,16 +220,22 @@ def read_all(paths: list[Path], out: Path, settings: ReadSettings, engine: Engin
 
 
 class RunTables:
-    """Streams pages, crops, marks and digits into temporary files; :meth:`commit` renames them into place."""
+    """Streams pages, crops, marks and digits into temporary files; :meth:`commit` renames them into place.
+
+    Only a bounded buffer of rows is held, whatever the batch size: the rows go to their files every
+    ``MERGE_BUFFER_ROWS``, the digits as they come (a memory map of the file would keep them all resident), and
+    only the count of each page status is kept for the summary.
+    """
 
     def __init__(self, out: Path, n_digits: int) -> None:
-        self.out, self.offset, self.pages = out, 0, []
+        self.out, self.offset = out, 0
+        self.pages: list[dict] = []
         self.crops: list[dict] = []
         self.marks: list[dict] = []
+        self.statuses: Counter = Counter()
         self.crop_writer: pq.ParquetWriter | None = None
-        self.marks_header = True
-        self.digits = (np.lib.format.open_memmap(self._tmp("digits.npy"), "w+", np.uint8,
-                                                 (n_digits, MNIST_SIZE, MNIST_SIZE)) if n_digits else None)
+        self.csv_started: set[str] = set()
+        self.digits = NpyWriter(self._tmp("digits.npy"), (n_digits, MNIST_SIZE, MNIST_SIZE), np.uint8)
 
     def _tmp(self, name: str) -> Path:
         return self.out / f".{name}.tmp"
@@ -235,39 +243,42 @@ class RunTables:
     def add(self, page: dict, crops: list[dict], marks: list[dict], digits: np.ndarray) -> None:
         """Append one page; its crops' ``digit_row`` are shifted to rows of the whole run's ``digits.npy``."""
         self.pages.append(page)
+        self.statuses[page["status"]] += 1
         self.crops += [{**c, "digit_row": c["digit_row"] + self.offset if c["digit_row"] >= 0 else -1} for c in crops]
         self.marks += marks
         if len(digits):
-            self.digits[self.offset:self.offset + len(digits)] = digits
+            self.digits.write(digits)
         self.offset += len(digits)
-        if len(self.crops) + len(self.marks) >= MERGE_BUFFER_ROWS:
+        if len(self.pages) + len(self.crops) + len(self.marks) >= MERGE_BUFFER_ROWS:
             self.flush()
 
-    def flush(self) -> None:
-        """Append the buffered crop and mark rows to their temporary files."""
-        crops = pa.Table.from_pandas(crop_frame(self.crops), preserve_index=False)
-        if self.crop_writer is None:
-            self.crop_writer = pq.ParquetWriter(self._tmp("crops.parquet"), crops.schema)
-        self.crop_writer.write_table(crops.cast(self.crop_writer.schema))
-        pd.DataFrame(self.marks, columns=MARK_COLUMNS).to_csv(self._tmp("marks.csv"), index=False,
-                                                              mode="w" if self.marks_header else "a",
-                                                              header=self.marks_header)
-        self.crops, self.marks, self.marks_header = [], [], False
+    def _append_csv(self, name: str, rows: list[dict], columns: list[str]) -> None:
+        """Append ``rows`` to the temporary CSV ``name`` (its header before the first rows)."""
+        first = name not in self.csv_started
+        pd.DataFrame(rows, columns=columns).to_csv(self._tmp(name), index=False, mode="w" if first else "a",
+                                                   header=first)
+        self.csv_started.add(name)
 
-    def commit(self) -> pd.DataFrame:
-        """Finish every table and rename it into place; returns the pages table."""
-        self.flush()
+    def flush(self, last: bool = False) -> None:
+        """Append the buffered page, crop and mark rows to their temporary files (``last``: the final flush,
+        which creates the crop table even when it has no row)."""
+        if self.crops or (last and self.crop_writer is None):  # a first block with no crop would type no column
+            crops = pa.Table.from_pandas(crop_frame(self.crops), preserve_index=False)
+            if self.crop_writer is None:
+                self.crop_writer = pq.ParquetWriter(self._tmp("crops.parquet"), crops.schema)
+            self.crop_writer.write_table(crops.cast(self.crop_writer.schema))
+        self._append_csv("pages.csv", self.pages, PAGE_COLUMNS)
+        self._append_csv("marks.csv", self.marks, MARK_COLUMNS)
+        self.pages, self.crops, self.marks = [], [], []
+
+    def commit(self) -> Counter:
+        """Finish every table and rename it into place; returns the number of pages of each status."""
+        self.flush(last=True)
         self.crop_writer.close()
-        if self.digits is None:
-            _npy_writer(np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8))(self._tmp("digits.npy"))
-        else:
-            self.digits.flush()
-            self.digits = None
-        pages = pd.DataFrame(self.pages, columns=PAGE_COLUMNS)
-        pages.to_csv(self._tmp("pages.csv"), index=False)
+        self.digits.close()
         for name in ("pages.csv", "crops.parquet", "digits.npy", "marks.csv"):
             self._tmp(name).replace(self.out / name)
-        return pages
+        return self.statuses
 
 
 def crop_frame(rows: list[dict]) -> pd.DataFrame:
@@ -276,16 +287,10 @@ def crop_frame(rows: list[dict]) -> pd.DataFrame:
         {"box": "int64", "slot": "int64", "digit_row": "int64", "ink_pixels": "int64", "n_components": "int64"})
 
 
-def _npy_writer(array: np.ndarray):
-    def write(tmp: Path) -> None:
-        with tmp.open("wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-    return write
-
-
 def merge_parts(paths: list[Path], rows: dict[Path, tuple[pt.ManifestRow, int]], dupes: dict[Path, Path],
-                out: Path) -> pd.DataFrame:
-    """Write the four tables from the parts, in input order; idempotent. Returns the pages table."""
+                out: Path) -> Counter:
+    """Write the four tables from the parts, in input order; idempotent. Returns the number of pages of each
+    status."""
     tables = RunTables(out, sum(n for _, n in rows.values()))
     for path in tqdm(paths, desc="merge", unit="file", leave=False):
         if path in dupes:
@@ -328,8 +333,7 @@ def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSetti
     log.info("reading %d file(s) into %s", len(scans), out)
     dupes = _duplicates(scans)
     rows = read_all([p for p in scans if p not in dupes], out, settings, engine)
-    pages = merge_parts(scans, rows, dupes, out)
+    counts = merge_parts(scans, rows, dupes, out)
     pt.write_manifest(_manifest_rows(scans, rows, dupes), out / pt.MANIFEST_FILE)
-    counts = Counter(pages["status"])
-    log.info("read %d page(s): %s", len(pages), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    log.info("read %d page(s): %s", counts.total(), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return out

@@ -305,8 +305,11 @@ def struck_boxes(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence
 
     Removing the box lines cuts a strike where it runs along or turns on a line (zigzags do), so strikes are
     looked for among the components of their ink grown by ``bridge_px``, which rejoins pieces across a line.
+    Hairline specks (no pixel a full pen stroke deep: the blurred edge of a box line left by its removal) take no
+    part: bridging through them joins neighbouring digits into a false strike.
     """
     k = params.bridge_px
+    comps = [c for c in comps if c.solid]
     if not comps or not _may_strike(labels, comps, boxes, params):
         return set()
     grown = cv2.dilate(_mask_of(labels, comps).astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8))
@@ -342,18 +345,29 @@ def _columns(boxes: Sequence[Box]) -> list[tuple[int, int]]:
     return [(x0 - half, x1 + half) for x0, _, x1, _ in boxes]
 
 
-def _within_row(group: Sequence[Component], height: int) -> bool:
-    """Whether a group beside the boxes stays inside the row, as writing does (a fold or rule crosses it)."""
-    _, y0, _, y1 = _bounds(group)
-    return y0 > 0 or y1 < height
+def _foreign(c: Component, boxes: Sequence[Box], shape: tuple[int, ...]) -> bool:
+    """Whether ``c`` belongs to something larger than a digit written in or beside the boxes (a fold crossing
+    the row, the rim of a stamp, a signature): it runs out of the field image on the right (the end of the area
+    beside the boxes), or out at the top or bottom while lying mostly outside the boxes' rows or running past
+    both of them. A digit whose tail strays out of the image stays: most of it is in its box."""
+    height, width = shape[:2]
+    if c.x1 >= width:
+        return True
+    if c.y0 > 0 and c.y1 < height:
+        return False
+    row0, row1 = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    return _overlap(c.y0, c.y1, row0, row1) < SAME_DIGIT_OVERLAP * c.height or (c.y0 < row0 and c.y1 > row1)
 
 
 def _off_lines(labels: np.ndarray, comps: list[Component], band: np.ndarray | None) -> list[Component]:
-    """Components not lying mostly on the printed-line ``band`` (those are remnants of the lines)."""
+    """Components not lying mostly on the printed-line ``band`` (those are remnants of the lines), and the solid
+    ones on it whose bounding box meets an off-line component's: a stroke running along a line, such as the base
+    of a 2 drawn on the box's bottom edge, cut off from its digit by the line removal."""
     if band is None or not comps:
         return comps
     on_band = np.bincount(labels[band], minlength=int(labels.max()) + 1)
-    return [c for c in comps if on_band[c.label] < REMNANT_FRACTION * c.area]
+    off = [c for c in comps if on_band[c.label] < REMNANT_FRACTION * c.area]
+    return [c for c in comps if c in off or (c.solid and any(_gap(c, [o]) == 0 for o in off))]
 
 
 def segment_field(clean: np.ndarray, boxes: Sequence[Box], beside_x0: int | None, params: SegmentParams,
@@ -368,7 +382,7 @@ def segment_field(clean: np.ndarray, boxes: Sequence[Box], beside_x0: int | None
         band: where the printed lines were found (:func:`pipeline.vision.lines.remove_lines`), if known.
     """
     labels, comps = find_components(clean, params.stroke_px)
-    comps = _in_rows(comps, boxes)
+    comps = [c for c in _in_rows(comps, boxes) if not _foreign(c, boxes, clean.shape)]
     struck = struck_boxes(labels, comps, boxes, params)  # line remnants count here: they bridge a strike's pieces
     comps = _off_lines(labels, comps, band)
     spanning = [c for c in comps if len(_crossed(c, boxes)) >= 2]
@@ -389,11 +403,11 @@ def segment_field(clean: np.ndarray, boxes: Sequence[Box], beside_x0: int | None
         else:
             reads.extend(_decide_box(i, box[2] - box[0], labels, group_digits(members[i], params), params))
     if struck:
-        reads += read_beside(labels, beside, clean.shape[0], boxes[-1][2] - boxes[-1][0], params)
+        reads += read_beside(labels, beside, boxes[-1][2] - boxes[-1][0], params)
     return reads
 
 
-def read_beside(labels: np.ndarray, comps: Sequence[Component], height: int, box_width: int,
+def read_beside(labels: np.ndarray, comps: Sequence[Component], box_width: int,
                 params: SegmentParams) -> list[BoxRead]:
     """The digits written beside the boxes (rule 5), numbered -1, -2, ... left to right.
 
@@ -402,8 +416,6 @@ def read_beside(labels: np.ndarray, comps: Sequence[Component], height: int, box
     """
     pieces: list[tuple[str, Piece]] = []
     for group in group_digits(comps, params, in_box=False):
-        if not _within_row(group, height):
-            continue
         piece = make_piece(labels, group)
         if piece.width <= params.touching_widths * box_width:
             pieces.append((BOX_DIGIT, piece))

@@ -1,3 +1,5 @@
+import os
+
 import pandas as pd
 import pytest
 
@@ -9,6 +11,7 @@ from pipeline.audit.table import (
     parse_alternatives,
     pivot_marks,
     read_table,
+    sheet_reading,
 )
 from pipeline.errors import InputFileError
 from tests.audit.conftest import clean_values, field_rows, mark_rows
@@ -67,3 +70,15 @@ def test_missing_columns_name_the_file(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"garbage")
     with pytest.raises(InputFileError, match="bad.parquet: cannot read"):
         read_table(tmp_path / "bad.parquet", ("sheet_id",))
+
+
+@pytest.mark.parametrize("out_under", ["report", "run0/fields/a", "run0/fields/a/sub"])
+def test_sheet_reading_lists_the_field_images_relative_to_the_output(run_factory, tmp_path, out_under):
+    rundir = run_factory({"a": {"values": clean_values()}, "b": {"values": clean_values()}}, images={"a": False})
+    out = tmp_path / out_under
+    table = build_sheet_table(*tables(rundir), rundir, out, AuditSettings())
+    images = sheet_reading(table.loc["a"], {}, rundir, out).images
+    folder = rundir / "fields" / "a"
+    assert images == {f: os.path.relpath(folder / f"{f}.png", out) for f in sorted(images)}
+    assert len(images) == len(list(folder.glob("*.png"))) > 0
+    assert sheet_reading(table.loc["b"], {}, rundir, out).images == {}

@@ -14,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.engine import parts as pt
 from pipeline.errors import ExitCode
-from pipeline.vision import read_batch
+from pipeline.vision import batch, read_batch
 from pipeline.vision.batch import UNSAFE_NAME
 from pipeline.vision.settings import OK, ReadSettings
 from tests.engine.conftest import SHEETS
@@ -74,6 +74,19 @@ def test_the_merge_is_idempotent_and_a_changed_input_is_read_again(tmp_path, sca
     assert (run / "digits.npy").read_bytes() == first["digits.npy"]
     pd.testing.assert_frame_equal(pd.read_parquet(run / "crops.parquet"), crops)
     assert np.load(run / "digits.npy", allow_pickle=False).shape[0] == (crops["digit_row"] >= 0).sum()
+
+
+def test_merging_in_small_blocks_writes_the_same_tables(tmp_path, scans, monkeypatch):
+    """The merge streams its rows to the tables every ``MERGE_BUFFER_ROWS``: the block size changes no byte."""
+    (scans / "broken.png").write_bytes(b"not an image")  # a page row with another status and a reason
+    run = read_batch([scans], tmp_path / "run", ReadSettings(workers=1))
+    whole = {n: (run / n).read_bytes() for n in ("pages.csv", "marks.csv", "digits.npy")}
+    crops = pd.read_parquet(run / "crops.parquet")
+    monkeypatch.setattr(batch, "MERGE_BUFFER_ROWS", 7)
+    read_batch([scans], run, ReadSettings(workers=1))  # every part is current: only the merge runs again
+    assert {n: (run / n).read_bytes() for n in whole} == whole
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "crops.parquet"), crops)
+    assert b"broken" in whole["pages.csv"] and len(pd.read_csv(run / "pages.csv")) == SHEETS + 1
 
 
 def test_a_corrupt_part_is_redone(tmp_path, scans):

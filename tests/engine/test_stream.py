@@ -1,11 +1,22 @@
-"""Streaming helpers: chunks of whole sheets from a Parquet table, and a sink that writes it back in pieces."""
+"""Streaming helpers: chunks of whole sheets from a Parquet table, a sink that writes it back in pieces, and
+``.npy`` files written and read by blocks of rows."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.engine.stream import ParquetSink, empty_frame, parquet_sheet_chunks, sheet_chunks
+from pipeline.engine.stream import (
+    PAD_ROWS,
+    NpyWriter,
+    ParquetSink,
+    empty_frame,
+    npy_layout,
+    parquet_sheet_chunks,
+    read_npy_rows,
+    sheet_chunks,
+)
 from pipeline.errors import InputFileError
 
 
@@ -40,3 +51,63 @@ def test_parquet_chunks_and_sink_give_back_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "copy.parquet"), table)
     assert list(empty_frame(tmp_path / "t.parquet").columns) == ["sheet_id", "i", "x"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def digits(n: int) -> np.ndarray:
+    return np.random.default_rng(n).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("n", [0, 1, 37])
+def test_npy_writer_writes_what_np_save_writes(tmp_path, n):
+    array = digits(n)
+    np.save(tmp_path / "saved.npy", array)
+    writer = NpyWriter(tmp_path / "streamed.npy", array.shape, np.uint8)
+    for block in np.array_split(array, 3):
+        writer.write(block)
+    writer.close()
+    assert (tmp_path / "streamed.npy").read_bytes() == (tmp_path / "saved.npy").read_bytes()
+    assert npy_layout(tmp_path / "streamed.npy")[:2] == (array.shape, np.dtype(np.uint8))
+
+
+def test_npy_writer_fills_unwritten_rows_with_zeros_and_refuses_extra_rows(tmp_path):
+    n = PAD_ROWS + 5  # more than one block of padding
+    writer = NpyWriter(tmp_path / "d.npy", (n, 2), np.uint8)
+    writer.write(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="cannot write"):
+        writer.write(np.ones((n, 2)))
+    with pytest.raises(ValueError, match="cannot write"):
+        writer.write(np.ones((1, 3)))
+    writer.close()
+    expected = np.zeros((n, 2), np.uint8)
+    expected[:3] = 1
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), expected)
+
+
+@pytest.mark.parametrize("rows", [[], [4], [0, 1, 2, 3], [0, 2, 3, 9, 36], list(range(5, 37))])
+def test_read_npy_rows_equals_indexing_the_array(tmp_path, rows):
+    array = digits(37)
+    np.save(tmp_path / "d.npy", array)
+    got = read_npy_rows(tmp_path / "d.npy", np.array(rows, dtype=np.int64))
+    np.testing.assert_array_equal(got, array[rows])
+    assert got.shape == (len(rows), 28, 28) and got.dtype == np.uint8
+
+
+@pytest.mark.parametrize("rows", [[3, 2], [1, 1], [-1], [37]])
+def test_read_npy_rows_refuses_rows_out_of_order_or_outside(tmp_path, rows):
+    np.save(tmp_path / "d.npy", digits(37))
+    with pytest.raises(ValueError, match="ascending and inside"):
+        read_npy_rows(tmp_path / "d.npy", np.array(rows))
+
+
+def test_read_npy_rows_refuses_a_truncated_file(tmp_path):
+    np.save(tmp_path / "d.npy", digits(10))
+    data = (tmp_path / "d.npy").read_bytes()
+    (tmp_path / "d.npy").write_bytes(data[:-100])
+    with pytest.raises(ValueError, match="file ends"):
+        read_npy_rows(tmp_path / "d.npy", np.arange(10))
+
+
+def test_npy_layout_refuses_fortran_order(tmp_path):
+    np.save(tmp_path / "f.npy", np.asfortranarray(np.ones((3, 4))))
+    with pytest.raises(ValueError, match="C-ordered"):
+        npy_layout(tmp_path / "f.npy")

@@ -101,3 +101,24 @@ def test_empty_crops_still_write_both_tables(tmp_path, monkeypatch):
     summary = recognise_run(tmp_path, None, RecogniseSettings(), stream_sheets=2)
     assert summary.n_digits == 0 and len(pd.read_parquet(tmp_path / "fields.parquet")) == 0
     assert len(pd.read_parquet(tmp_path / "digits_read.parquet")) == 0
+
+
+def test_digit_file_reads_the_rows_the_array_holds(tmp_path, monkeypatch):
+    """Reading a chunk's images from the file (not a memory map) changes no prediction."""
+    from pipeline.model.recognise import DigitFile, recognise_frames
+    from pipeline.model.recogniser import DigitRecogniser
+    from pipeline.model.settings import RecogniseSettings
+    from tests.model.conftest import StubModel, crops_frame, stub_digit
+
+    images = np.stack([stub_digit(i % 10, unsure=(53 * i) % 256) for i in range(12)])
+    np.save(tmp_path / "digits.npy", images)
+    digits = DigitFile(tmp_path / "digits.npy", len(images))
+    assert len(digits) == 12
+    np.testing.assert_array_equal(digits[np.array([0, 3, 4, 11])], images[[0, 3, 4, 11]])
+    recogniser = DigitRecogniser(StubModel(), 1.0, 0.5)
+    crops = crops_frame([("s0", "pan", box, 0, "digit", row) for box, row in enumerate((7, 3, 9))]
+                        + [("s0", "pri", 0, 0, "empty", -1)])
+    from_file = recognise_frames(crops, digits, recogniser, RecogniseSettings(), ["pan", "pri"])
+    from_array = recognise_frames(crops, images, recogniser, RecogniseSettings(), ["pan", "pri"])
+    for got, want in zip(from_file, from_array, strict=True):
+        pd.testing.assert_frame_equal(got, want)

@@ -112,3 +112,50 @@ def test_groups_come_back_left_to_right(params):
     _, comps = find_components(ink(("line", (150, 20), (150, 75)), ("line", (20, 20), (20, 75))), 3)
     groups = group_digits(comps, params)
     assert [g[0].x0 for g in groups] == sorted(g[0].x0 for g in groups)
+
+
+def test_line_edge_specks_do_not_bridge_neighbouring_digits_into_a_strike(params):
+    # a wide 0 in box 1 and a 0 in box 2 whose tail runs left into the gap, with 2 x 2 px specks of the box lines'
+    # blurred edges left between them by the line removal: bridging through the specks made a false "strike"
+    digits = [("ellipse", (105, 47), (19, 20)), ("ellipse", (176, 47), (19, 20)), ("line", (160, 66), (143, 66))]
+    specks = [("rect", (129, 46), (130, 47)), ("rect", (138, 56), (139, 57))]
+    reads = segment_field(ink(*digits, *specks), BOXES, BESIDE, params)
+    assert decisions(reads) == [(0, 0, BOX_EMPTY), (1, 0, BOX_DIGIT), (2, 0, BOX_DIGIT)]
+
+
+def test_a_stroke_along_a_box_line_stays_with_its_digit(params):
+    # a 2 whose base was drawn on the bottom line: line removal leaves the base as a piece lying mostly on the
+    # line's band, which must not be dropped as a remnant of the line (the 2 would read as a 7)
+    body = [("line", (90, 20), (125, 20)), ("line", (125, 20), (95, 72))]
+    base = [("line", (105, 76), (126, 76))]
+    band = np.zeros(SHAPE, bool)
+    band[72:86, :] = True
+    mask = ink(*body, *base)
+    mask[77:86, :] = False  # the line's core went with the line, and the corner of the 2 with it
+    reads = segment_field(mask, BOXES, BESIDE, params, band)
+    assert decisions(reads) == [(0, 0, BOX_EMPTY), (1, 0, BOX_DIGIT), (2, 0, BOX_EMPTY)]
+    assert reads[1].piece.n_components == 2 and reads[1].piece.y1 >= 74
+
+
+def test_a_fold_crossing_a_box_is_not_a_digit(params):
+    # a crease running through box 1 from the top of the field image to the bottom, three pixels wide
+    mask = ink(("ellipse", (174, 47), (13, 22)))
+    mask[0:SHAPE[0], 100:103] = True
+    assert decisions(segment_field(mask, BOXES, BESIDE, params)) == [
+        (0, 0, BOX_EMPTY), (1, 0, BOX_EMPTY), (2, 0, BOX_DIGIT)]
+
+
+def test_ink_running_out_at_the_end_of_the_beside_area_is_not_a_replacement_digit(params):
+    # the rim of a stamp cut by the right edge of the field image, after a struck number and its replacement
+    strike = [("line", (8, 44), (207, 52))]
+    new = [("line", (250, 20), (247, 75)), ("ellipse", (290, 47), (13, 22))]
+    rim = [("line", (SHAPE[1] - 8, 10), (SHAPE[1] - 1, 60))]
+    reads = segment_field(ink(("ellipse", (106, 47), (14, 22)), *strike, *new, *rim), BOXES, BESIDE, params)
+    assert [r.box for r in reads if r.box < 0] == [-1, -2]
+
+
+def test_a_digit_whose_tail_leaves_the_image_is_kept(params):
+    # a 9 written low in box 2: its tail runs out at the bottom of the field image, most of it is in the box
+    mask = ink(("ellipse", (174, 40), (12, 14)), ("line", (186, 40), (182, SHAPE[0])))
+    assert decisions(segment_field(mask, BOXES, BESIDE, params)) == [
+        (0, 0, BOX_EMPTY), (1, 0, BOX_EMPTY), (2, 0, BOX_DIGIT)]
