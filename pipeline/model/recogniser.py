@@ -65,6 +65,14 @@ def predictions_from_logits(logits: np.ndarray, temperature: float) -> Predictio
                        probs=cal)
 
 
+def padded_size(n: int, batch_size: int) -> int:
+    """Rows ``n`` digits are padded to before inference: whole batches of ``batch_size`` when there is more than
+    one batch, else the next power of two (at most ``batch_size``); so every batch has one of a few shapes."""
+    if n > batch_size:
+        return -(-n // batch_size) * batch_size
+    return min(1 << max(0, n - 1).bit_length(), batch_size)
+
+
 class DigitRecogniser:
     """A digit classifier with its calibration.
 
@@ -101,12 +109,19 @@ class DigitRecogniser:
         return cls(model, metadata.get("temperature", 1.0), metadata.get("reject_threshold", 0.0), metadata, folder)
 
     def logits(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-        """Raw ``(N, 10)`` logits for a uint8 ``(N, 28, 28)`` stack, batched."""
+        """Raw ``(N, 10)`` logits for a uint8 ``(N, 28, 28)`` stack, batched.
+
+        The stack is padded with blank digits (:func:`padded_size`) so that the model meets only a few batch
+        shapes: TensorFlow keeps state for every new shape, and a stream of chunks each ending in a partial batch
+        of another size made the recogniser's memory grow with the number of chunks.
+        """
         digits = check_digits(digits)
-        if len(digits) == 0:
+        n = len(digits)
+        if n == 0:
             return np.zeros((0, 10), dtype=np.float32)
-        x = digits.astype(np.float32)[..., None]
-        return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+        x = np.zeros((padded_size(n, batch_size), 28, 28, 1), np.float32)
+        x[:n, ..., 0] = digits
+        return np.asarray(self.model.predict(x, batch_size=min(batch_size, len(x)), verbose=0)[:n], np.float32)
 
     def predict(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> Predictions:
         """Read a uint8 ``(N, 28, 28)`` stack of MNIST-normalised digits."""

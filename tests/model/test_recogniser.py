@@ -11,6 +11,7 @@ import pytest
 from pipeline.errors import ModelError
 from pipeline.model import DigitRecogniser, registry
 from pipeline.model.settings import NetworkSettings
+from pipeline.model.recogniser import padded_size
 
 
 def test_importing_the_stage_does_not_import_tensorflow():
@@ -28,6 +29,17 @@ def test_predict_shapes_and_consistency(trained, mnist):
     assert (pred.label != pred.label2).all() and (pred.prob >= pred.prob2).all()
     assert np.allclose(pred.confidence, pred.probs[np.arange(64), pred.label])
     assert (pred.label == mnist.y_test[:64]).mean() > 0.6  # tiny model, 3 short epochs: reads most digits
+
+
+def test_padding_to_few_batch_shapes_leaves_the_logits_unchanged(trained, mnist):
+    rec = DigitRecogniser.load(trained[0] / registry.CURRENT_NAME)
+    x = mnist.x_test[:11]
+    assert [padded_size(n, 4) for n in (1, 3, 4, 5, 11)] == [1, 4, 4, 8, 12]
+    assert padded_size(600, 1000) == 1000 and padded_size(3, 1024) == 4
+    whole = rec.logits(x, batch_size=4)
+    assert whole.shape == (11, 10)
+    assert np.allclose(whole[:3], rec.logits(x[:3], batch_size=4), atol=1e-5)
+    assert np.allclose(whole, rec.logits(x, batch_size=1024), atol=1e-5)
 
 
 def test_predict_empty_and_bad_input(trained):
