@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.errors import ModelError
 from pipeline.model import DigitRecogniser, registry
-from pipeline.model.settings import NetworkSettings
 from pipeline.model.recogniser import padded_size
+from pipeline.model.settings import NetworkSettings
 
 
 def test_importing_the_stage_does_not_import_tensorflow():
