@@ -29,12 +29,11 @@ from pipeline.audit.table import (
     READING_COLUMNS,
     build_sheet_table,
     candidate_map,
-    check_parquet_columns,
     read_table,
     sheet_reading,
 )
 from pipeline.engine.settings import EngineSettings
-from pipeline.engine.stream import parquet_sheet_chunks
+from pipeline.engine.stream import check_parquet_columns, parquet_sheet_chunks
 
 log = logging.getLogger(__name__)
 

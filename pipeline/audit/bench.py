@@ -176,8 +176,8 @@ def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) 
 def excess_p_value(alarms: int, batches: int, alpha: float) -> float:
     """One-sided exact binomial p-value of ``alarms`` in ``batches`` clean batches against a false alarm rate of
     at most ``alpha``: small when the tests demonstrably alarm more often than their stated level. The observed
-    rate itself wobbles around ``alpha`` by Monte-Carlo error (a few points at 400 batches), so this, not the
-    point estimate, says whether the level is exceeded."""
+    rate itself wobbles around ``alpha`` by Monte-Carlo error (standard error 0.7 points at 1000 batches), so
+    this, not the point estimate, says whether the level is exceeded."""
     from scipy.stats import binomtest
 
     return float(binomtest(alarms, batches, alpha, alternative="greater").pvalue) if batches else 1.0

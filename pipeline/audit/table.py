@@ -72,20 +72,6 @@ def read_table(path: Path, needed: tuple[str, ...], only_needed: bool = False) -
     return df
 
 
-def check_parquet_columns(path: Path, needed: tuple[str, ...]) -> Path:
-    """``path``, after checking it is a readable Parquet table with the ``needed`` columns (no row is read)."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: not found; run the earlier stage first (see docs/DATA.md)")
-    try:
-        names = pq.read_schema(path).names
-    except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise InputFileError(f"{path}: cannot read table ({exc})") from exc
-    missing = [c for c in needed if c not in names]
-    if missing:
-        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
-    return path
-
-
 def parse_alternatives(raw) -> list[tuple[int, float]]:
     """``alternatives`` JSON (``[[value, probability], ...]``) as a list of tuples; malformed or empty gives []."""
     if raw is None or (not isinstance(raw, (str, list, np.ndarray)) and pd.isna(raw)):

@@ -21,6 +21,26 @@ import pyarrow.parquet as pq
 from pipeline.errors import InputFileError
 
 SHEET_COLUMN = "sheet_id"
+#: What a missing run-folder table asks of the user, unless the caller knows the exact command.
+EARLIER_STAGE = "run the earlier stage first (see docs/DATA.md)"
+
+
+def check_parquet_columns(path: Path, needed: Iterable[str], missing_hint: str = EARLIER_STAGE) -> Path:
+    """``path``, after checking it is a readable Parquet table with the ``needed`` columns (no row is read).
+
+    Raises:
+        InputFileError: the file is missing (the message ends with ``missing_hint``), unreadable, or lacks columns.
+    """
+    if not path.is_file():
+        raise InputFileError(f"{path}: not found; {missing_hint}")
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise InputFileError(f"{path}: cannot read table ({exc})") from exc
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
+    return path
 
 
 def sheet_chunks(frames: Iterable[pd.DataFrame], max_sheets: int, source: str = "table") -> Iterator[pd.DataFrame]:

@@ -17,10 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from pipeline.engine.settings import EngineSettings
-from pipeline.engine.stream import ParquetSink, empty_frame, parquet_sheet_chunks, read_npy_rows
+from pipeline.engine.stream import (
+    ParquetSink,
+    check_parquet_columns,
+    empty_frame,
+    parquet_sheet_chunks,
+    read_npy_rows,
+)
 from pipeline.errors import InputFileError
 from pipeline.forms import load_template
 from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields
@@ -58,17 +63,8 @@ class RecogniseSummary:
 
 def crops_path(rundir: Path) -> Path:
     """``crops.parquet`` of ``rundir``, with its required columns checked (the rows themselves are not loaded)."""
-    path = rundir / CROPS_FILE
-    if not path.is_file():
-        raise InputFileError(f"{path}: missing; run `python -m pipeline read SCANS --out {rundir}` first")
-    try:
-        names = pq.read_schema(path).names
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise InputFileError(f"{path}: not a readable parquet file ({exc})") from exc
-    missing = [c for c in CROP_COLUMNS if c not in names]
-    if missing:
-        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)}")
-    return path
+    return check_parquet_columns(rundir / CROPS_FILE, CROP_COLUMNS,
+                                 f"run `python -m pipeline read SCANS --out {rundir}` first")
 
 
 def open_digits(rundir: Path) -> np.ndarray:

@@ -5,7 +5,8 @@ import pytest
 
 from pipeline.audit.audit import sheet_flags
 from pipeline.audit.settings import AuditSettings
-from pipeline.audit.table import FIELDS_COLUMNS, build_sheet_table, check_parquet_columns
+from pipeline.audit.table import FIELDS_COLUMNS, build_sheet_table
+from pipeline.engine.stream import check_parquet_columns
 from pipeline.errors import InputFileError
 from tests.audit.conftest import clean_values
 
