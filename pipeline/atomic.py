@@ -10,13 +10,16 @@ from pathlib import Path
 import numpy as np
 
 
-def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``; returns ``path``.
+def temp_path(path: Path) -> Path:
+    """The temporary file beside ``path`` that a write goes to before its rename: hidden, and carrying the process
+    id, so concurrent writers never share one."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
-    The temporary name is hidden and carries the process id, so concurrent writers never share one; it is removed
-    if ``write`` fails.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a :func:`temp_path` beside ``path``, then rename it onto ``path``; returns ``path``.
+    The temporary file is removed if ``write`` fails."""
+    tmp = temp_path(path)
     try:
         write(tmp)
         tmp.replace(path)

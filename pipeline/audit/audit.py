@@ -76,14 +76,15 @@ def sheet_flags(table: pd.DataFrame, fields_path: Path, rundir: Path, out: Path,
     time in the file's order, never the whole column at once; a read sheet with no row there has no candidates.
     """
     ok = table[table["status"] == OK_STATUS]
+    ok_ids = set(ok.index)
     by_sheet: dict[str, list[Flag]] = {}
     progress = tqdm(total=len(ok), desc="arithmetic", unit="sheet", disable=len(ok) < 50)
     for fields in parquet_sheet_chunks(fields_path, chunk_sheets, list(CANDIDATE_COLUMNS)):
         candidates = candidate_map(fields)
-        sheets = ok[ok.index.isin(list(candidates))]
-        for sid, row in sheets.iterrows():
+        ids = [sid for sid in candidates if sid in ok_ids]  # a label lookup per sheet, not a scan of the table
+        for sid, row in ok.loc[ids].iterrows():
             by_sheet[str(sid)] = arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)
-        progress.update(len(sheets))
+        progress.update(len(ids))
     for sid, row in ok[~ok.index.isin(list(by_sheet))].iterrows():
         by_sheet[str(sid)] = arithmetic_flags(sheet_reading(row, {}, rundir, out), s)
     progress.close()

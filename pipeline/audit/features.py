@@ -129,13 +129,6 @@ def darkness_levels(hist: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip((paper - g) / max(paper - black, MIN_CONTRAST), 0.0, 1.0), paper
 
 
-def darkness(grey: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ink darkness (0 paper .. 1 darkest print) of every pixel against the field's own paper white; also that
-    paper level."""
-    levels, paper = darkness_levels(grey_histogram(grey))
-    return levels[grey], paper
-
-
 def flat_mask(grey: np.ndarray, dark: np.ndarray) -> np.ndarray:
     """Paper-coloured pixels with almost no texture or noise around them (correction fluid is smooth)."""
     g = grey.astype(np.float32)

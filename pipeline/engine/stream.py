@@ -9,7 +9,6 @@ table and the result is the same as one written in one go.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.atomic import temp_path
 from pipeline.errors import InputFileError
 
 SHEET_COLUMN = "sheet_id"
@@ -109,7 +109,7 @@ class ParquetSink:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.tmp = temp_path(self.path)
         self.writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pd.DataFrame) -> None:

@@ -24,13 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.engine import EngineSettings, map_items
 from pipeline.engine import parts as pt
-from pipeline.engine.stream import NpyWriter
+from pipeline.engine.stream import NpyWriter, ParquetSink
 from pipeline.forms.template import Template, load_template
 from pipeline.vision import settings as st
 from pipeline.vision.loading import ScanPage, discover_scans, load_pages
@@ -233,7 +231,7 @@ class RunTables:
         self.crops: list[dict] = []
         self.marks: list[dict] = []
         self.statuses: Counter = Counter()
-        self.crop_writer: pq.ParquetWriter | None = None
+        self.crop_sink = ParquetSink(out / "crops.parquet")
         self.csv_started: set[str] = set()
         self.digits = NpyWriter(self._tmp("digits.npy"), (n_digits, MNIST_SIZE, MNIST_SIZE), np.uint8)
 
@@ -262,11 +260,8 @@ class RunTables:
     def flush(self, last: bool = False) -> None:
         """Append the buffered page, crop and mark rows to their temporary files (``last``: the final flush,
         which creates the crop table even when it has no row)."""
-        if self.crops or (last and self.crop_writer is None):  # a first block with no crop would type no column
-            crops = pa.Table.from_pandas(crop_frame(self.crops), preserve_index=False)
-            if self.crop_writer is None:
-                self.crop_writer = pq.ParquetWriter(self._tmp("crops.parquet"), crops.schema)
-            self.crop_writer.write_table(crops.cast(self.crop_writer.schema))
+        if self.crops or (last and self.crop_sink.writer is None):  # a first block with no crop would type no column
+            self.crop_sink.write(crop_frame(self.crops))
         self._append_csv("pages.csv", self.pages, PAGE_COLUMNS)
         self._append_csv("marks.csv", self.marks, MARK_COLUMNS)
         self.pages, self.crops, self.marks = [], [], []
@@ -274,9 +269,9 @@ class RunTables:
     def commit(self) -> Counter:
         """Finish every table and rename it into place; returns the number of pages of each status."""
         self.flush(last=True)
-        self.crop_writer.close()
         self.digits.close()
-        for name in ("pages.csv", "crops.parquet", "digits.npy", "marks.csv"):
+        self.crop_sink.commit()
+        for name in ("pages.csv", "digits.npy", "marks.csv"):
             self._tmp(name).replace(self.out / name)
         return self.statuses
 

@@ -47,6 +47,9 @@ SAME_DIGIT_OVERLAP = 0.5
 SECOND_DIGIT_HEIGHT = 0.5
 #: A component with at least this fraction of its pixels on a printed-line band is a remnant of the line.
 REMNANT_FRACTION = 0.5
+#: Fraction of its height a component cut by the top or bottom of the field image must have within the boxes'
+#: rows to count as a digit whose tail strays out (see :func:`_foreign`).
+IN_ROW_FRACTION = 0.5
 #: Each half of a split must be at least this fraction of the whole's height (else it is not two digits).
 SPLIT_MIN_HEIGHT = 0.5
 
@@ -356,7 +359,7 @@ def _foreign(c: Component, boxes: Sequence[Box], shape: tuple[int, ...]) -> bool
     if c.y0 > 0 and c.y1 < height:
         return False
     row0, row1 = min(b[1] for b in boxes), max(b[3] for b in boxes)
-    return _overlap(c.y0, c.y1, row0, row1) < SAME_DIGIT_OVERLAP * c.height or (c.y0 < row0 and c.y1 > row1)
+    return _overlap(c.y0, c.y1, row0, row1) < IN_ROW_FRACTION * c.height or (c.y0 < row0 and c.y1 > row1)
 
 
 def _off_lines(labels: np.ndarray, comps: list[Component], band: np.ndarray | None) -> list[Component]:

@@ -8,7 +8,7 @@ from pipeline.audit.features import (
     BLACK_PERCENTILE,
     MIN_CONTRAST,
     PAPER_PERCENTILE,
-    darkness,
+    darkness_levels,
     fraction,
     grey_histogram,
     label_type,
@@ -38,7 +38,8 @@ def test_darkness_matches_the_per_pixel_formula():
     g = grey.astype(np.float32)
     paper, black = float(np.percentile(g, PAPER_PERCENTILE)), float(np.percentile(g, BLACK_PERCENTILE))
     expected = np.clip((paper - g) / max(paper - black, MIN_CONTRAST), 0.0, 1.0)
-    dark, got_paper = darkness(grey)
+    levels, got_paper = darkness_levels(grey_histogram(grey))
+    dark = levels[grey]
     assert got_paper == paper
     np.testing.assert_array_equal(dark, expected)
     assert grey_histogram(grey).sum() == grey.size
