@@ -161,15 +161,14 @@ def feature_pool(n_fields: int) -> AbstractContextManager[Executor | None]:
 
 def map_features(paths: list[Path], pool: Executor | None = None) -> list[np.ndarray | None]:
     """:func:`path_features` of every path, in order, on ``pool``; without one, on a :func:`feature_pool` of
-    their own (the features are pure NumPy/OpenCV on one image each)."""
-    if pool is None:
-        with feature_pool(len(paths)) as own:
-            if own is not None:
-                return map_features(paths, own)
-    progress = {"desc": "alteration features", "unit": "field", "total": len(paths),
-                "disable": len(paths) < PARALLEL_MIN_FIELDS}
-    results = map(path_features, paths) if pool is None else pool.map(path_features, paths, chunksize=FEATURE_CHUNK)
-    return list(tqdm(results, **progress))
+    their own, with a progress bar (the features are pure NumPy/OpenCV on one image each). A caller that passes
+    its pool shares it over many calls and shows its own progress."""
+    if pool is not None:
+        return list(pool.map(path_features, paths, chunksize=FEATURE_CHUNK))
+    with feature_pool(len(paths)) as own:
+        results = map(path_features, paths) if own is None else own.map(path_features, paths, chunksize=FEATURE_CHUNK)
+        return list(tqdm(results, desc="alteration features", unit="field", total=len(paths),
+                         disable=len(paths) < PARALLEL_MIN_FIELDS))
 
 
 def feature_matrix(rundir: Path, sheet_ids: list[str], pool: Executor | None = None) -> tuple[pd.DataFrame, np.ndarray]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from dataclasses import dataclass
 
 from pipeline.audit.flags import Flag
@@ -22,6 +23,8 @@ from pipeline.audit.settings import AuditSettings
 
 Values = dict[str, int | None]
 ID_RULE = "ids_well_formed"
+#: Floor of a reading's own probability (:func:`read_probability`), the smallest positive float.
+SMALLEST_PROBABILITY = sys.float_info.min
 
 
 @dataclass(frozen=True)
@@ -145,13 +148,14 @@ def all_checks(values: Values, station_type: str | None, s: AuditSettings) -> li
 
 def read_probability(reading: SheetReading, field: str) -> float:
     """Probability of the value as read: its own entry among the candidates, else the field's confidence, else 1
-    (an unreadable field has no reading to compare an alternative with)."""
+    (an unreadable field has no reading to compare an alternative with). Never 0: a probability that underflowed
+    becomes the smallest positive float, so every alternative counts as far likelier."""
     read = reading.values.get(field)
     if read is None:
         return 1.0
     own = [p for v, p in reading.candidates.get(field, []) if v == read]
     conf = reading.confidences.get(field)
-    return float(own[0]) if own else float(conf) if conf else 1.0
+    return max(float(own[0]), SMALLEST_PROBABILITY) if own else float(conf) if conf else 1.0
 
 
 def _options(reading: SheetReading, field: str, s: AuditSettings) -> list[tuple[int, float, float]]:

@@ -1,4 +1,4 @@
-"""The audit orchestrator: read a run folder, build the sheet table, apply every rule, write docs/DATA.md section 4.
+"""The audit orchestrator: read a run folder chunk by chunk, apply every rule, write docs/DATA.md section 4.
 
 :func:`run_audit` is the Python API behind ``python -m pipeline audit``. Each step is a function of the tables the
 earlier steps produced; this module only chains them and writes the results atomically.
@@ -6,53 +6,70 @@ earlier steps produced; this module only chains them and writes the results atom
 
 from __future__ import annotations
 
+import itertools
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.audit import alteration, cantu, evaluate
 from pipeline.audit.arithmetic import arithmetic_flags
+from pipeline.audit.chunks import RunChunk, page_order, run_chunks
 from pipeline.audit.crosssheet import cross_sheet_flags
-from pipeline.audit.flags import SEVERITY_WEIGHT, Flag, flags_to_frame, suspicion
+from pipeline.audit.flags import SEVERITY_WEIGHT, Flag, flags_to_frame, frame_to_flags
 from pipeline.audit.forensics import run_forensics
-from pipeline.audit.outputs import write_json, write_table
-from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, VERDICTS
+from pipeline.audit.outputs import TableSink, write_json
+from pipeline.audit.schema import CHOICE_FIELD, COUNT_FIELDS, NUMERIC_FIELDS, OK_STATUS
 from pipeline.audit.settings import AuditSettings
-from pipeline.audit.table import (
-    CANDIDATE_COLUMNS,
-    FIELDS_COLUMNS,
-    MARKS_COLUMNS,
-    PAGES_COLUMNS,
-    READING_COLUMNS,
-    build_sheet_table,
-    candidate_map,
-    read_table,
-    sheet_reading,
-)
+from pipeline.audit.table import FIELDS_COLUMNS, MARKS_COLUMNS, build_sheet_table, candidate_map, sheet_reading
 from pipeline.engine.settings import EngineSettings
-from pipeline.engine.stream import check_parquet_columns, parquet_sheet_chunks
+from pipeline.engine.stream import ParquetSink
 
 log = logging.getLogger(__name__)
 
 #: Verdict of a sheet with no flag, and the order in which a sheet's flags decide its overall verdict.
 CLEAN_VERDICT = "ok"
 VERDICT_ORDER = ("altered", "inconsistent", "suspicious", "needs_review")
+#: Cross-sheet flags written (and held) at a time.
+FLAG_BATCH = 10_000
+#: Columns of a flag tally (:func:`flag_tally`), and the prefix naming a chunk's tally in the scratch table.
+TALLY_COLUMNS = ("n_flags", "verdict_rank", "unexplained")
+CHUNK_PREFIX = "chunk_"
+#: Columns of the sheet table that the batch-wide steps read back for the whole batch (:func:`batch_columns`).
+SLIM_COLUMNS = ("status", *NUMERIC_FIELDS, CHOICE_FIELD, "turnout", "opposition_present", "alteration_score",
+                "altered")
 
 
 @dataclass(frozen=True)
 class AuditResult:
-    """Everything the audit produced: the sheet table, the flags, the forensics and Cantu summaries, the
-    comparison with ground truth (``None`` without ``truth``) and the files written."""
+    """What the audit produced: counts, the forensics and Cantu summaries, the comparison with ground truth
+    (``None`` without ``truth``) and the files written.
 
-    sheets: pd.DataFrame
-    flags: list[Flag]
+    The sheet table and the flags are not held (a national batch would not fit): :attr:`sheets` and
+    :attr:`flags` read them back from the files, whole, which suits small batches and tests.
+    """
+
+    n_sheets: int
+    n_flags: int
+    verdicts: dict[str, int]
     forensics: dict
     cantu: dict
     truth_eval: dict | None
     paths: dict
+
+    @property
+    def sheets(self) -> pd.DataFrame:
+        """``sheets.parquet``, indexed by sheet_id."""
+        return pd.read_parquet(self.paths["sheets_parquet"]).set_index("sheet_id")
+
+    @property
+    def flags(self) -> list[Flag]:
+        """``flags.parquet`` as :class:`Flag` records, in the file's order."""
+        return frame_to_flags(pd.read_parquet(self.paths["flags_parquet"]))
 
 
 def page_flags(table: pd.DataFrame) -> list[Flag]:
@@ -63,65 +80,67 @@ def page_flags(table: pd.DataFrame) -> list[Flag]:
                  {"status": row["status"], "source": row.get("source")}) for sid, row in bad.iterrows()]
 
 
-def row_chunks(table: pd.DataFrame, size: int) -> list[pd.DataFrame]:
-    """``table`` cut into consecutive slices of at most ``size`` rows (one empty slice for an empty table)."""
-    return [table.iloc[i:i + size] for i in range(0, len(table), size)] or [table]
-
-
-def sheet_flags(table: pd.DataFrame, fields_path: Path, rundir: Path, out: Path, s: AuditSettings,
-                chunk_sheets: int) -> list[Flag]:
-    """Arithmetic and read-uncertainty flags of every sheet whose page was read, in the table's order.
-
-    The candidate readings (parsed ``alternatives`` of ``fields.parquet``) are read ``chunk_sheets`` sheets at a
-    time in the file's order, never the whole column at once; a read sheet with no row there has no candidates.
-    """
+def sheet_flags(table: pd.DataFrame, fields: pd.DataFrame, rundir: Path, out: Path, s: AuditSettings) -> list[Flag]:
+    """Arithmetic and read-uncertainty flags of every sheet of ``table`` whose page was read, in the table's order;
+    the candidate readings come from the ``alternatives`` of those sheets' ``fields`` rows."""
+    candidates = candidate_map(fields)
     ok = table[table["status"] == OK_STATUS]
-    ok_ids = set(ok.index)
-    by_sheet: dict[str, list[Flag]] = {}
-    progress = tqdm(total=len(ok), desc="arithmetic", unit="sheet", disable=len(ok) < 50)
-    for fields in parquet_sheet_chunks(fields_path, chunk_sheets, list(CANDIDATE_COLUMNS)):
-        candidates = candidate_map(fields)
-        ids = [sid for sid in candidates if sid in ok_ids]  # a label lookup per sheet, not a scan of the table
-        for sid, row in ok.loc[ids].iterrows():
-            by_sheet[str(sid)] = arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)
-        progress.update(len(ids))
-    for sid, row in ok[~ok.index.isin(list(by_sheet))].iterrows():
-        by_sheet[str(sid)] = arithmetic_flags(sheet_reading(row, {}, rundir, out), s)
-    progress.close()
-    return [f for sid in ok.index for f in by_sheet[str(sid)]]
+    return [f for _, row in ok.iterrows() for f in arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)]
 
 
-def alteration_scores(table: pd.DataFrame, detector: alteration.Detector | None, rundir: Path, out: Path,
-                      chunk_sheets: int) -> tuple[pd.DataFrame, list[Flag]]:
-    """:func:`alteration.apply_detector` on ``chunk_sheets`` sheets at a time: a sheet's features and scores
-    depend on that sheet alone, so the result is the same as in one go, without every field's features in memory.
-    One pool of feature workers serves every chunk."""
-    n_fields = int((table["status"] == OK_STATUS).sum()) * len(COUNT_FIELDS) if detector is not None else 0
-    with alteration.feature_pool(n_fields) as pool:
-        parts = [alteration.apply_detector(chunk, detector, rundir, out, pool)
-                 for chunk in row_chunks(table, chunk_sheets)]
-    return pd.concat([t for t, _ in parts]), [f for _, flags in parts for f in flags]
+def audit_chunk(chunk: RunChunk, detector: alteration.Detector | None, pool, rundir: Path, out: Path,
+                s: AuditSettings) -> tuple[pd.DataFrame, list[Flag]]:
+    """The sheet table of one chunk's sheets, with alteration scores, and every flag that needs only those
+    sheets: pages not read, arithmetic and read uncertainty, alteration. A sheet's features, scores and rules
+    depend on that sheet alone, so auditing chunk by chunk gives what one pass over the batch would. The flags
+    come sheet by sheet, in the table's order, whatever the chunk size."""
+    table = build_sheet_table(chunk.pages, chunk.fields, chunk.marks, rundir, out, s)
+    table, alteration_flags = alteration.apply_detector(table, detector, rundir, out, pool)
+    flags = page_flags(table) + sheet_flags(table, chunk.fields, rundir, out, s) + alteration_flags
+    position = {str(sid): i for i, sid in enumerate(table.index)}
+    return table, sorted(flags, key=lambda f: position[f.sheet_id])
 
 
-def summarise_sheets(table: pd.DataFrame, flags: list[Flag]) -> pd.DataFrame:
-    """Add ``n_flags``, ``verdict`` (the gravest flag's) and ``suspicion`` (noisy-OR of flags and alteration score)."""
-    by_sheet: dict[str, list[Flag]] = {}
-    for f in flags:
-        by_sheet.setdefault(f.sheet_id, []).append(f)
-    out = table.copy()
-    sids = [str(s) for s in out.index]
-    out["n_flags"] = [len(by_sheet.get(s, [])) for s in sids]
-    out["verdict"] = pd.array([_overall_verdict(by_sheet.get(s, [])) for s in sids], dtype="string")
-    score = out["alteration_score"].astype(float).fillna(0.0)
-    out["suspicion"] = [suspicion([score.iloc[i]] + [SEVERITY_WEIGHT[f.severity] for f in by_sheet.get(s, [])
-                                                    if f.rule != alteration.RULE])
-                        for i, s in enumerate(sids)]
-    return out
+def flag_tally(flags: list[Flag], index: pd.Index | None = None) -> pd.DataFrame:
+    """Per sheet: ``n_flags``, ``verdict_rank`` (position of the gravest verdict in :data:`VERDICT_ORDER`, its
+    length for none) and ``unexplained`` (the product of 1 - weight over the flags other than the alteration
+    flag, which the sheet's alteration score stands for). Tallies of disjoint flag sets combine with
+    :func:`add_tallies`; ``index`` gives every listed sheet a row (zero flags)."""
+    rows = [(f.sheet_id, VERDICT_ORDER.index(f.verdict) if f.verdict in VERDICT_ORDER else len(VERDICT_ORDER),
+             1.0 if f.rule == alteration.RULE else 1.0 - SEVERITY_WEIGHT[f.severity]) for f in flags]
+    frame = pd.DataFrame(rows, columns=["sheet_id", "verdict_rank", "unexplained"])
+    tally = frame.groupby("sheet_id", sort=False).agg(n_flags=("verdict_rank", "size"),
+                                                      verdict_rank=("verdict_rank", "min"),
+                                                      unexplained=("unexplained", "prod"))
+    tally.index = tally.index.astype(str)
+    return tally if index is None else add_tallies(_empty_tally(index), tally)
 
 
-def _overall_verdict(flags: list[Flag]) -> str:
-    verdicts = {f.verdict for f in flags}
-    return next((v for v in VERDICT_ORDER if v in verdicts), CLEAN_VERDICT)
+def _empty_tally(index: pd.Index) -> pd.DataFrame:
+    return pd.DataFrame({"n_flags": 0, "verdict_rank": len(VERDICT_ORDER), "unexplained": 1.0},
+                        index=pd.Index(index.astype(str), name="sheet_id"))
+
+
+def add_tallies(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The tally of the flags of two disjoint flag sets, whose tallies may list a sheet in several rows (the
+    result lists the sheets of ``a`` in its order, then those only ``b`` has)."""
+    both = pd.concat([a, b]).groupby(level=0, sort=False)
+    return pd.DataFrame({"n_flags": both["n_flags"].sum(), "verdict_rank": both["verdict_rank"].min(),
+                         "unexplained": both["unexplained"].prod()}).rename_axis("sheet_id")
+
+
+def summary_columns(table: pd.DataFrame, tally: pd.DataFrame) -> pd.DataFrame:
+    """``n_flags``, ``verdict`` (the gravest flag's, ``ok`` for none) and ``suspicion`` (noisy-OR of the
+    alteration score and the flags' severity weights) of the sheets of ``table``, from their tally."""
+    t = tally.reindex(table.index.astype(str))
+    rank = t["verdict_rank"].fillna(len(VERDICT_ORDER)).astype(int)
+    verdict = [VERDICT_ORDER[r] if r < len(VERDICT_ORDER) else CLEAN_VERDICT for r in rank]
+    score = table["alteration_score"].astype(float).fillna(0.0).clip(0.0, 1.0).to_numpy()
+    return pd.DataFrame({"n_flags": t["n_flags"].fillna(0).astype(int).to_numpy(),
+                         "verdict": pd.array(verdict, dtype="string"),
+                         "suspicion": 1.0 - (1.0 - score) * t["unexplained"].fillna(1.0).to_numpy()},
+                        index=table.index)
+
 
 
 def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, s: AuditSettings) -> dict:
@@ -139,57 +158,105 @@ def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, s: AuditSetti
     return result
 
 
-def write_outputs(out: Path, sheets: pd.DataFrame, flags: list[Flag], forensics: dict, cantu_json: dict,
-                  truth_eval: dict | None) -> dict:
-    """Write every docs/DATA.md section 4 file (and ``truth_eval.json`` when there is one); returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = dict(zip(("sheets_parquet", "sheets_csv"), write_table(sheets.reset_index(), out / "sheets"), strict=True))
-    paths.update(zip(("flags_parquet", "flags_csv"), write_table(flags_to_frame(flags), out / "flags"), strict=True))
-    paths["forensics"] = write_json(out / "forensics.json", forensics)
-    paths["cantu"] = write_json(out / "cantu.json", cantu_json)
-    if truth_eval is not None:
-        paths["truth_eval"] = write_json(out / "truth_eval.json", truth_eval)
-    return paths
+def scratch_rows(table: pd.DataFrame, flags: list[Flag]) -> pd.DataFrame:
+    """One chunk's rows of the scratch table: its sheet table, the tally of its flags (``chunk_n_flags``,
+    ``chunk_verdict_rank``, ``chunk_unexplained``: :func:`flag_tally`) and each sheet's ``arithmetic_verdict``
+    (:func:`evaluate.arithmetic_verdicts`; missing without an arithmetic flag)."""
+    verdicts = evaluate.arithmetic_verdicts(flags)
+    extra = flag_tally(flags, table.index).add_prefix(CHUNK_PREFIX).set_axis(table.index)
+    extra["arithmetic_verdict"] = pd.array([verdicts.get(str(sid)) for sid in table.index], dtype="string")
+    return table.join(extra).reset_index()
+
+
+def batch_columns(scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """From the scratch table, the few columns the batch-wide steps need: :data:`SLIM_COLUMNS` (cross-sheet rules,
+    forensics, Cantu, evaluation), the tally of the chunks' flags and the arithmetic verdicts, by sheet_id."""
+    tally_columns = [CHUNK_PREFIX + c for c in TALLY_COLUMNS]
+    kept = pq.read_table(scratch, columns=["sheet_id", *SLIM_COLUMNS, *tally_columns, "arithmetic_verdict"])
+    kept = kept.to_pandas().set_index("sheet_id")
+    tally = kept[tally_columns].rename(columns=lambda c: c.removeprefix(CHUNK_PREFIX))
+    return kept[list(SLIM_COLUMNS)], tally, kept["arithmetic_verdict"].dropna().astype(str).to_dict()
+
+
+def write_sheets(scratch: Path, summary: pd.DataFrame, out: Path) -> dict:
+    """``sheets.parquet`` and ``sheets.csv``: the sheet tables of ``scratch`` with ``summary``'s columns added,
+    read and written a row group at a time."""
+    sink = TableSink(out / "sheets")
+    scratch_only = [CHUNK_PREFIX + c for c in TALLY_COLUMNS] + ["arithmetic_verdict"]
+    try:
+        parquet = pq.ParquetFile(scratch)
+        for group in range(parquet.num_row_groups):
+            table = parquet.read_row_group(group).to_pandas().set_index("sheet_id").drop(columns=scratch_only)
+            sink.write(table.join(summary).reset_index())
+        return dict(zip(("sheets_parquet", "sheets_csv"), sink.commit(), strict=True))
+    except BaseException:
+        sink.discard()
+        raise
 
 
 def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
               truth: Path | None = None, stream_sheets: int | None = None) -> AuditResult:
     """Audit one read run (``pages.csv``, ``fields.parquet``, ``marks.csv``, ``fields/``) into ``out``.
 
+    The sheets are audited ``stream_sheets`` at a time, in the order of ``pages.csv`` (:mod:`pipeline.audit.chunks`):
+    every rule that looks at one sheet runs on its chunk, whose table and flags go straight to files (the table
+    to a scratch file, with the tally of the chunk's flags); only the list of sheet ids is held whole. The batch-wide
+    steps (cross-sheet rules, forensics, Cantu) run last, on a few numbers per sheet read back from the scratch
+    file; then the sheet table is completed with each sheet's verdict, a row group at a time.
+
     Args:
         rundir: the reader's and recogniser's run folder (docs/DATA.md sections 2-3).
         out: folder for the audit files (created).
         settings: thresholds; defaults when ``None``.
         truth: optional ``truth.csv`` of a synthetic batch; adds ``truth_eval.json`` and the true Cantu rates.
-        stream_sheets: sheets whose field images and candidate readings are held at once (default: the
-            engine's); the sheet table itself (one small row per sheet) is whole.
+        stream_sheets: sheets audited at once (default: the engine's ``stream_sheets``).
 
     Raises:
-        InputFileError: a required input is missing, unreadable or lacks documented columns.
+        InputFileError: a required input is missing, unreadable, lacks documented columns or is out of order.
         ModelError: the alteration detector exists but cannot be loaded.
     """
     s = settings or AuditSettings()
     rundir, out = Path(rundir), Path(out)
-    fields_path = rundir / "fields.parquet"
-    # the input tables live only while the sheet table is built
-    table = build_sheet_table(read_table(rundir / "pages.csv", PAGES_COLUMNS),
-                              read_table(check_parquet_columns(fields_path, FIELDS_COLUMNS), READING_COLUMNS,
-                                         only_needed=True),
-                              read_table(rundir / "marks.csv", MARKS_COLUMNS), rundir, out, s)
+    order = page_order(rundir / "pages.csv", stream_sheets or EngineSettings().stream_sheets)
+    chunks = run_chunks(rundir, order, FIELDS_COLUMNS, MARKS_COLUMNS)
     truth_df = evaluate.read_truth(Path(truth)) if truth is not None else None
     detector = alteration.load_detector(Path(s.alteration_model))
-    chunk = stream_sheets or EngineSettings().stream_sheets
-    table, alteration_flags = alteration_scores(table, detector, rundir, out, chunk)
-    flags = (page_flags(table) + sheet_flags(table, fields_path, rundir, out, s, chunk)
-             + cross_sheet_flags(table[table["status"] == OK_STATUS], s) + alteration_flags)
-    sheets = summarise_sheets(table, flags)
+    out.mkdir(parents=True, exist_ok=True)
+    flag_sink = TableSink(out / "flags")
+    n_fields = order.n_read * len(COUNT_FIELDS) if detector is not None else 0
+    try:
+        with (tempfile.TemporaryDirectory(dir=out, prefix=".audit-") as scratch_dir,
+              alteration.feature_pool(n_fields) as pool,
+              tqdm(total=len(order.chunk_of), desc="audit", unit="sheet", disable=len(order.chunk_of) < 50) as bar):
+            scratch = ParquetSink(Path(scratch_dir) / "sheets.parquet")
+            for chunk in chunks:
+                table, flags = audit_chunk(chunk, detector, pool, rundir, out, s)
+                scratch.write(scratch_rows(table, flags))
+                flag_sink.write(flags_to_frame(flags))
+                bar.update(len(table))
+            sheets, tally, arithmetic = batch_columns(scratch.commit())
+            cross = cross_sheet_flags(sheets[sheets["status"] == OK_STATUS], s)
+            while batch := list(itertools.islice(cross, FLAG_BATCH)):
+                flag_sink.write(flags_to_frame(batch))
+                tally = add_tallies(tally, flag_tally(batch))
+            summary = summary_columns(sheets, tally)
+            paths = write_sheets(scratch.path, summary, out)
+        paths |= dict(zip(("flags_parquet", "flags_csv"), flag_sink.commit(), strict=True))
+    except BaseException:
+        flag_sink.discard()
+        raise
+    sheets = sheets.join(summary)
     forensics = run_forensics(sheets, s)
     cantu_json = cantu_summary(sheets, truth_df, s)
-    truth_eval = evaluate.truth_eval(sheets, flags, truth_df, s) if truth_df is not None else None
-    paths = write_outputs(out, sheets, flags, forensics, cantu_json, truth_eval)
-    log.info("audited %d sheets: %d flags (%s)", len(sheets), len(flags),
-             ", ".join(f"{v} {sum(f.verdict == v for f in flags)}" for v in VERDICTS))
-    return AuditResult(sheets, flags, forensics, cantu_json, truth_eval, paths)
+    paths["forensics"] = write_json(out / "forensics.json", forensics)
+    paths["cantu"] = write_json(out / "cantu.json", cantu_json)
+    truth_eval = evaluate.truth_eval(sheets, arithmetic, truth_df, s) if truth_df is not None else None
+    if truth_eval is not None:
+        paths["truth_eval"] = write_json(out / "truth_eval.json", truth_eval)
+    verdicts = {k: int(v) for k, v in sheets["verdict"].value_counts().items()}
+    n_flags = int(summary["n_flags"].sum())
+    log.info("audited %d sheets: %d flags; sheet verdicts %s", len(sheets), n_flags, verdicts)
+    return AuditResult(len(sheets), n_flags, verdicts, forensics, cantu_json, truth_eval, paths)
 
 
 __all__ = ["AuditResult", "run_audit"]

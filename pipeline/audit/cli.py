@@ -33,9 +33,8 @@ def _cmd_audit(args: argparse.Namespace, config: dict) -> int:
     engine = cfg.build_settings(EngineSettings, "engine", config)
     out = args.out or cfg.PROCESSED_DIR / args.rundir.resolve().name
     result = run_audit(args.rundir, out, settings, truth=args.truth, stream_sheets=engine.stream_sheets)
-    verdicts = result.sheets["verdict"].value_counts().to_dict()
-    print(f"wrote {out}: {len(result.sheets)} sheets, {len(result.flags)} flags; sheet verdicts "
-          + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
+    print(f"wrote {out}: {result.n_sheets} sheets, {result.n_flags} flags; sheet verdicts "
+          + ", ".join(f"{k} {v}" for k, v in sorted(result.verdicts.items())))
     return 0
 
 

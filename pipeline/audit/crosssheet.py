@@ -3,6 +3,8 @@ outliers within a district (robust z-score on the median and the MAD)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 from scipy.stats import median_abs_deviation
@@ -117,7 +119,9 @@ def _variable_name(v: str) -> str:
     return "turnout" if v == "turnout" else f"{display_name(v.removeprefix('share_'))} share"
 
 
-def cross_sheet_flags(table: pd.DataFrame, s: AuditSettings) -> list[Flag]:
-    """Every cross-sheet flag of the batch."""
-    return (duplicate_station_flags(table) + identical_count_flags(table, s) + turnout_flags(table, s)
-            + district_outlier_flags(table, s))
+def cross_sheet_flags(table: pd.DataFrame, s: AuditSettings) -> Iterator[Flag]:
+    """Every cross-sheet flag of the batch, rule after rule (a caller may write them out as they come)."""
+    yield from duplicate_station_flags(table)
+    yield from identical_count_flags(table, s)
+    yield from turnout_flags(table, s)
+    yield from district_outlier_flags(table, s)

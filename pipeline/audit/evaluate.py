@@ -97,14 +97,14 @@ def read_accuracy(right: pd.DataFrame) -> dict:
             "per_field": {f: float(right[f].mean()) for f in NUMERIC_FIELDS}}
 
 
-def arithmetic_eval(flags: list[Flag], truth: pd.DataFrame, written: pd.DataFrame, read_ok: pd.Series,
+def arithmetic_eval(verdicts: dict[str, str], truth: pd.DataFrame, written: pd.DataFrame, read_ok: pd.Series,
                     s: AuditSettings) -> dict:
-    """How the arithmetic rules and the uncertainty search did on truly inconsistent and on clean sheets."""
+    """How the arithmetic rules and the uncertainty search did on truly inconsistent and on clean sheets
+    (``verdicts``: :func:`arithmetic_verdicts` of the audit's flags)."""
     types = truth.set_index("sheet_id")[CHOICE_FIELD] if CHOICE_FIELD in truth else None
     consistent = pd.Series({sid: counts_consistent({f: _int(written.at[sid, f]) for f in NUMERIC_FIELDS},
                                                    None if types is None else types.get(sid), s)
                             for sid in read_ok.index}, dtype="object")
-    verdicts = _arithmetic_verdicts(flags)
     flagged = pd.Series([sid in verdicts for sid in read_ok.index], index=read_ok.index)
     called = pd.Series([verdicts.get(sid) == "inconsistent" for sid in read_ok.index], index=read_ok.index)
     bad, clean = consistent == False, consistent == True  # noqa: E712 (object Series holding None too)
@@ -128,7 +128,7 @@ def _rates(flagged: pd.Series, called: pd.Series, mask: pd.Series) -> dict:
     return {"n": int(mask.sum()), "flagged_rate": _mean(flagged[mask]), "inconsistent_rate": _mean(called[mask])}
 
 
-def _arithmetic_verdicts(flags: list[Flag]) -> dict[str, str]:
+def arithmetic_verdicts(flags: list[Flag]) -> dict[str, str]:
     """Per sheet with an arithmetic flag: ``inconsistent`` if any such flag says so, else ``needs_review``."""
     out: dict[str, str] = {}
     for f in flags:
@@ -137,8 +137,9 @@ def _arithmetic_verdicts(flags: list[Flag]) -> dict[str, str]:
     return out
 
 
-def truth_eval(sheets: pd.DataFrame, flags: list[Flag], truth: pd.DataFrame, s: AuditSettings) -> dict:
-    """``truth_eval.json``: alteration detection, arithmetic rules and read accuracy against the ground truth."""
+def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFrame, s: AuditSettings) -> dict:
+    """``truth_eval.json``: alteration detection, arithmetic rules (``verdicts``: :func:`arithmetic_verdicts`)
+    and read accuracy against the ground truth."""
     ok = sheets[sheets["status"] == OK_STATUS]
     written = written_values(truth, s)
     right = fields_read_right(ok, written)
@@ -147,7 +148,7 @@ def truth_eval(sheets: pd.DataFrame, flags: list[Flag], truth: pd.DataFrame, s: 
     return {"n_truth": int(len(truth)), "n_audited": int(len(sheets)), "n_read_ok": int(len(ok)),
             "missing_from_audit": sorted(set(truth["sheet_id"]) - set(sheets.index.astype(str))),
             "alteration": alteration_metrics(joined),
-            "arithmetic": arithmetic_eval(flags, truth, written, right.all(axis=1), s),
+            "arithmetic": arithmetic_eval(verdicts, truth, written, right.all(axis=1), s),
             "reading": read_accuracy(right),
             "opposition_tick_agreement": _opposition_agreement(ok, truth)}
 

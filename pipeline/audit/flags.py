@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -48,9 +49,9 @@ def flags_to_frame(flags: list[Flag]) -> pd.DataFrame:
     return pd.DataFrame([f.to_row() for f in flags], columns=list(FLAG_COLUMNS)).astype("string")
 
 
-def suspicion(weights: list[float]) -> float:
-    """Noisy-OR of evidence strengths in [0, 1]: 1 - prod(1 - w); several weak signals add up, none exceeds 1."""
-    remaining = 1.0
-    for w in weights:
-        remaining *= 1.0 - min(max(float(w), 0.0), 1.0)
-    return 1.0 - remaining
+def frame_to_flags(frame: pd.DataFrame) -> list[Flag]:
+    """The :class:`Flag` records of a flags table (the inverse of :func:`flags_to_frame`, evidence as parsed JSON)."""
+    return [Flag(str(r.sheet_id), tuple(str(r.fields).split(";")) if pd.notna(r.fields) and r.fields else (),
+                 str(r.rule), str(r.severity), str(r.verdict), str(r.reason), json.loads(r.evidence))
+            for r in frame.itertuples(index=False)]
+

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.atomic import write_atomic, write_text_atomic
+from pipeline.atomic import write_text_atomic
+from pipeline.engine.stream import CsvSink, ParquetSink
 
 
 def jsonable(obj):
@@ -40,12 +41,23 @@ def write_json(path: Path, obj) -> Path:
     return path
 
 
-def write_table(df: pd.DataFrame, stem: Path) -> tuple[Path, Path]:
-    """Write ``df`` as ``<stem>.parquet`` and ``<stem>.csv``, each atomically."""
-    paths = []
-    for suffix in (".parquet", ".csv"):
-        path = stem.with_suffix(suffix)
-        write = df.to_parquet if suffix == ".parquet" else df.to_csv
-        write_atomic(path, lambda tmp, write=write: write(tmp, index=False))
-        paths.append(path)
-    return paths[0], paths[1]
+class TableSink:
+    """A table written chunk by chunk as ``<stem>.parquet`` and ``<stem>.csv``, each renamed into place by
+    :meth:`commit`: a reader never sees half a table."""
+
+    def __init__(self, stem: Path) -> None:
+        self.sinks = (ParquetSink(stem.with_suffix(".parquet")), CsvSink(stem.with_suffix(".csv")))
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Append ``df``'s rows to both files."""
+        for sink in self.sinks:
+            sink.write(df)
+
+    def commit(self) -> tuple[Path, Path]:
+        """Rename both files into place; returns the Parquet and CSV paths."""
+        return self.sinks[0].commit(), self.sinks[1].commit()
+
+    def discard(self) -> None:
+        """Drop both temporary files (after a failure)."""
+        for sink in self.sinks:
+            sink.discard()

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from pipeline.audit.arithmetic import SheetReading
 from pipeline.audit.schema import (
@@ -34,11 +33,13 @@ log = logging.getLogger(__name__)
 
 PAGES_COLUMNS = ("sheet_id", "status")
 FIELDS_COLUMNS = ("sheet_id", "field", "text", "value", "confidence", "alternatives")
-#: The ``fields.parquet`` columns the sheet table is built from, and those of the candidate readings, which the
-#: audit streams a few sheets at a time instead (the alternatives are most of the table's memory).
-READING_COLUMNS = ("sheet_id", "field", "text", "value", "confidence")
-CANDIDATE_COLUMNS = ("sheet_id", "field", "alternatives")
 MARKS_COLUMNS = ("sheet_id", "field", "option", "ticked")
+#: Types of the ``pages.csv`` columns the reader writes that are not text (docs/DATA.md section 2). The audit reads
+#: the file as text and converts these, so every chunk of a streamed audit gets the same column types.
+PAGE_NUMBERS = {"page": "Int64", "registration_score": "float64", "rotation_fixed_deg": "float64",
+                "n_fiducials": "Int64", "residual_px": "float64", "line_agreement": "float64", "n_digits": "Int64",
+                "cpu_s": "float64"}
+PAGE_YES_NO = ("flipped",)
 #: Status given to a sheet that has readings but no row in pages.csv.
 NO_PAGE_STATUS = "no_page_row"
 TRUE_STRINGS = ("true", "1", "yes")
@@ -51,20 +52,12 @@ def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], path: Path) -> p
     return df
 
 
-def read_table(path: Path, needed: tuple[str, ...], only_needed: bool = False) -> pd.DataFrame:
-    """Read a CSV or Parquet table, checking it exists, parses and has the ``needed`` columns.
-
-    ``only_needed`` loads just those columns of a Parquet table (the others are never read into memory).
-    """
+def read_table(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
+    """Read a CSV or Parquet table whole, checking it exists, parses and has the ``needed`` columns."""
     if not path.is_file():
         raise InputFileError(f"{path}: not found; run the earlier stage first (see docs/DATA.md)")
     try:
-        if path.suffix != ".parquet":
-            df = pd.read_csv(path, dtype={"sheet_id": str})
-        elif only_needed:
-            df = pd.read_parquet(path, columns=[c for c in needed if c in pq.read_schema(path).names])
-        else:
-            df = pd.read_parquet(path)
+        df = pd.read_csv(path, dtype={"sheet_id": str}) if path.suffix != ".parquet" else pd.read_parquet(path)
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
         raise InputFileError(f"{path}: cannot read table ({exc})") from exc
     df = _require_columns(df, needed, path)
@@ -94,13 +87,16 @@ def pivot_fields(fields: pd.DataFrame, s: AuditSettings) -> pd.DataFrame:
     if s.empty_counts_as_zero:
         value = value.mask(f["field"].isin(COUNT_FIELDS) & (text.str.strip() == "") & value.isna(), 0)
     f = f.assign(value=value, text=text, confidence=pd.to_numeric(f["confidence"], errors="coerce"))
-    wide = f.pivot(index="sheet_id", columns="field", values=["value", "confidence", "text"])
-    out = pd.DataFrame(index=wide.index)
+
+    def wide(column: str, dtype: str) -> pd.DataFrame:
+        table = f.pivot(index="sheet_id", columns="field", values=column)
+        return table.reindex(columns=list(NUMERIC_FIELDS)).astype(dtype)
+
+    values, confidences, texts = wide("value", "Int64"), wide("confidence", "float64"), wide("text", "string")
+    columns = {}
     for name in NUMERIC_FIELDS:
-        out[name] = wide["value"][name].astype("Int64") if name in wide["value"] else pd.NA
-        out[conf_field(name)] = wide["confidence"][name].astype(float) if name in wide["value"] else np.nan
-        out[text_field(name)] = wide["text"][name].astype("string") if name in wide["value"] else pd.NA
-    return out.astype({n: "Int64" for n in NUMERIC_FIELDS})
+        columns |= {name: values[name], conf_field(name): confidences[name], text_field(name): texts[name]}
+    return pd.DataFrame(columns, index=values.index)
 
 
 def _ticked(marks: pd.DataFrame) -> pd.Series:
@@ -136,11 +132,28 @@ def _evidence_paths(sheet_ids: pd.Index, rundir: Path, out: Path) -> pd.Series:
     return pd.Series([rel(s) for s in sheet_ids], index=sheet_ids, dtype="string")
 
 
+def typed_pages(pages: pd.DataFrame) -> pd.DataFrame:
+    """``pages.csv`` rows with the reader's number and yes/no columns converted (:data:`PAGE_NUMBERS`,
+    :data:`PAGE_YES_NO`; a value that does not parse becomes missing) and every other column as text."""
+    out = pages.astype("string")
+    for name in out.columns.intersection(list(PAGE_NUMBERS)):
+        out[name] = pd.to_numeric(out[name], errors="coerce").astype(PAGE_NUMBERS[name])
+    for name in out.columns.intersection(list(PAGE_YES_NO)):
+        text = out[name].str.strip().str.lower()
+        out[name] = text.isin(TRUE_STRINGS).astype("boolean").mask(text.isna())
+    return out
+
+
 def build_sheet_table(pages: pd.DataFrame, fields: pd.DataFrame, marks: pd.DataFrame, rundir: Path, out: Path,
                       s: AuditSettings) -> pd.DataFrame:
-    """The sheet table: page info, every count, confidences, ticks, turnout and the evidence folder, by sheet_id."""
-    pages = pages.drop_duplicates("sheet_id").set_index("sheet_id")
-    table = pages.join(pivot_fields(fields, s), how="outer").join(pivot_marks(marks), how="left")
+    """The sheet table: page info, every count, confidences, ticks, turnout and the evidence folder, by sheet_id.
+
+    Sheets come in the order of ``pages``, then those with readings but no page row, sorted.
+    """
+    pages = typed_pages(pages.drop_duplicates("sheet_id")).set_index("sheet_id")
+    readings = pivot_fields(fields, s)
+    order = pages.index.append(readings.index.difference(pages.index).sort_values())
+    table = pages.join(readings, how="outer").reindex(order).join(pivot_marks(marks), how="left")
     table["status"] = table["status"].astype("string").fillna(NO_PAGE_STATUS)
     for name in TICK_FIELDS:
         table[name] = table[name].astype("Int8") if name in table else pd.array([pd.NA] * len(table), "Int8")
@@ -151,7 +164,7 @@ def build_sheet_table(pages: pd.DataFrame, fields: pd.DataFrame, marks: pd.DataF
     table["turnout"] = (table["total_votes"].astype("Float64") / registered.where(registered > 0)).astype(float)
     table["evidence_dir"] = _evidence_paths(table.index, rundir, out)
     table.index.name = "sheet_id"
-    return table.sort_index()
+    return table
 
 
 def candidate_map(fields: pd.DataFrame) -> dict[str, dict[str, list[tuple[int, float]]]]:

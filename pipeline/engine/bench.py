@@ -81,25 +81,33 @@ def tree_rss_kb(pid: int) -> tuple[int, int]:
 
 def run_stage(args: list[str], log_path: Path, poll_s: float) -> dict:
     """Run ``python -m pipeline ARGS`` in a fresh process: wall seconds, peak memory of its process tree and of its
-    largest process, both sampled every ``poll_s``. (The child's ``ru_maxrss`` is no use here: Linux counts in it
-    this process's memory at the fork.)
+    largest process, both sampled every ``poll_s``, and the largest process's peak in the first and in the second
+    half of the run (memory that grows with the sheets done peaks later; a flat stage peaks alike in both).
+    (The child's ``ru_maxrss`` is no use here: Linux counts in it this process's memory at the fork.)
 
     Raises:
         RuntimeError: the stage failed (its error output ends the message).
     """
     start = time.perf_counter()
+    samples: list[tuple[float, int, int]] = []  # (seconds, tree KB, largest process KB)
     with log_path.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=subprocess.DEVNULL, stderr=err)
-        peak_tree = peak_process = 0
         while proc.poll() is None:
-            total, largest = tree_rss_kb(proc.pid)
-            peak_tree, peak_process = max(peak_tree, total), max(peak_process, largest)
+            samples.append((time.perf_counter() - start, *tree_rss_kb(proc.pid)))
             time.sleep(poll_s)
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-ERROR_TAIL_LINES:])
         raise RuntimeError(f"`python -m pipeline {' '.join(args)}` exited with {proc.returncode}:\n{tail}")
-    return {"seconds": round(time.perf_counter() - start, 2), "peak_tree_mb": round(peak_tree / KB_PER_MB, 1),
-            "peak_process_mb": round(peak_process / KB_PER_MB, 1)}
+    seconds = time.perf_counter() - start
+    halves = [[largest for t, _, largest in samples if (t < seconds / 2) == first] for first in (True, False)]
+    return {"seconds": round(seconds, 2), "peak_tree_mb": _mb(max((tree for _, tree, _ in samples), default=0)),
+            "peak_process_mb": _mb(max((largest for *_, largest in samples), default=0)),
+            "peak_process_first_half_mb": _mb(max(halves[0], default=0)),
+            "peak_process_second_half_mb": _mb(max(halves[1], default=0))}
+
+
+def _mb(kb: int) -> float:
+    return round(kb / KB_PER_MB, 1)
 
 
 def batch_stages(sheets: Path, work: Path, n: int, timed: bool, poll_s: float) -> dict:
@@ -174,8 +182,8 @@ def run_bench(config: dict, quick: bool) -> dict:
     s = QUICK if quick else build_settings(ScaleBenchSettings, "scale_bench", config)
     result: dict = {"dpi": DPI, "sizes": list(s.sizes), "timed_sizes": list(s.timed_sizes),
                     "memory": "peak_tree_mb: summed RSS of the stage's process tree (workers included); "
-                              "peak_process_mb: RSS of its largest process; both sampled every "
-                              f"{s.poll_s} s in a fresh process per stage and size"}
+                              "peak_process_mb: RSS of its largest process, also over the first and the second "
+                              f"half of the run; sampled every {s.poll_s} s in a fresh process per stage and size"}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = Path(s.batch_cache) if s.batch_cache and not quick else work

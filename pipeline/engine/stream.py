@@ -21,6 +21,8 @@ from pipeline.atomic import temp_path
 from pipeline.errors import InputFileError
 
 SHEET_COLUMN = "sheet_id"
+#: Smallest row group :class:`ParquetSink` writes, in bytes of Arrow memory (few row groups, a small buffer).
+ROW_GROUP_BYTES = 4 * 2**20
 #: What a missing run-folder table asks of the user, unless the caller knows the exact command.
 EARLIER_STAGE = "run the earlier stage first (see docs/DATA.md)"
 
@@ -105,24 +107,38 @@ def empty_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
 
 class ParquetSink:
-    """Appends data frames with one schema to a hidden temporary file; :meth:`commit` renames it onto ``path``."""
+    """Appends data frames with one schema to a hidden temporary file; :meth:`commit` renames it onto ``path``.
 
-    def __init__(self, path: Path) -> None:
+    Frames are gathered into row groups of at least ``row_group_bytes`` (in memory): a writer keeps every row
+    group's metadata until the file is closed, so one row group per small chunk would grow with the batch.
+    """
+
+    def __init__(self, path: Path, row_group_bytes: int = ROW_GROUP_BYTES) -> None:
         self.path = Path(path)
         self.tmp = temp_path(self.path)
+        self.row_group_bytes = row_group_bytes
         self.writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.Table] = []
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame`` (the first frame fixes the schema; later ones are cast to it)."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.tmp, table.schema)
-        self.writer.write_table(table.cast(self.writer.schema))
+        self.pending.append(table.cast(self.writer.schema))
+        if sum(t.nbytes for t in self.pending) >= self.row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending))
+            self.pending = []
 
     def commit(self) -> Path:
-        """Close the file and rename it into place; returns ``path``."""
+        """Write what is pending, close the file and rename it into place; returns ``path``."""
         if self.writer is None:
             raise ValueError(f"{self.path}: nothing was written")
+        self._flush()
         self.writer.close()
         self.tmp.replace(self.path)
         return self.path
@@ -131,8 +147,38 @@ class ParquetSink:
         """Drop the temporary file (after a failure)."""
         if self.writer is not None:
             self.writer.close()
+        self.pending = []
         self.tmp.unlink(missing_ok=True)
 
+
+class CsvSink:
+    """Appends data frames to a hidden temporary CSV file, the header before the first rows; :meth:`commit`
+    renames it onto ``path``. Every frame is written with the first one's columns, in their order."""
+
+    def __init__(self, path: Path, columns: list[str] | None = None) -> None:
+        self.path = Path(path)
+        self.tmp = temp_path(self.path)
+        self.columns = list(columns) if columns is not None else None
+        self.started = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame``'s rows (the first call also writes the header)."""
+        if self.columns is None:
+            self.columns = list(frame.columns)
+        frame.to_csv(self.tmp, index=False, columns=self.columns, mode="a" if self.started else "w",
+                     header=not self.started)
+        self.started = True
+
+    def commit(self) -> Path:
+        """Rename the file into place; returns ``path``."""
+        if not self.started:
+            raise ValueError(f"{self.path}: nothing was written")
+        self.tmp.replace(self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Drop the temporary file (after a failure)."""
+        self.tmp.unlink(missing_ok=True)
 
 #: Zero rows written at a time when :meth:`NpyWriter.close` fills the rows nobody wrote.
 PAD_ROWS = 4096

@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.atomic import temp_path
 from pipeline.engine import EngineSettings, map_items
 from pipeline.engine import parts as pt
-from pipeline.engine.stream import NpyWriter, ParquetSink
+from pipeline.engine.stream import CsvSink, NpyWriter, ParquetSink
 from pipeline.forms.template import Template, load_template
 from pipeline.vision import settings as st
 from pipeline.vision.loading import ScanPage, discover_scans, load_pages
@@ -232,11 +233,10 @@ class RunTables:
         self.marks: list[dict] = []
         self.statuses: Counter = Counter()
         self.crop_sink = ParquetSink(out / "crops.parquet")
-        self.csv_started: set[str] = set()
-        self.digits = NpyWriter(self._tmp("digits.npy"), (n_digits, MNIST_SIZE, MNIST_SIZE), np.uint8)
-
-    def _tmp(self, name: str) -> Path:
-        return self.out / f".{name}.tmp"
+        self.page_sink = CsvSink(out / "pages.csv", PAGE_COLUMNS)
+        self.mark_sink = CsvSink(out / "marks.csv", MARK_COLUMNS)
+        self.digits_tmp = temp_path(out / "digits.npy")
+        self.digits = NpyWriter(self.digits_tmp, (n_digits, MNIST_SIZE, MNIST_SIZE), np.uint8)
 
     def add(self, page: dict, crops: list[dict], marks: list[dict], digits: np.ndarray) -> None:
         """Append one page; its crops' ``digit_row`` are shifted to rows of the whole run's ``digits.npy``."""
@@ -250,20 +250,13 @@ class RunTables:
         if len(self.pages) + len(self.crops) + len(self.marks) >= MERGE_BUFFER_ROWS:
             self.flush()
 
-    def _append_csv(self, name: str, rows: list[dict], columns: list[str]) -> None:
-        """Append ``rows`` to the temporary CSV ``name`` (its header before the first rows)."""
-        first = name not in self.csv_started
-        pd.DataFrame(rows, columns=columns).to_csv(self._tmp(name), index=False, mode="w" if first else "a",
-                                                   header=first)
-        self.csv_started.add(name)
-
     def flush(self, last: bool = False) -> None:
         """Append the buffered page, crop and mark rows to their temporary files (``last``: the final flush,
         which creates the crop table even when it has no row)."""
         if self.crops or (last and self.crop_sink.writer is None):  # a first block with no crop would type no column
             self.crop_sink.write(crop_frame(self.crops))
-        self._append_csv("pages.csv", self.pages, PAGE_COLUMNS)
-        self._append_csv("marks.csv", self.marks, MARK_COLUMNS)
+        self.page_sink.write(pd.DataFrame(self.pages, columns=PAGE_COLUMNS))
+        self.mark_sink.write(pd.DataFrame(self.marks, columns=MARK_COLUMNS))
         self.pages, self.crops, self.marks = [], [], []
 
     def commit(self) -> Counter:
@@ -271,8 +264,9 @@ class RunTables:
         self.flush(last=True)
         self.digits.close()
         self.crop_sink.commit()
-        for name in ("pages.csv", "digits.npy", "marks.csv"):
-            self._tmp(name).replace(self.out / name)
+        self.page_sink.commit()
+        self.digits_tmp.replace(self.out / "digits.npy")
+        self.mark_sink.commit()
         return self.statuses
 
 

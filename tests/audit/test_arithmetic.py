@@ -9,6 +9,7 @@ from pipeline.audit.arithmetic import (
     doubtful_fields,
     find_fix,
     misread_reach,
+    read_probability,
     read_right_probability,
 )
 from pipeline.audit.settings import AuditSettings
@@ -78,6 +79,12 @@ def test_low_confidence_failure_without_a_fix_needs_review_and_says_why():
     assert "the digits of PRI (62%) were read with low confidence" in flags[0].reason
     assert "a misread could explain this" in flags[0].reason
 
+
+def test_a_reading_whose_own_probability_underflowed_to_zero_still_gets_its_alternatives_weighed():
+    v = clean_values(pri=126)
+    flags = arithmetic_flags(reading(v, {"pri": [(126, 0.0), (120, 1e-300)]}), S)
+    assert [(f.rule, f.verdict) for f in flags] == [("votes_add_up", "needs_review")]
+    assert read_probability(reading(v, {"pri": [(126, 0.0)]}), "pri") > 0
 
 def test_doubtful_fields_are_the_least_confident_until_the_rest_is_trusted():
     v = clean_values()

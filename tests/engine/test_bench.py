@@ -19,6 +19,7 @@ def test_tree_memory_counts_this_process():
 def test_a_stage_runs_in_its_own_process_and_its_failure_is_reported(tmp_path):
     done = run_stage(["--version"], tmp_path / "ok.log", poll_s=0.01)
     assert done["seconds"] > 0 and done["peak_tree_mb"] >= done["peak_process_mb"] > 0
+    assert max(done["peak_process_first_half_mb"], done["peak_process_second_half_mb"]) == done["peak_process_mb"]
     with pytest.raises(RuntimeError, match="exited with"):
         run_stage(["recognise", str(tmp_path / "missing")], tmp_path / "bad.log", poll_s=0.01)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.engine.stream import (
     PAD_ROWS,
+    CsvSink,
     NpyWriter,
     ParquetSink,
     empty_frame,
@@ -51,6 +54,34 @@ def test_parquet_chunks_and_sink_give_back_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "copy.parquet"), table)
     assert list(empty_frame(tmp_path / "t.parquet").columns) == ["sheet_id", "i", "x"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("rows_per_group", [1, 3, 100])
+def test_parquet_sink_gathers_small_frames_into_row_groups(tmp_path, rows_per_group):
+    table = rows(("a", 3), ("b", 2), ("c", 2), ("d", 1))
+    row_bytes = pa.Table.from_pandas(table.head(1), preserve_index=False).nbytes  # fixed-width columns
+    sink = ParquetSink(tmp_path / "t.parquet", row_group_bytes=rows_per_group * row_bytes)
+    for sid in "abcd":
+        sink.write(table[table["sheet_id"] == sid])
+    sink.commit()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), table)
+    sizes = [pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(i).num_rows
+             for i in range(pq.ParquetFile(tmp_path / "t.parquet").num_row_groups)]
+    assert sizes == {1: [3, 2, 2, 1], 3: [3, 4, 1], 100: [8]}[rows_per_group]
+
+def test_csv_sink_appends_with_one_header_and_the_first_columns_and_shows_nothing_before_commit(tmp_path):
+    sink = CsvSink(tmp_path / "t.csv")
+    sink.write(pd.DataFrame({"a": [1], "b": ["x"]}))
+    sink.write(pd.DataFrame({"b": ["y", "z"], "a": [2, 3]}))
+    assert not (tmp_path / "t.csv").exists()
+    sink.commit()
+    assert (tmp_path / "t.csv").read_text() == "a,b\n1,x\n2,y\n3,z\n"
+    failed = CsvSink(tmp_path / "u.csv")
+    with pytest.raises(ValueError, match="nothing was written"):
+        failed.commit()
+    failed.write(pd.DataFrame({"a": [1]}))
+    failed.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
 
 def digits(n: int) -> np.ndarray:
