@@ -106,3 +106,12 @@ def test_check_parquet_columns_names_what_is_missing(tmp_path):
     with pytest.raises(InputFileError, match="cannot read"):
         check_parquet_columns(tmp_path / "bad.parquet", FIELDS_COLUMNS)
     assert check_parquet_columns(tmp_path / "f.parquet", ("sheet_id",)) == tmp_path / "f.parquet"
+
+
+def test_a_run_with_no_sheet_gives_empty_tables_with_every_column(batch, tmp_path):
+    for name in ("pages.csv", "marks.csv"):
+        pd.read_csv(batch / name).head(0).to_csv(batch / name, index=False)
+    pd.read_parquet(batch / "fields.parquet").head(0).to_parquet(batch / "fields.parquet")
+    result = run_audit(batch, tmp_path / "out", NO_DETECTOR)
+    assert result.n_sheets == result.n_flags == 0 and result.sheets.empty and result.flags == []
+    assert {"pan", "pan_conf", "status", "verdict", "suspicion"} <= set(result.sheets.columns)
