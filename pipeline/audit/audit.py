@@ -39,6 +39,8 @@ FLAG_BATCH = 10_000
 #: Columns of a flag tally (:func:`flag_tally`), and the prefix naming a chunk's tally in the scratch table.
 TALLY_COLUMNS = ("n_flags", "verdict_rank", "unexplained")
 CHUNK_PREFIX = "chunk_"
+#: Columns only the scratch table has (:func:`scratch_rows`): the chunk's tally and the arithmetic verdict.
+SCRATCH_COLUMNS = (*(CHUNK_PREFIX + c for c in TALLY_COLUMNS), "arithmetic_verdict")
 #: Columns of the sheet table that the batch-wide steps read back for the whole batch (:func:`batch_columns`).
 SLIM_COLUMNS = ("status", *NUMERIC_FIELDS, CHOICE_FIELD, "turnout", "opposition_present", "alteration_score",
                 "altered")
@@ -142,7 +144,6 @@ def summary_columns(table: pd.DataFrame, tally: pd.DataFrame) -> pd.DataFrame:
                         index=table.index)
 
 
-
 def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, s: AuditSettings) -> dict:
     """The Cantu comparison on detected alterations and, when ``truth`` is given, on the true ones."""
     ok = table[table["status"] == OK_STATUS]
@@ -171,10 +172,9 @@ def scratch_rows(table: pd.DataFrame, flags: list[Flag]) -> pd.DataFrame:
 def batch_columns(scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
     """From the scratch table, the few columns the batch-wide steps need: :data:`SLIM_COLUMNS` (cross-sheet rules,
     forensics, Cantu, evaluation), the tally of the chunks' flags and the arithmetic verdicts, by sheet_id."""
-    tally_columns = [CHUNK_PREFIX + c for c in TALLY_COLUMNS]
-    kept = pq.read_table(scratch, columns=["sheet_id", *SLIM_COLUMNS, *tally_columns, "arithmetic_verdict"])
-    kept = kept.to_pandas().set_index("sheet_id")
-    tally = kept[tally_columns].rename(columns=lambda c: c.removeprefix(CHUNK_PREFIX))
+    kept = pq.read_table(scratch, columns=["sheet_id", *SLIM_COLUMNS, *SCRATCH_COLUMNS]).to_pandas()
+    kept = kept.set_index("sheet_id")
+    tally = kept[[CHUNK_PREFIX + c for c in TALLY_COLUMNS]].rename(columns=lambda c: c.removeprefix(CHUNK_PREFIX))
     return kept[list(SLIM_COLUMNS)], tally, kept["arithmetic_verdict"].dropna().astype(str).to_dict()
 
 
@@ -182,11 +182,10 @@ def write_sheets(scratch: Path, summary: pd.DataFrame, out: Path) -> dict:
     """``sheets.parquet`` and ``sheets.csv``: the sheet tables of ``scratch`` with ``summary``'s columns added,
     read and written a row group at a time."""
     sink = TableSink(out / "sheets")
-    scratch_only = [CHUNK_PREFIX + c for c in TALLY_COLUMNS] + ["arithmetic_verdict"]
     try:
         parquet = pq.ParquetFile(scratch)
         for group in range(parquet.num_row_groups):
-            table = parquet.read_row_group(group).to_pandas().set_index("sheet_id").drop(columns=scratch_only)
+            table = parquet.read_row_group(group).to_pandas().set_index("sheet_id").drop(columns=list(SCRATCH_COLUMNS))
             sink.write(table.join(summary).reset_index())
         return dict(zip(("sheets_parquet", "sheets_csv"), sink.commit(), strict=True))
     except BaseException:

@@ -20,7 +20,14 @@ import pyarrow.parquet as pq
 
 from pipeline.audit.schema import OK_STATUS
 from pipeline.audit.table import PAGES_COLUMNS
-from pipeline.engine.stream import SHEET_COLUMN, check_parquet_columns, empty_frame
+from pipeline.engine.stream import (
+    SHEET_COLUMN,
+    check_parquet_columns,
+    empty_frame,
+    require_columns,
+    require_file,
+    unreadable_table,
+)
 from pipeline.errors import InputFileError
 
 #: Rows read from a table at a time, before they are cut into chunks of whole sheets.
@@ -47,25 +54,18 @@ class RunChunk:
     marks: pd.DataFrame
 
 
-def _csv_error(path: Path, exc: Exception) -> InputFileError:
-    return InputFileError(f"{path}: cannot read table ({exc})")
-
-
 def csv_columns(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
     """A zero-row, all-text frame with the columns of the CSV at ``path``, after checking it has ``needed``.
 
     Raises:
         InputFileError: the file is missing, unreadable or lacks a needed column.
     """
-    if not path.is_file():
-        raise InputFileError(f"{path}: not found; run the earlier stage first (see docs/DATA.md)")
+    require_file(path)
     try:
         header = pd.read_csv(path, nrows=0, dtype="string")
     except Exception as exc:  # the CSV parser raises many types for a corrupt file
-        raise _csv_error(path, exc) from exc
-    missing = [c for c in needed if c not in header.columns]
-    if missing:
-        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
+        raise unreadable_table(path, exc) from exc
+    require_columns(path, header.columns, needed)
     return header
 
 
@@ -74,10 +74,8 @@ def csv_blocks(path: Path, columns: list[str] | None = None) -> Iterator[pd.Data
     block gets the same column types whatever its values."""
     try:
         yield from pd.read_csv(path, dtype="string", usecols=columns, chunksize=BLOCK_ROWS)
-    except InputFileError:
-        raise
     except Exception as exc:  # a file corrupt further down fails only when that block is parsed
-        raise _csv_error(path, exc) from exc
+        raise unreadable_table(path, exc) from exc
 
 
 def page_order(path: Path, chunk_sheets: int) -> PageOrder:
@@ -103,7 +101,8 @@ def by_chunk(blocks: Iterable[pd.DataFrame], order: PageOrder, source: str) -> I
     current, pending, orphans = -1, [], []
     for block in blocks:
         chunk = block[SHEET_COLUMN].astype(str).map(order.chunk_of)
-        orphans.append(block[chunk.isna()])
+        if chunk.isna().any():
+            orphans.append(block[chunk.isna()])
         block, chunk = block[chunk.notna()], chunk[chunk.notna()].astype(int).to_numpy()
         if len(chunk) and (chunk[0] < current or (np.diff(chunk) < 0).any()):
             late = block[SHEET_COLUMN].iloc[int(np.argmax(np.diff(np.r_[current, chunk]) < 0))]
@@ -117,9 +116,8 @@ def by_chunk(blocks: Iterable[pd.DataFrame], order: PageOrder, source: str) -> I
             pending.append(block[chunk == k])
     if pending:
         yield current, pd.concat(pending, ignore_index=True)
-    rest = [o for o in orphans if len(o)]
-    if rest:
-        yield order.n_chunks, pd.concat(rest, ignore_index=True)
+    if orphans:
+        yield order.n_chunks, pd.concat(orphans, ignore_index=True)
 
 
 class _Cursor:

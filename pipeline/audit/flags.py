@@ -54,4 +54,3 @@ def frame_to_flags(frame: pd.DataFrame) -> list[Flag]:
     return [Flag(str(r.sheet_id), tuple(str(r.fields).split(";")) if pd.notna(r.fields) and r.fields else (),
                  str(r.rule), str(r.severity), str(r.verdict), str(r.reason), json.loads(r.evidence))
             for r in frame.itertuples(index=False)]
-

@@ -27,7 +27,7 @@ from pipeline.audit.schema import (
     text_field,
 )
 from pipeline.audit.settings import AuditSettings
-from pipeline.errors import InputFileError
+from pipeline.engine.stream import require_columns, require_file, unreadable_table
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +45,14 @@ NO_PAGE_STATUS = "no_page_row"
 TRUE_STRINGS = ("true", "1", "yes")
 
 
-def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], path: Path) -> pd.DataFrame:
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
-    return df
-
-
 def read_table(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV or Parquet table whole, checking it exists, parses and has the ``needed`` columns."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: not found; run the earlier stage first (see docs/DATA.md)")
+    require_file(path)
     try:
         df = pd.read_csv(path, dtype={"sheet_id": str}) if path.suffix != ".parquet" else pd.read_parquet(path)
     except Exception as exc:  # pyarrow and the CSV parser raise many types for a corrupt file
-        raise InputFileError(f"{path}: cannot read table ({exc})") from exc
-    df = _require_columns(df, needed, path)
+        raise unreadable_table(path, exc) from exc
+    require_columns(path, df.columns, needed)
     df["sheet_id"] = df["sheet_id"].astype("string")
     return df
 

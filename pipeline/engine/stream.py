@@ -27,21 +27,37 @@ ROW_GROUP_BYTES = 4 * 2**20
 EARLIER_STAGE = "run the earlier stage first (see docs/DATA.md)"
 
 
+def require_file(path: Path, missing_hint: str = EARLIER_STAGE) -> None:
+    """Raise :class:`InputFileError` (ending with ``missing_hint``) when the run-folder table ``path`` is missing."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: not found; {missing_hint}")
+
+
+def unreadable_table(path: Path, exc: Exception) -> InputFileError:
+    """The error for a table at ``path`` that its parser refused with ``exc``."""
+    return InputFileError(f"{path}: cannot read table ({exc})")
+
+
+def require_columns(path: Path, names: Iterable[str], needed: Iterable[str]) -> None:
+    """Raise :class:`InputFileError` naming the ``needed`` columns missing from the table ``path`` (``names``)."""
+    names = set(names)
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
+
+
 def check_parquet_columns(path: Path, needed: Iterable[str], missing_hint: str = EARLIER_STAGE) -> Path:
     """``path``, after checking it is a readable Parquet table with the ``needed`` columns (no row is read).
 
     Raises:
         InputFileError: the file is missing (the message ends with ``missing_hint``), unreadable, or lacks columns.
     """
-    if not path.is_file():
-        raise InputFileError(f"{path}: not found; {missing_hint}")
+    require_file(path, missing_hint)
     try:
         names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise InputFileError(f"{path}: cannot read table ({exc})") from exc
-    missing = [c for c in needed if c not in names]
-    if missing:
-        raise InputFileError(f"{path}: missing column(s) {', '.join(missing)} (see docs/DATA.md)")
+        raise unreadable_table(path, exc) from exc
+    require_columns(path, names, needed)
     return path
 
 
@@ -179,6 +195,7 @@ class CsvSink:
     def discard(self) -> None:
         """Drop the temporary file (after a failure)."""
         self.tmp.unlink(missing_ok=True)
+
 
 #: Zero rows written at a time when :meth:`NpyWriter.close` fills the rows nobody wrote.
 PAD_ROWS = 4096
