@@ -21,6 +21,7 @@ from pipeline.vision.fields import (
 )
 from pipeline.vision.normalise import MNIST_SIZE
 from pipeline.vision.register import (
+    OrientationUncertain,
     Registration,
     RegistrationError,
     line_agreement,
@@ -99,6 +100,8 @@ class PageRead:
     n_fiducials: int = 0
     residual_px: float = float("nan")
     line_agreement: float = 0.0
+    template_fit: float = 0.0
+    orientation_margin: float = float("nan")
     homography: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -124,7 +127,7 @@ def _caveats(reg: Registration) -> str:
     if reg.n_fiducials < 4:
         notes.append(f"registered on {reg.n_fiducials} of 4 corner squares (no perspective correction)")
     if not reg.mark_found:
-        notes.append("orientation mark not found; orientation taken from the best layout fit")
+        notes.append("orientation mark not found where expected; orientation taken from the fit to the whole form")
     return "; ".join(notes)
 
 
@@ -181,6 +184,8 @@ def read_page(image: np.ndarray, sheet_id: str, settings: ReadSettings | None = 
     grey = as_grey(image)
     try:
         reg = register(grey, template, settings)
+    except OrientationUncertain as exc:
+        return PageRead(sheet_id, st.ORIENTATION_UNCERTAIN, f"orientation not clear: {exc}")
     except RegistrationError as exc:
         return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: {exc}")
     registered = warp_to_template(grey, reg, template, settings)
@@ -189,6 +194,7 @@ def read_page(image: np.ndarray, sheet_id: str, settings: ReadSettings | None = 
     common = dict(score=round(score, 4), rotation_fixed_deg=round(reg.rotation_deg, 2),
                   flipped=reg.quarter_turns == UPSIDE_DOWN, n_fiducials=reg.n_fiducials,
                   residual_px=round(reg.residual_px, 2), line_agreement=round(agreement, 4),
+                  template_fit=round(reg.template_fit, 4), orientation_margin=round(reg.orientation_margin, 4),
                   homography=reg.homography)
     if score < settings.min_registration_score:
         return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: only {agreement:.0%} of the printed lines are "

@@ -1,11 +1,21 @@
 """Registration: find the printed form on a scan and map it onto the template with a homography.
 
 The form carries four solid corner squares (fiducials) and a small orientation mark beside the top-left one.
-The search runs on a coarse copy of the page: solid, square, fiducial-sized ink blobs are candidates; the layout
-of four (or, if one is hidden, three) candidates that best fits the template's fiducial rectangle is chosen, in
-the quarter turn where the orientation mark appears (so upside-down and sideways pages are turned back). The
-centres are then refined at full resolution and give the homography. Quality is the fraction of fiducials found
-times the fraction of the template's printed lines (frame and boxes) that land on dark pixels after warping.
+The search runs on a coarse copy of the page:
+
+1. solid, square ink blobs of the fiducials' size are candidates (a blob nearer the orientation mark's size than
+   a fiducial's is never one, however the ink bled);
+2. every layout of four (or, if one is hidden, three) candidates whose shape a homography can map onto the
+   template's fiducial rectangle is a hypothesis, in each of its quarter turns; the perspective is fitted from all
+   four corners before anything else is looked at;
+3. each hypothesis warps the coarse ink onto the template, and its fit is the share of the blank form's printed
+   ink (frame, rules, boxes, labels, title, the orientation mark; not the fiducials, which fit by construction)
+   that lands on ink. The orientation is the quarter turn of the best fit, and it must beat the best fit of every
+   other quarter turn by ``orientation_margin``, or the page is ``orientation_uncertain`` and nothing is read;
+4. the chosen fiducials are refined at full resolution and give the homography.
+
+Quality is the fraction of fiducials found times the fraction of the template's printed lines (frame and boxes)
+that land on dark pixels after warping.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from pipeline.forms.render import render_blank
 from pipeline.forms.template import MM_PER_INCH, Rect, Template
 from pipeline.vision.settings import ReadSettings
 
@@ -32,8 +43,16 @@ BLACK_PERCENTILE, PAPER_PERCENTILE = 5.0, 95.0
 #: Half-width of the window a square's centre is refined in, in square sides: room for the coarse position's
 #: error, not for the neighbours (the mark is 2 mm from the top-left fiducial).
 REFINE_WINDOW = 0.8
-
-
+#: Grey level below which a pixel of the rendered blank form is print.
+PRINT_GREY = 128
+#: Margin around each fiducial left out of the template fit (mm): a fiducial fits wherever it is mapped.
+FIDUCIAL_CLEAR_MM = 1.5
+#: Tolerance of the coarse template fit: scan ink within this many coarse pixels of the print counts.
+FIT_TOLERANCE_PX = 1
+#: Share of the orientation mark's square that must be print-dark for the mark to count as found.
+MARK_MIN_FILL = 0.5
+#: A quarter turn in degrees.
+QUARTER = 90.0
 class RegistrationError(Exception):
     """The page does not show this form (no fiducial layout fits); the message says what was found."""
 
@@ -48,17 +67,6 @@ class Blob:
 
 
 @dataclass(frozen=True)
-class Layout:
-    """Scan fiducials matched to template corners (indices into TL, TR, BR, BL) and the fit's quality."""
-
-    points: tuple[Blob, ...]
-    corners: tuple[int, ...]
-    error: float
-    angle_deg: float
-    mark: Blob | None
-
-
-@dataclass(frozen=True)
 class Registration:
     """Result of registration: the homography (scan pixels -> template pixels at the reading dpi) and evidence."""
 
@@ -69,6 +77,8 @@ class Registration:
     residual_px: float
     paper: float
     black: float
+    template_fit: float = float("nan")
+    orientation_margin: float = float("nan")
 
     @property
     def quarter_turns(self) -> int:
@@ -107,36 +117,47 @@ def dark_mask(grey: np.ndarray, window: int, min_contrast: float) -> np.ndarray:
     return (dark > max(min_contrast, otsu)).astype(np.uint8)
 
 
-def square_blobs(mask: np.ndarray, sides: tuple[float, ...], settings: ReadSettings) -> list[list[Blob]]:
-    """For each side in ``sides`` (px), the solid, roughly square components of ``mask`` of that size within the
-    tolerance, best size match first."""
+def _blob_sizes(template: Template, px_mm: float) -> tuple[float, float]:
+    """Expected sides (scan px) of a fiducial and of the orientation mark."""
+    return template.fiducials[0].w * px_mm, template.orientation_mark.w * px_mm
+
+
+def fiducial_blobs(mask: np.ndarray, fid_side: float, mark_side: float, settings: ReadSettings) -> list[Blob]:
+    """Solid, roughly square components of ``mask`` of a fiducial's size, best size match first.
+
+    A blob whose size is nearer (in ratio) to the orientation mark's than to a fiducial's is left out, so ink bleed
+    that fattens the mark cannot make it a corner square.
+    """
     _, _, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
     w, h, area = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
     root = np.sqrt(area)
     square = (area >= settings.fiducial_min_fill * w * h) & (np.maximum(w, h) <= MAX_ASPECT * np.minimum(w, h))
-    found = []
-    for side in sides:
-        error = np.abs(root / side - 1)
-        ok = square & (error <= settings.fiducial_size_tolerance)
-        found.append([Blob(*centroids[1 + i], root[i]) for i in np.argsort(error) if ok[i]])
-    return found
+    error = np.abs(root / fid_side - 1)
+    nearer_fiducial = np.abs(np.log(root / fid_side)) < np.abs(np.log(root / mark_side))
+    ok = square & nearer_fiducial & (error <= settings.fiducial_size_tolerance)
+    return [Blob(*centroids[1 + i], root[i]) for i in np.argsort(error) if ok[i]]
 
 
-def find_candidates(grey: np.ndarray, template: Template, settings: ReadSettings) -> tuple[list[Blob], list[Blob]]:
-    """Fiducial and orientation-mark candidates on the scan, in scan pixels (searched on a coarse copy)."""
+@dataclass(frozen=True)
+class Candidates:
+    """What the coarse search found: fiducial candidates (scan px), the coarse ink mask and its map to the scan."""
+
+    fiducials: list[Blob]
+    mask: np.ndarray = field(repr=False)
+    back: np.ndarray = field(repr=False)
+
+
+def find_candidates(grey: np.ndarray, template: Template, settings: ReadSettings) -> Candidates:
+    """Fiducial candidates on the scan, in scan pixels, searched on a coarse copy (kept for the template fit)."""
     px_mm = _scan_px_per_mm(grey.shape, template)
     scale = min(1.0, settings.detect_dpi / MM_PER_INCH / px_mm)
     small, back = shrink(grey, scale)
-    fid_side = template.fiducials[0].w * px_mm * scale
+    fid_side, mark_side = (side * scale for side in _blob_sizes(template, px_mm))
     window = 2 * round(PAPER_FILTER_SIDES * fid_side / 2) + 1
     mask = dark_mask(small, window, settings.min_contrast)
-    fids, marks = square_blobs(mask, (fid_side, template.orientation_mark.w * px_mm * scale), settings)
-
-    def full(blobs: list[Blob]) -> list[Blob]:
-        return [Blob(back[0, 0] * b.x + back[0, 2], back[1, 1] * b.y + back[1, 2], b.side * back[0, 0])
-                for b in blobs]
-
-    return full(fids)[: settings.max_candidates], full(marks)
+    blobs = fiducial_blobs(mask, fid_side, mark_side, settings)[: settings.max_candidates]
+    full = [Blob(back[0, 0] * b.x + back[0, 2], back[1, 1] * b.y + back[1, 2], b.side * back[0, 0]) for b in blobs]
+    return Candidates(full, mask, back)
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -172,18 +193,35 @@ def _assignments(n: int) -> list[tuple[int, ...]]:
     return sorted(set(out))
 
 
-def _mark_near(mat: np.ndarray, marks: list[Blob], template: Template, settings: ReadSettings) -> Blob | None:
-    """The orientation mark candidate closest to where a layout predicts it, if within tolerance."""
-    om = template.orientation_mark
-    inv = cv2.invertAffineTransform(mat)
-    ex, ey = inv @ np.array([om.x + om.w / 2, om.y + om.h / 2, 1.0])
-    tol = settings.mark_tolerance_mm * np.linalg.norm(inv[:, 0])
-    best = min(marks, key=lambda b: math.hypot(b.x - ex, b.y - ey), default=None)
-    return best if best is not None and math.hypot(best.x - ex, best.y - ey) <= tol else None
+@dataclass(frozen=True)
+class Layout:
+    """Scan fiducials matched to template corners (indices into TL, TR, BR, BL), the homography they give (scan
+    px -> template mm), the shape error of a similarity fit and, once scored, the fit to the whole template."""
+
+    points: tuple[Blob, ...]
+    corners: tuple[int, ...]
+    error: float
+    angle_deg: float
+    to_mm: np.ndarray = field(repr=False)
+    fit: float = 0.0
+
+    @property
+    def quarter_turns(self) -> int:
+        """Clockwise quarter turns of the scan this layout implies (2 = upside down)."""
+        return round(_rotation(self.angle_deg) / QUARTER) % 4
 
 
-def _layouts(fids: list[Blob], marks: list[Blob], size: int, template: Template,
-             settings: ReadSettings) -> list[Layout]:
+def point_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Homography from 4 point pairs, or the affine map of 3 as a 3x3 matrix."""
+    src, dst = src.astype(np.float32), dst.astype(np.float32)
+    if len(src) == 4:
+        return cv2.getPerspectiveTransform(src, dst)
+    return np.vstack([cv2.getAffineTransform(src, dst), [0, 0, 1]])
+
+
+def candidate_layouts(fids: list[Blob], size: int, template: Template, settings: ReadSettings) -> list[Layout]:
+    """Every layout of ``size`` candidates, in every corner assignment, whose shape is close enough to the
+    template's fiducial rectangle for perspective to explain the difference; best shape first."""
     centres = np.array(template.fiducial_centres_mm())
     limit = settings.max_shape_error * float(np.linalg.norm(centres[0] - centres[2]))
     found = []
@@ -194,26 +232,89 @@ def _layouts(fids: list[Blob], marks: list[Blob], size: int, template: Template,
             fit = fit_similarity(src, centres[list(corners)])
             if fit is None or fit[1] > limit:
                 continue
-            mat = fit[0]
-            angle = math.degrees(math.atan2(mat[1, 0], mat[0, 0]))
-            found.append(Layout(pts, corners, fit[1], angle, _mark_near(mat, marks, template, settings)))
-    return found
+            angle = math.degrees(math.atan2(fit[0][1, 0], fit[0][0, 0]))
+            found.append(Layout(pts, corners, fit[1], angle, point_homography(src, centres[list(corners)])))
+    return sorted(found, key=lambda lay: lay.error)
 
 
-def choose_layout(fids: list[Blob], marks: list[Blob], template: Template, settings: ReadSettings) -> Layout:
-    """The best fiducial layout: most fiducials, then the one whose orientation mark is found, then best fit.
+#: Print masks already rendered in this process, by template geometry and dpi.
+_PRINT_MASKS: dict[tuple, np.ndarray] = {}
+
+
+def _print_mask(template: Template, dpi: float) -> np.ndarray:
+    """The blank form's print at ``dpi`` (1 = print), fiducials cleared: what a right registration must hit."""
+    key = (template.name, template.fields, template.frame, template.fiducials, template.orientation_mark, dpi)
+    if key not in _PRINT_MASKS:
+        _PRINT_MASKS[key] = _render_print_mask(template, dpi)
+    return _PRINT_MASKS[key]
+
+
+def _render_print_mask(template: Template, dpi: float) -> np.ndarray:
+    ink = (render_blank(template, dpi) < PRINT_GREY).astype(np.uint8)
+    for r in template.fiducials:
+        clear = Rect(r.x - FIDUCIAL_CLEAR_MM, r.y - FIDUCIAL_CLEAR_MM, r.w + 2 * FIDUCIAL_CLEAR_MM,
+                     r.h + 2 * FIDUCIAL_CLEAR_MM)
+        x0, y0, x1, y1 = clear.to_px(dpi)
+        ink[max(0, y0):y1, max(0, x0):x1] = 0
+    ink.setflags(write=False)
+    return ink
+
+
+def template_fit(layout: Layout, cands: Candidates, template: Template, settings: ReadSettings) -> float:
+    """Share of the blank form's print (fiducials aside) that lands on scan ink when ``layout`` registers the
+    coarse scan: near 1 for the right layout, far lower for a wrong corner or a wrong quarter turn."""
+    to_px = np.diag([settings.detect_dpi / MM_PER_INCH] * 2 + [1.0])
+    hom = to_px @ layout.to_mm @ cands.back
+    printed = _print_mask(template, settings.detect_dpi)
+    size = (printed.shape[1], printed.shape[0])
+    warped = cv2.warpPerspective(cands.mask, hom, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    near = cv2.dilate(warped, np.ones((2 * FIT_TOLERANCE_PX + 1,) * 2, np.uint8))
+    return float(near[printed > 0].mean())
+
+
+def scored_layouts(cands: Candidates, template: Template, settings: ReadSettings) -> list[Layout]:
+    """The best-shaped layouts of 4 candidates (and of 3, when no 4 fit the form well), scored on the whole
+    template, best fit first."""
+    scored: list[Layout] = []
+    for size in (4, 3):
+        if len(cands.fiducials) < size or (scored and scored[0].fit >= settings.good_template_fit):
+            continue
+        layouts = candidate_layouts(cands.fiducials, size, template, settings)[: settings.max_layouts_scored]
+        scored += [Layout(lay.points, lay.corners, lay.error, lay.angle_deg, lay.to_mm,
+                          template_fit(lay, cands, template, settings)) for lay in layouts]
+        scored.sort(key=lambda lay: (-lay.fit, -len(lay.points), lay.error))
+    return scored
+
+
+class OrientationUncertain(RegistrationError):
+    """The form was found, but no quarter turn fits the template clearly better than another."""
+
+
+def choose_layout(cands: Candidates, template: Template, settings: ReadSettings) -> tuple[Layout, float]:
+    """The layout that fits the whole template best, and its margin over the best layout of any other quarter turn
+    (1.0 when no other turn is possible).
 
     Raises:
-        RegistrationError: fewer than three candidates, or none of their layouts fits the template.
+        RegistrationError: fewer than three candidates, or none of their layouts fits the template (shape, or
+            less than ``min_template_fit`` of the print found).
+        OrientationUncertain: the best quarter turn does not win by ``orientation_margin``.
     """
-    for size in (4, 3):
-        if len(fids) < size:
-            continue
-        layouts = _layouts(fids, marks, size, template, settings)
-        if layouts:
-            return min(layouts, key=lambda lay: (lay.mark is None, lay.error))
-    raise RegistrationError(f"found {len(fids)} fiducial-like squares but no layout of 3 or 4 of them matches "
-                            f"the form's corner squares")
+    scored = scored_layouts(cands, template, settings)
+    if not scored:
+        raise RegistrationError(f"found {len(cands.fiducials)} fiducial-like squares but no layout of 3 or 4 of "
+                                f"them matches the form's corner squares")
+    best = scored[0]
+    if best.fit < settings.min_template_fit:
+        raise RegistrationError(f"the best layout of corner squares finds only {best.fit:.0%} of the form's print "
+                                f"where the form has it (< {settings.min_template_fit:.0%})")
+    rivals = [lay.fit for lay in scored if lay.quarter_turns != best.quarter_turns]
+    margin = best.fit - max(rivals, default=0.0)
+    if margin < settings.orientation_margin:
+        raise OrientationUncertain(
+            f"the page fits the form turned {best.quarter_turns * 90} degrees ({best.fit:.0%} of the print found) "
+            f"hardly better than turned otherwise ({best.fit - margin:.0%}); margin {margin:.2f} < "
+            f"{settings.orientation_margin}")
+    return best, margin
 
 
 def refine_blob(grey: np.ndarray, blob: Blob) -> tuple[Blob, float, float]:
@@ -245,26 +346,44 @@ def _template_px(points_mm: np.ndarray, settings: ReadSettings) -> np.ndarray:
     return (points_mm * settings.px_per_mm - 0.5).astype(np.float32)  # pixel centres sit at +0.5
 
 
-def layout_homography(grey: np.ndarray, layout: Layout, template: Template,
-                      settings: ReadSettings) -> Registration:
+def _scan_px_per_template_px(hom: np.ndarray) -> float:
+    """Scan pixels per registered pixel near the page centre (the homography's mean scale)."""
+    return math.sqrt(abs(np.linalg.det(hom[:2, :2]))) ** -1
+
+
+def locate_mark(grey: np.ndarray, hom: np.ndarray, template: Template, settings: ReadSettings,
+                black: float, paper: float) -> tuple[bool, float]:
+    """Whether the orientation mark is where the homography puts it, and its distance (registered px) from there.
+
+    Looked for only once the layout and its perspective are fixed: the mark confirms the orientation, it never
+    decides it.
+    """
+    om = template.orientation_mark
+    expected = _template_px(np.array([[om.x + om.w / 2, om.y + om.h / 2]]), settings)
+    cx, cy = cv2.perspectiveTransform(expected[None], np.linalg.inv(hom))[0, 0]
+    side = om.w * settings.px_per_mm * _scan_px_per_template_px(hom)
+    mark, _, _ = refine_blob(grey, Blob(float(cx), float(cy), side))
+    got = cv2.perspectiveTransform(np.array([[[mark.x, mark.y]]], np.float32), hom)[0, 0]
+    residual = float(np.linalg.norm(got - expected[0]))
+    half = max(1, round(side / 2))
+    x, y = round(cx), round(cy)
+    square = grey[max(0, y - half): y + half + 1, max(0, x - half): x + half + 1]
+    filled = float(np.mean(square < (black + paper) / 2)) if square.size else 0.0
+    return filled >= MARK_MIN_FILL and residual <= settings.px(settings.mark_tolerance_mm), residual
+
+
+def layout_homography(grey: np.ndarray, layout: Layout, template: Template, settings: ReadSettings,
+                      margin: float) -> Registration:
     """Refine the layout's centres on ``grey`` and build the homography onto the template at the reading dpi."""
     refined = [refine_blob(grey, b) for b in layout.points]
     src = np.array([(b.x, b.y) for b, _, _ in refined], np.float32)
     dst = _template_px(np.array(template.fiducial_centres_mm())[list(layout.corners)], settings)
-    if len(src) == 4:
-        hom = cv2.getPerspectiveTransform(src, dst)
-    else:
-        hom = np.vstack([cv2.getAffineTransform(src, dst), [0, 0, 1]])
-    residual = float("nan")
-    if layout.mark is not None:
-        mark, _, _ = refine_blob(grey, layout.mark)
-        om = template.orientation_mark
-        expected = _template_px(np.array([om.x + om.w / 2, om.y + om.h / 2]), settings)
-        got = cv2.perspectiveTransform(np.array([[[mark.x, mark.y]]], np.float32), hom)[0, 0]
-        residual = float(np.linalg.norm(got - expected))
-    return Registration(hom, len(src), _rotation(layout.angle_deg), layout.mark is not None, residual,
-                        paper=float(np.median([p for _, _, p in refined])),
-                        black=float(np.median([b for _, b, _ in refined])))
+    hom = point_homography(src, dst)
+    paper = float(np.median([p for _, _, p in refined]))
+    black = float(np.median([b for _, b, _ in refined]))
+    mark_found, residual = locate_mark(grey, hom, template, settings, black, paper)
+    return Registration(hom, len(src), _rotation(layout.angle_deg), mark_found, residual, paper=paper, black=black,
+                        template_fit=layout.fit, orientation_margin=margin)
 
 
 def _rotation(angle_deg: float) -> float:
@@ -278,11 +397,13 @@ def register(grey: np.ndarray, template: Template, settings: ReadSettings) -> Re
 
     Raises:
         RegistrationError: the page does not show the form's fiducials.
+        OrientationUncertain: the form is there but its orientation is not clear.
     """
-    fids, marks = find_candidates(grey, template, settings)
-    if len(fids) < 3:
-        raise RegistrationError(f"found {len(fids)} of the form's 4 corner squares (at least 3 needed)")
-    return layout_homography(grey, choose_layout(fids, marks, template, settings), template, settings)
+    cands = find_candidates(grey, template, settings)
+    if len(cands.fiducials) < 3:
+        raise RegistrationError(f"found {len(cands.fiducials)} of the form's 4 corner squares (at least 3 needed)")
+    layout, margin = choose_layout(cands, template, settings)
+    return layout_homography(grey, layout, template, settings, margin)
 
 
 def warp_to_template(grey: np.ndarray, reg: Registration, template: Template, settings: ReadSettings) -> np.ndarray:

@@ -18,6 +18,7 @@ SCAN_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pdf")
 # Page statuses written to ``pages.csv``.
 OK = "ok"
 NOT_A_FORM = "not_a_form"
+ORIENTATION_UNCERTAIN = "orientation_uncertain"
 UNREADABLE = "unreadable"
 TOO_LARGE = "too_large"
 EMPTY_FILE = "empty_file"
@@ -47,8 +48,17 @@ class ReadSettings:
         fiducial_min_fill: smallest ink fraction of a candidate's bounding box (solid squares are near 1).
         max_candidates: candidates kept for the search of the fiducial layout (best size match first).
         max_shape_error: largest residual of a similarity fit of the fiducial layout, as a fraction of its diagonal;
-            what perspective and fiducial noise may add before a layout is rejected.
-        mark_tolerance_mm: distance from its expected place within which the orientation mark is accepted.
+            what perspective and fiducial noise may add before a layout is rejected (phone photos shift each
+            corner by up to 5% of the page: about 0.1 of the diagonal).
+        max_layouts_scored: best-shaped layouts of each size scored against the whole template.
+        good_template_fit: share of the form's print found on the page above which layouts of four fiducials are
+            trusted and layouts of three are not tried.
+        min_template_fit: share of the form's print a layout must find on the page; below it the page is
+            ``not_a_form``.
+        orientation_margin: smallest lead of the best quarter turn's template fit over every other turn's; a page
+            with less is ``orientation_uncertain`` and is not read.
+        mark_tolerance_mm: distance from its expected place within which the orientation mark counts as found
+            (evidence recorded in ``pages.csv``; the orientation is decided by the template fit).
         min_registration_score: pages scoring below this are ``not_a_form``.
         line_sample_mm: spacing of the points on the printed lines used for the line-agreement score.
         min_contrast: darkness (0-255) below which nothing counts as print, whatever the page's histogram.
@@ -92,7 +102,11 @@ class ReadSettings:
     fiducial_size_tolerance: float = 0.45
     fiducial_min_fill: float = 0.7
     max_candidates: int = 12
-    max_shape_error: float = 0.04
+    max_shape_error: float = 0.15
+    max_layouts_scored: int = 8
+    good_template_fit: float = 0.6
+    min_template_fit: float = 0.5
+    orientation_margin: float = 0.15
     mark_tolerance_mm: float = 2.5
     min_registration_score: float = 0.6
     line_sample_mm: float = 1.5

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.vision.page import read_page
 from pipeline.vision.register import RegistrationError, register, warp_to_template
-from pipeline.vision.settings import NOT_A_FORM, OK, ReadSettings
+from pipeline.vision.settings import NOT_A_FORM, OK, ORIENTATION_UNCERTAIN, ReadSettings
 from tests.vision.conftest import DPI, fill_form, place, px, scan_noise, similarity
 
 
@@ -121,3 +121,77 @@ def test_registration_score_is_lower_for_a_misregistered_page(template, filled):
         shifted[y0:y1, x0:x1] = page[y0:y1, x0:x1]
     bad = read_page(shifted, "bad", strict, template)
     assert bad.line_agreement < good.line_agreement - 0.3
+
+
+def corner_homography(shape: tuple[int, int], shifts: np.ndarray) -> np.ndarray:
+    """A homography moving each page corner (TL, TR, BR, BL) by ``shifts`` (fractions of the page diagonal)."""
+    h, w = shape
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    dst = src + np.asarray(shifts, np.float32).reshape(4, 2) * np.hypot(w, h)
+    return cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+
+
+#: Phone-photo keystones: each corner moved by up to 5% of the page diagonal.
+KEYSTONES = [
+    [0.05, 0.0, -0.05, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [0.0, 0.05, 0.0, 0.0, -0.03, -0.05, 0.04, -0.02],
+    [-0.05, -0.05, 0.05, -0.05, 0.0, 0.0, 0.0, 0.0],
+    [0.03, -0.04, -0.05, 0.02, 0.04, 0.05, -0.02, -0.03],
+]
+
+
+@pytest.mark.parametrize("shifts", KEYSTONES)
+def test_phone_photo_perspective_of_five_percent_registers_on_all_four_corners(template, filled, settings, shifts):
+    page, _ = filled
+    scan, known = place(page, corner_homography(page.shape, shifts), margin=200)
+    reg = register(scan_noise(scan), template, settings)
+    assert reg.n_fiducials == 4 and reg.mark_found
+    assert corner_error_px(template, known, reg.homography) < 1.5
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+@pytest.mark.parametrize("shifts", KEYSTONES[2:])
+def test_a_turned_page_under_strong_perspective_is_turned_back_not_read_upside_down(template, filled, settings,
+                                                                                     turns, shifts):
+    page, _ = filled
+    scan, known = place(page, corner_homography(page.shape, shifts), margin=200)
+    scan = np.ascontiguousarray(np.rot90(scan_noise(scan), k=-turns))
+    read = read_page(scan, "turned", settings, template)
+    assert read.status == OK
+    assert read.flipped == (turns == 2)
+    assert read.orientation_margin >= settings.orientation_margin
+    assert read.line_agreement > 0.9
+
+
+def test_a_bled_orientation_mark_is_never_taken_for_a_corner_square(template, settings):
+    from pipeline.vision.register import fiducial_blobs
+    px_per_mm = 10
+    fid, mark = round(template.fiducials[0].w * px_per_mm), round(template.orientation_mark.w * px_per_mm)
+    mask = np.zeros((400, 400), np.uint8)
+    bled_mark = round(mark * 1.35)  # ink bleed fattens the 3.5 mm mark by a third: within the size tolerance
+    mask[20:20 + bled_mark, 20:20 + bled_mark] = 1
+    mask[200:200 + fid, 200:200 + fid] = 1
+    assert abs(bled_mark / fid - 1) <= settings.fiducial_size_tolerance  # the old size filter let it through
+    found = fiducial_blobs(mask, fid, mark, settings)
+    assert [(b.x, b.y) for b in found] == [((2 * 200 + fid - 1) / 2,) * 2]  # the corner square alone
+
+
+def test_a_page_that_fits_the_form_both_ways_up_is_orientation_uncertain_not_read(template, filled, settings):
+    page, _ = filled
+    both_ways = np.minimum(page, page[::-1, ::-1])  # the print of the form and of the form turned over
+    scan, _ = place(both_ways, similarity(page.shape, 1.5))
+    read = read_page(scan_noise(scan), "both", settings, template)
+    assert read.status == ORIENTATION_UNCERTAIN
+    assert "orientation not clear" in read.reason and read.crops == () and read.registered is None
+
+
+def test_the_orientation_is_never_decided_by_the_mark_alone(template, filled, settings):
+    page, _ = filled
+    no_mark = page.copy()
+    x0, y0, x1, y1 = template.orientation_mark.to_px(DPI)
+    no_mark[y0 - 2:y1 + 2, x0 - 2:x1 + 2] = 255  # the mark torn off or covered
+    scan, _ = place(no_mark, similarity(page.shape, 2.0))
+    scan = np.ascontiguousarray(np.rot90(scan_noise(scan), k=2))
+    read = read_page(scan, "no-mark", settings, template)
+    assert read.status == OK and read.flipped
+    assert "orientation mark not found" in read.reason
