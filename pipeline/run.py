@@ -16,7 +16,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,8 +25,10 @@ import pandas as pd
 
 from pipeline import config as cfg
 from pipeline.atomic import write_text_atomic
+from pipeline.audit.cli import add_no_alteration_argument
 from pipeline.config import build_settings
 from pipeline.engine import EngineSettings
+from pipeline.engine.lock import folder_lock
 from pipeline.engine.parts import MANIFEST_FILE, mark_stage
 from pipeline.engine.settings import add_engine_arguments, engine_from_args
 from pipeline.errors import InputFileError
@@ -70,41 +73,73 @@ def check_model(model: Path) -> None:
     DigitRecogniser.load(model)
 
 
+def check_detector(folder: str | None) -> None:
+    """Load the alteration detector once (unless the check is off: ``None``), so that a missing or corrupt one
+    stops the run before any work starts.
+
+    Raises:
+        ModelError: no detector in ``folder``, or it cannot be loaded.
+    """
+    from pipeline.audit.alteration import load_detector
+
+    if folder is not None:
+        load_detector(Path(folder))
+
+
 def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path, config: dict,
-                 interim: Path | None = None, truth: Path | None = None, engine: EngineSettings | None = None
-                 ) -> dict:
+                 interim: Path | None = None, truth: Path | None = None, engine: EngineSettings | None = None,
+                 no_alteration: bool = False) -> dict:
     """Read, recognise, audit and report ``scans``; returns (and writes to ``out/run.json``) what ran and how
     long each stage took. ``truth`` (a synthetic batch's truth.csv) adds the audit's and the report's checks
     against the ground truth; ``engine`` (default: config section ``engine``) says where reading runs and how
-    many sheets recognise and audit hold at once.
+    many sheets recognise and audit hold at once; ``no_alteration`` audits without the alteration detector.
 
     Raises:
-        ModelError: the model is missing or corrupt (checked first).
+        ModelError: the digit model or the alteration detector (unless ``no_alteration``) is missing or corrupt
+            (checked first, before any folder is made).
+        OutputError: an output folder is being written by another run, or cannot be written (checked next, before
+            any work starts).
+        ConfigError: a stage's settings are invalid (checked before any work starts).
     """
-    from pipeline.audit.audit import run_audit
     from pipeline.audit.settings import AuditSettings
+
+    rundir = interim or interim_for(out)
+    engine = engine or build_settings(EngineSettings, "engine", config)
+    audit_s = build_settings(AuditSettings, "audit", config)
+    audit_s = replace(audit_s, alteration_model=None) if no_alteration else audit_s
+    check_model(model)
+    check_detector(audit_s.alteration_model)
+    with ExitStack() as locks:  # every output folder locked (which proves it writable) before any work starts
+        for folder in (rundir, out, report):
+            if folder is not None:
+                locks.enter_context(folder_lock(Path(folder)))
+        return _run_stages(scans, out, report, model, config, rundir, truth, engine, audit_s)
+
+
+def _run_stages(scans: list[Path], out: Path, report: Path | None, model: Path, config: dict, rundir: Path,
+                truth: Path | None, engine: EngineSettings, audit_s) -> dict:
+    """:func:`run_pipeline`'s stages, with its folders locked and the models checked."""
+    from pipeline.audit.audit import run_audit
     from pipeline.model.recognise import recognise_run
     from pipeline.model.settings import RecogniseSettings
     from pipeline.report import ReportSettings, build_report
     from pipeline.vision import read_batch
     from pipeline.vision.settings import ReadSettings
 
-    check_model(model)
-    rundir = interim or interim_for(out)
-    engine = engine or build_settings(EngineSettings, "engine", config)
+    # every stage's settings are checked before the first stage starts
+    read_s, recognise_s = build_settings(ReadSettings, "read", config), build_settings(RecogniseSettings, "recognise",
+                                                                                      config)
+    report_s = build_settings(ReportSettings, "report", config)
     timer = Timer()
-    timer.run("read", lambda: read_batch(scans, rundir, build_settings(ReadSettings, "read", config), engine))
-    timer.run("recognise", lambda: recognise_run(rundir, model, build_settings(RecogniseSettings, "recognise", config),
-                                                 engine.stream_sheets))
+    timer.run("read", lambda: read_batch(scans, rundir, read_s, engine))
+    timer.run("recognise", lambda: recognise_run(rundir, model, recognise_s, engine.stream_sheets))
     mark_stage(rundir / MANIFEST_FILE, "recognise")
-    timer.run("audit", lambda: run_audit(rundir, out, build_settings(AuditSettings, "audit", config), truth,
-                                         engine.stream_sheets))
+    timer.run("audit", lambda: run_audit(rundir, out, audit_s, truth, engine.stream_sheets))
     mark_stage(rundir / MANIFEST_FILE, "audit")
     index = None
     if report is not None:
         index = timer.run("report", lambda: build_report(
-            out, report, rundir, truth=truth, models_dir=Path(model).absolute().parent,
-            settings=build_settings(ReportSettings, "report", config)))
+            out, report, rundir, truth=truth, models_dir=Path(model).absolute().parent, settings=report_s))
         mark_stage(rundir / MANIFEST_FILE, "report")
     record = {"scans": [str(s) for s in scans], "rundir": str(rundir), "processed": str(out), "model": str(model),
               "report": str(index) if index else None, "seconds": timer.seconds,
@@ -136,7 +171,7 @@ def report_location(processed: Path, record: dict, reports: Path) -> str | None:
     manifest = reports / REPORT_MANIFEST
     if manifest.is_file():
         built_from = json.loads(manifest.read_text(encoding="utf-8")).get("processed", "")
-        if Path(built_from).resolve() == processed.resolve():
+        if built_from and (reports / built_from).resolve() == processed.resolve():  # relative to the report
             return str(reports / "index.html")
     return None
 
@@ -203,6 +238,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=cfg.CURRENT_MODEL, help="digit model folder (default: current)")
     p.add_argument("--interim", type=Path, help="run folder for read/recognise (default: data/interim/<name>)")
     p.add_argument("--truth", type=Path, help="truth.csv when the scans are a synthetic batch (adds truth checks)")
+    add_no_alteration_argument(p)
     add_engine_arguments(p)
     p.set_defaults(func=_cmd_run)
 
@@ -214,7 +250,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_run(args: argparse.Namespace, config: dict) -> int:
     engine = engine_from_args(args, config)
-    run_pipeline(args.scans, args.out, args.report, args.model, config, args.interim, args.truth, engine)
+    run_pipeline(args.scans, args.out, args.report, args.model, config, args.interim, args.truth, engine,
+                 no_alteration=args.no_alteration)
     print(summary_text(args.out, args.report or cfg.REPORTS_DIR))
     return 0
 

@@ -37,7 +37,7 @@ def e2e(tmp_path_factory, mnist):
           root / "model_reports", mnist)
     # One reader process: forking a pool after TensorFlow has started its threads (training above) can hang.
     config = root / "config.yaml"
-    config.write_text(f"read: {{workers: 1}}\naudit: {{alteration_model: '{root / 'no-detector'}'}}\n")
+    config.write_text("read: {workers: 1}\naudit: {alteration_model: null}\n")
     dirs = {"syn": syn, "interim": root / "interim" / "e2e", "processed": root / "processed" / "e2e",
             "report": root / "report"}
     code = main(["--config", str(config), "run", str(syn / "sheets"), "--out", str(dirs["processed"]),

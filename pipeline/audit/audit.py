@@ -26,6 +26,7 @@ from pipeline.audit.outputs import TableSink, write_json
 from pipeline.audit.schema import CHOICE_FIELD, COUNT_FIELDS, NUMERIC_FIELDS, OK_STATUS
 from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import FIELDS_COLUMNS, MARKS_COLUMNS, build_sheet_table, candidate_map, sheet_reading
+from pipeline.engine.lock import folder_lock, remove_scratch
 from pipeline.engine.settings import EngineSettings
 from pipeline.engine.stream import ParquetSink
 
@@ -151,7 +152,8 @@ def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, s: AuditSetti
     if ok["altered"].notna().any():
         result["detected"] = cantu.compare(ok["altered"], ok["opposition_present"], s.ci_level)
     else:
-        result["detected"] = {"skipped": "no alteration detector: run `python -m pipeline train-alteration`"}
+        result["detected"] = {"skipped": alteration.NO_CHECK if s.alteration_model is None else
+                              "no field image could be scored"}
     if truth is not None:
         t = truth.set_index("sheet_id")
         result["true"] = cantu.compare(t["altered"].astype(bool), t["opposition_present"].astype("Int8"),
@@ -212,14 +214,24 @@ def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
 
     Raises:
         InputFileError: a required input is missing, unreadable, lacks documented columns or is out of order.
-        ModelError: the alteration detector exists but cannot be loaded.
+        ModelError: the alteration detector is missing (unless ``settings.alteration_model`` is ``None``) or cannot
+            be loaded.
+        OutputError: another run is writing ``out``, or it cannot be written.
     """
-    s = settings or AuditSettings()
-    rundir, out = Path(rundir), Path(out)
+    with folder_lock(Path(out)):
+        remove_scratch(Path(out))
+        return _run_audit(Path(rundir), Path(out), settings or AuditSettings(), truth, stream_sheets)
+
+
+def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, stream_sheets: int | None
+               ) -> AuditResult:
+    """:func:`run_audit`, with the lock of ``out`` held."""
     order = page_order(rundir / "pages.csv", stream_sheets or EngineSettings().stream_sheets)
     chunks = run_chunks(rundir, order, FIELDS_COLUMNS, MARKS_COLUMNS)
     truth_df = evaluate.read_truth(Path(truth)) if truth is not None else None
-    detector = alteration.load_detector(Path(s.alteration_model))
+    detector = alteration.load_detector(Path(s.alteration_model)) if s.alteration_model is not None else None
+    if detector is None:
+        log.warning("auditing without the visible-alteration check (--no-alteration)")
     out.mkdir(parents=True, exist_ok=True)
     flag_sink = TableSink(out / "flags")
     n_fields = order.n_read * len(COUNT_FIELDS) if detector is not None else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline import config as cfg
@@ -16,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default data/processed/<run name>)")
     p.add_argument("--truth", type=Path, help="truth.csv of a synthetic batch: also write truth_eval.json")
     p.add_argument("--alteration-model", type=Path, help=f"alteration detector folder (default {ALTERATION_DIR})")
+    add_no_alteration_argument(p)
     p.set_defaults(func=_cmd_audit)
     t = sub.add_parser("train-alteration", help="train the visible-alteration detector on a synthetic batch")
     t.add_argument("--sheets", type=int, help="training sheets to generate (default 600)")
@@ -24,12 +26,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_cmd_train)
 
 
+def add_no_alteration_argument(p: argparse.ArgumentParser) -> None:
+    """``--no-alteration``: audit without the alteration detector (otherwise a missing detector is an error)."""
+    p.add_argument("--no-alteration", action="store_true",
+                   help="audit without the visible-alteration check (no detector needed; the report says so)")
+
+
+def audit_settings_from_args(args: argparse.Namespace, config: dict) -> AuditSettings:
+    """Audit settings: defaults, then the config's ``audit`` section, then ``--alteration-model`` and
+    ``--no-alteration``."""
+    model = getattr(args, "alteration_model", None)
+    settings = cfg.build_settings(AuditSettings, "audit", config, alteration_model=str(model) if model else None)
+    return replace(settings, alteration_model=None) if args.no_alteration else settings
+
+
 def _cmd_audit(args: argparse.Namespace, config: dict) -> int:
     from pipeline.audit.audit import run_audit
     from pipeline.engine import EngineSettings
 
-    model = str(args.alteration_model) if args.alteration_model else None
-    settings = cfg.build_settings(AuditSettings, "audit", config, alteration_model=model)
+    settings = audit_settings_from_args(args, config)
     engine = cfg.build_settings(EngineSettings, "engine", config)
     out = args.out or cfg.PROCESSED_DIR / args.rundir.resolve().name
     result = run_audit(args.rundir, out, settings, truth=args.truth, stream_sheets=engine.stream_sheets)

@@ -43,10 +43,11 @@ def write_json(path: Path, obj) -> Path:
 
 class TableSink:
     """A table written chunk by chunk as ``<stem>.parquet`` and ``<stem>.csv``, each renamed into place by
-    :meth:`commit`: a reader never sees half a table."""
+    :meth:`commit`: a reader never sees half a table. The CSV is for people: cells a spreadsheet would execute are
+    neutralised there (the Parquet file keeps every value as it is)."""
 
     def __init__(self, stem: Path) -> None:
-        self.sinks = (ParquetSink(stem.with_suffix(".parquet")), CsvSink(stem.with_suffix(".csv")))
+        self.sinks = (ParquetSink(stem.with_suffix(".parquet")), CsvSink(stem.with_suffix(".csv"), for_people=True))
 
     def write(self, df: pd.DataFrame) -> None:
         """Append ``df``'s rows to both files."""

@@ -77,7 +77,9 @@ class AuditSettings:
     # Cantu comparison and alteration detector
     ci_level: float = 0.95
     ruling_party: str = "pri"
-    alteration_model: str = str(ALTERATION_DIR)
+    #: Folder of the alteration detector; ``None`` (``--no-alteration``) audits without the visible-alteration
+    #: check, which the outputs and the report then say. A folder without a detector is an error.
+    alteration_model: str | None = str(ALTERATION_DIR)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "forensic_fields", tuple(self.forensic_fields))
@@ -110,9 +112,21 @@ class AlterationSettings:
     #: Weights of overwrite, erase, fluid and crossout in the training batch: overwriting is the subtlest trace,
     #: so it gets more examples than in the default batches.
     alteration_weights: tuple[float, float, float, float] = (0.5, 0.15, 0.15, 0.2)
+    #: The generator's style group the training batch draws from (``train``: tampering styles, writers and scan
+    #: damage kept apart from the ``heldout`` group the benchmark measures on); ``classic`` is the old generator.
+    style_set: str = "train"
     folds: int = 5
     target_recall: float = 0.95
     target_precision: float = 0.90
+    #: The novelty score (pipeline.audit.alteration.Novelty) next to the network: the share of clean training
+    #: fields it may call altered on its own (per field, so about 14 times that per sheet), the clean quantile
+    #: that sets each feature's spread, the least spread as a share of the feature's standard deviation, and
+    #: how steeply the score rises past its level.
+    novelty: bool = True
+    novelty_field_fpr: float = 0.0005
+    novelty_tail: float = 0.995
+    novelty_min_std: float = 0.5
+    novelty_slope: float = 4.0
     hidden_units: tuple[int, ...] = (64,)
     l2: float = 1e-3
     max_iter: int = 400
@@ -125,5 +139,8 @@ class AlterationSettings:
             raise ConfigError(f"alteration.folds must be at least 2, not {self.folds}")
         if not 0 <= self.altered_rate <= 1:
             raise ConfigError(f"alteration.altered_rate must lie in [0, 1], not {self.altered_rate}")
+        if not 0 < self.novelty_field_fpr < 1 or not 0.5 < self.novelty_tail < 1:
+            raise ConfigError("alteration.novelty_field_fpr must lie in (0, 1) and novelty_tail in (0.5, 1), not "
+                              f"{self.novelty_field_fpr} and {self.novelty_tail}")
         if self.sheets < 10:
             raise ConfigError(f"alteration.sheets must be at least 10, not {self.sheets}")

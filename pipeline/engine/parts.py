@@ -2,7 +2,7 @@
 
 A worker that finishes an input writes everything the parent needs about it (table rows and arrays) into one
 ``.npz`` part file, atomically (temporary file + rename), named after the input's path. A re-run with the same
-output folder skips every input whose part exists and still matches the input (size and modification time), so
+output folder skips every input whose part exists and still matches the input (size and sha256 of its bytes), so
 killing the process at any moment loses at most the inputs in flight. The run's tables are then rebuilt from
 the parts, which makes the merge idempotent: merging twice gives the same files, and no row is duplicated.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat as stat_module
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ META_KEY = "meta"
 HASH_BLOCK = 1 << 20
 #: Characters that may not appear in a name used as a file or folder name under the output folder.
 UNSAFE_CHARS = frozenset("/\\\0") | frozenset(map(chr, range(32)))
+#: Python keeps the bytes of a file name that are not UTF-8 as lone surrogates U+DC80-U+DCFF (PEP 383).
+ESCAPED_BYTE_FIRST, ESCAPED_BYTE_LAST = 0xDC80, 0xDCFF
+ESCAPED_BYTE_BASE = 0xDC00
 
 
 @dataclass(frozen=True)
@@ -47,20 +52,54 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(path: Path) -> Fingerprint:
-    """The fingerprint of ``path``; an unreadable file gets an empty hash rather than an error."""
-    stat = Path(path).stat()
+def is_regular_file(path: Path) -> bool:
+    """Whether ``path`` is (or links to) a regular file: not a device such as ``/dev/zero``, a pipe or a dangling
+    link, which must never be read (a device never ends, a pipe may block forever)."""
     try:
-        digest = sha256_file(path)
+        return stat_module.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """The fingerprint of ``path``; a file that cannot be read (or is not a regular file) gets an empty hash, and
+    one that cannot even be looked at size and time 0, rather than an error."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return Fingerprint(0, 0, "")
+    try:
+        digest = sha256_file(path) if stat_module.S_ISREG(stat.st_mode) else ""
     except OSError:
         digest = ""
     return Fingerprint(stat.st_size, stat.st_mtime_ns, digest)
 
 
 def part_path(parts: Path, source: Path) -> Path:
-    """The part file of input ``source``: a hash of its absolute path, so no input name reaches the file system."""
-    key = hashlib.sha256(str(Path(source).absolute()).encode()).hexdigest()[:32]
+    """The part file of input ``source``: a hash of its absolute path, so no input name reaches the file system.
+
+    The path is hashed as the bytes the file system holds, so a name that is not UTF-8 works like any other.
+    """
+    key = hashlib.sha256(os.fsencode(Path(source).absolute())).hexdigest()[:32]
     return parts / f"{key}.npz"
+
+
+def printable(text: object) -> str:
+    """``text`` (a path, or a message naming one) as a string any file, CSV or JSON can hold: the bytes of a file
+    name that are not UTF-8 are shown as ``\\xNN``."""
+    text = str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that does not stand for a byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def name_to_id(name: str) -> str:
+    """A file name part as a sheet id: the bytes that are not UTF-8 become ``~XX`` (hex), so the id is text that
+    every table, file name and link can hold. Two names may map to one id; the reader reports that as
+    ``duplicate_id``."""
+    return "".join(f"~{ord(c) - ESCAPED_BYTE_BASE:02X}" if ESCAPED_BYTE_FIRST <= ord(c) <= ESCAPED_BYTE_LAST else c
+                   for c in name)
 
 
 def _json_default(value):
@@ -86,12 +125,14 @@ def read_part(path: Path, arrays: bool = True) -> tuple[dict, dict[str, np.ndarr
 
 
 def is_current(meta: dict, source: Path) -> bool:
-    """Whether a part was made from ``source`` as it is now (same size and modification time)."""
-    try:
-        stat = Path(source).stat()
-    except OSError:
-        return False
-    return meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns
+    """Whether a part was made from ``source`` as it is now: same size and same sha256 of its bytes.
+
+    The size is compared first (no read); the hash always, so that a file replaced by other bytes of the same
+    size with its time kept (``cp -p``) is read again. A part of an input that had no hash (not a regular file,
+    unreadable) is current while the input still has none and the same size.
+    """
+    current = fingerprint(source)
+    return meta.get("size") == current.size and meta.get("sha256") == current.sha256
 
 
 def is_safe_name(name: str) -> bool:

@@ -26,6 +26,10 @@ class EngineSettings:
         stream_sheets: sheets the batch-wide stages (recognise, audit) hold in memory at once; their memory
             grows with this, not with the batch (recognise on 1,000 sheets peaked at 988 MB with 100 and
             1,175 MB with 500, in about the same time).
+        worker_memory_mb: largest address space of a local pool worker, in MB; an input that needs more fails
+            with ``MemoryError`` in its worker (a status row) instead of drawing the system's out-of-memory killer.
+            0 sets no limit. A reader worker maps some 850 MB before it reads anything (numpy, OpenCV and pandas
+            loaded), so keep it well above that.
     """
 
     engine: str = LOCAL
@@ -34,12 +38,15 @@ class EngineSettings:
     in_flight_per_worker: int = 4
     ray_address: str | None = None
     stream_sheets: int = 100
+    worker_memory_mb: int = 0
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got '{self.engine}'")
         if self.workers < 0 or self.chunksize < 1 or self.in_flight_per_worker < 1 or self.stream_sheets < 1:
             raise ConfigError("engine workers must be >= 0, chunksize, in_flight_per_worker and stream_sheets >= 1")
+        if self.worker_memory_mb < 0:
+            raise ConfigError(f"engine.worker_memory_mb must be >= 0 (0: no limit), not {self.worker_memory_mb}")
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:

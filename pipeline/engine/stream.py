@@ -9,6 +9,7 @@ table and the result is the same as one written in one go.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,13 @@ SHEET_COLUMN = "sheet_id"
 ROW_GROUP_BYTES = 4 * 2**20
 #: What a missing run-folder table asks of the user, unless the caller knows the exact command.
 EARLIER_STAGE = "run the earlier stage first (see docs/DATA.md)"
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What goes before such a cell so that a spreadsheet shows it as text (OWASP's advice).
+FORMULA_ESCAPE = "'"
+#: Quoting of CSV files for people: every text cell quoted (OWASP's advice, and pandas would leave a carriage
+#: return in a cell unquoted, which splits the row).
+PEOPLE_QUOTING = csv.QUOTE_NONNUMERIC
 
 
 def require_file(path: Path, missing_hint: str = EARLIER_STAGE) -> None:
@@ -167,22 +175,51 @@ class ParquetSink:
         self.tmp.unlink(missing_ok=True)
 
 
+def neutralise_cell(value: object) -> object:
+    """``value``, with :data:`FORMULA_ESCAPE` in front when it is text a spreadsheet would run as a formula."""
+    return FORMULA_ESCAPE + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would execute neutralised (:func:`neutralise_cell`);
+    number columns are left alone (``-3`` is a number, not a formula). For CSV files written for people."""
+    text = [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c]) or
+            pd.api.types.is_string_dtype(frame[c])]
+    if not text:
+        return frame
+    return frame.assign(**{c: frame[c].map(neutralise_cell, na_action="ignore") for c in text})
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text for people (no index), its cells made :func:`spreadsheet_safe` and text quoted."""
+    return spreadsheet_safe(frame).to_csv(index=False, quoting=PEOPLE_QUOTING)
+
+
 class CsvSink:
     """Appends data frames to a hidden temporary CSV file, the header before the first rows; :meth:`commit`
-    renames it onto ``path``. Every frame is written with the first one's columns, in their order."""
+    renames it onto ``path``. Every frame is written with the first one's columns, in their order.
 
-    def __init__(self, path: Path, columns: list[str] | None = None) -> None:
+    ``for_people``: the file is meant to be opened in a spreadsheet (``sheets.csv``, ``flags.csv``), so text cells
+    a spreadsheet would execute are neutralised (:func:`spreadsheet_safe`) and text is quoted. Run-folder tables
+    that later stages read back (``pages.csv``, ``marks.csv``) keep their values as they are.
+    """
+
+    def __init__(self, path: Path, columns: list[str] | None = None, for_people: bool = False) -> None:
         self.path = Path(path)
         self.tmp = temp_path(self.path)
         self.columns = list(columns) if columns is not None else None
+        self.for_people = for_people
         self.started = False
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame``'s rows (the first call also writes the header)."""
         if self.columns is None:
             self.columns = list(frame.columns)
+        quoting = PEOPLE_QUOTING if self.for_people else csv.QUOTE_MINIMAL
+        if self.for_people:
+            frame = spreadsheet_safe(frame)
         frame.to_csv(self.tmp, index=False, columns=self.columns, mode="a" if self.started else "w",
-                     header=not self.started)
+                     header=not self.started, quoting=quoting)
         self.started = True
 
     def commit(self) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.engine.lock import folder_lock
 from pipeline.engine.settings import EngineSettings
 from pipeline.engine.stream import (
     ParquetSink,
@@ -140,8 +141,15 @@ def recognise_frames(crops: pd.DataFrame, digits: np.ndarray | DigitFile, recogn
     threshold = recogniser.reject_threshold if settings.review_below is None else settings.review_below
     digits_read["needs_review"] = (digits_read["confidence"].fillna(1.0) < threshold).astype(bool)
     digits_read["model_version"] = recogniser.version or ""
-    fields = build_fields(digits_read, field_names, threshold, settings.n_alternatives)
+    fields = build_fields(digits_read, field_names, threshold, settings.n_alternatives,
+                          field_threshold(settings, threshold))
     return digits_read, fields
+
+
+def field_threshold(settings: RecogniseSettings, digit_threshold: float) -> float:
+    """The lowest joint probability a field may have without review: ``min_field_confidence``, or the digit
+    threshold when it is not set."""
+    return digit_threshold if settings.min_field_confidence is None else settings.min_field_confidence
 
 
 def crop_chunks(path: Path, max_sheets: int) -> Iterator[pd.DataFrame]:
@@ -161,7 +169,17 @@ def recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSett
 
     The crops are read ``stream_sheets`` sheets at a time (default: the engine's) and each chunk's rows are
     appended to both tables, so memory does not grow with the batch; the tables are renamed into place at the end.
+
+    Raises:
+        OutputError: another run is writing ``rundir``, or it cannot be written.
     """
+    with folder_lock(Path(rundir)):
+        return _recognise_run(Path(rundir), model_path, settings, stream_sheets)
+
+
+def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSettings,
+                   stream_sheets: int | None) -> RecogniseSummary:
+    """:func:`recognise_run`, with the lock of ``rundir`` held."""
     path = crops_path(rundir)
     digits = DigitFile(rundir / DIGITS_FILE, len(open_digits(rundir)))  # a bad file is refused before the model
     recogniser = DigitRecogniser.load(model_path)

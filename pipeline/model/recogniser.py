@@ -8,6 +8,7 @@ calibration that came with it (temperature, reject threshold). Keras is imported
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,9 +136,20 @@ class DigitRecogniser:
 
 
 def load_keras_model(path: Path):
-    """``keras.saving.load_model(path, safe_mode=True)``; any failure becomes a :class:`ModelError`."""
+    """``keras.saving.load_model(path, safe_mode=True)``; any failure becomes a :class:`ModelError`.
+
+    A missing file and a corrupt one are told apart first: Keras reports any file that is not a zip archive as
+    "File not found".
+    """
     import keras  # lazy: keep TensorFlow out of every process that never loads a model
 
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; train one with `python -m pipeline train` (or `make "
+                         "train`)")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: the model file is corrupt (not a .keras zip archive: truncated or overwritten?); "
+                         "restore it or train again with `python -m pipeline train`")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, TypeError, OSError, zipfile errors... all mean "unusable"

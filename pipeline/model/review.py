@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.atomic import write_atomic
+from pipeline.engine.stream import spreadsheet_safe
 from pipeline.errors import InputFileError
 from pipeline.model.recognise import DIGITS_READ_FILE, load_digits
 from pipeline.model.settings import ReviewSettings
@@ -25,6 +26,8 @@ from pipeline.model.settings import ReviewSettings
 log = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("sheet_id", "field", "box", "slot", "digit_row")
+#: Columns of the labelling sheet that ``retrain`` reads back.
+READ_BACK = ("image", "label")
 SHEET_COLUMNS = (*KEY_COLUMNS, "image", "predicted", "predicted2", "confidence", "label")
 #: Characters allowed in a PNG file name; anything else in a sheet id becomes ``_``.
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -73,6 +76,10 @@ def export_review(rundir: Path, out_csv: Path, settings: ReviewSettings) -> tupl
         image=[f"{crops_dir.name}/{n}" for n in names], predicted=rows["label"], predicted2=rows["label2"],
         confidence=rows["confidence"].round(4), label=rows["label"])
     sheet["run"] = str(rundir)
+    # opened in a spreadsheet to be corrected: cells it would execute are neutralised, except the two columns
+    # `retrain` reads back (image paths are written by us, labels are digits)
+    people = [c for c in sheet.columns if c not in READ_BACK]
+    sheet[people] = spreadsheet_safe(sheet[people])
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out_csv, lambda tmp: sheet.to_csv(tmp, index=False))
     log.info("labelling sheet %s: %d crops, confidence %.3f-%.3f", out_csv, len(sheet),

@@ -27,6 +27,8 @@ from tqdm import tqdm
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.atomic import write_text_atomic
+from pipeline.engine.lock import folder_lock
+from pipeline.engine.stream import csv_text
 from pipeline.forms import Template, load_template
 from pipeline.report import figures, tables
 from pipeline.report.inputs import ReportInputs, load_alteration_detector, load_inputs, load_models
@@ -118,6 +120,12 @@ def write_text(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
+def shown_path(path: Path | None, out: Path) -> str:
+    """``path`` as the report names it: relative to the report folder ``out`` ("" for none), so that a published
+    report does not tell where its inputs lay on the machine that built it."""
+    return "" if path is None else os.path.relpath(Path(path).resolve(), Path(out).resolve())
+
+
 def clear_previous(out: Path) -> None:
     """Remove the sheet pages and data chunks of an earlier report in ``out`` (only if one was built there)."""
     if not (out / "data" / MANIFEST).is_file():
@@ -141,8 +149,8 @@ def table_columns(ranked: pd.DataFrame) -> list[dict]:
 def write_data(ranked: pd.DataFrame, flags: pd.DataFrame, out: Path, settings: ReportSettings) -> list[str]:
     """CSV exports plus the index table as ``data/sheets-NNN.js`` chunks; returns the chunk paths."""
     export = ranked.assign(page=[f"sheets/{s}.html" for s in ranked["slug"]]).drop(columns=["slug"])
-    write_text(out / "data" / "sheets.csv", export.to_csv(index=False))
-    write_text(out / "data" / "flags.csv", flags.to_csv(index=False))
+    write_text(out / "data" / "sheets.csv", csv_text(export))
+    write_text(out / "data" / "flags.csv", csv_text(flags))
     keys = [c["key"] for c in table_columns(ranked)]
     rows = tables.table_rows(ranked, keys)
     chunks = []
@@ -317,16 +325,33 @@ def summary_context(inputs: ReportInputs, ranked: pd.DataFrame) -> dict:
             "n_flags": len(inputs.flags), "status_counts": tables.status_counts(inputs.sheets),
             "severity_counts": {s: int((ranked["severity"] == s).sum()) for s in tables.SEVERITIES},
             "by_rule": [{"rule": r, **{k: int(v) for k, v in row.items()}} for r, row in by_rule.iterrows()],
-            "rule_columns": list(by_rule.columns), "verdicts": tables.verdict_counts(inputs.flags)}
+            "rule_columns": list(by_rule.columns), "verdicts": tables.verdict_counts(inputs.flags),
+            "alteration_off": alteration_off(inputs.cantu)}
+
+
+def alteration_off(cantu: dict | list) -> str | None:
+    """Why the audit found no altered sheet by design (the alteration check did not run), or ``None``: the report
+    says it on its first screen, since a batch without the check can look clean."""
+    detected = cantu.get("detected", {}) if isinstance(cantu, dict) else {}
+    return detected.get("skipped") if isinstance(detected, dict) else None
 
 
 def build_report(processed: Path, out: Path = cfg.REPORTS_DIR, rundir: Path | None = None, *,
                  truth: Path | None = None, models_dir: Path = cfg.MODELS_DIR,
                  settings: ReportSettings | None = None) -> Path:
-    """Write the whole report for the audit output ``processed`` into ``out``; returns ``out/index.html``."""
+    """Write the whole report for the audit output ``processed`` into ``out``; returns ``out/index.html``.
+
+    Raises:
+        OutputError: another run is writing ``out``, or it cannot be written.
+    """
+    with folder_lock(Path(out)):
+        return _build_report(Path(processed), Path(out), rundir, truth, Path(models_dir), settings or ReportSettings())
+
+
+def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path | None, models_dir: Path,
+                  settings: ReportSettings) -> Path:
+    """:func:`build_report`, with the lock of ``out`` held."""
     start = time.perf_counter()
-    settings = settings or ReportSettings()
-    out = Path(out)
     inputs = load_inputs(Path(processed), rundir, truth)
     template, env = load_template(), environment()
     ranked = tables.rank_sheets(inputs.sheets, inputs.flags)
@@ -338,8 +363,9 @@ def build_report(processed: Path, out: Path = cfg.REPORTS_DIR, rundir: Path | No
         inputs.boxes is not None else None
     digit_accuracy = float((pairs["truth"] == pairs["label"]).mean()) if pairs is not None and len(pairs) else None
     figs = build_figures(inputs, template, pairs, truth, out, settings)
-    common = {"title": settings.title, "version": __version__, "processed": str(inputs.processed),
-              "rundir": str(inputs.rundir or ""), "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    common = {"title": settings.title, "version": __version__, "processed": shown_path(inputs.processed, out),
+              "rundir": shown_path(inputs.rundir, out),
+              "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "has_truth": inputs.truth is not None, "truth": truth}
     write_sheet_pages(ranked, inputs, template, env, out, settings, common)
     write_text(out / "index.html", env.get_template("index.html").render(
@@ -353,7 +379,7 @@ def build_report(processed: Path, out: Path = cfg.REPORTS_DIR, rundir: Path | No
         root="", active="model", **common, **model_context(Path(models_dir), out, settings)))
     seconds = time.perf_counter() - start
     write_text(out / "data" / MANIFEST, json.dumps({
-        "processed": str(inputs.processed), "rundir": str(inputs.rundir or ""), "sheets": len(ranked),
+        "processed": common["processed"], "rundir": common["rundir"], "sheets": len(ranked),
         "flags": len(inputs.flags), "seconds": round(seconds, 2), "settings": asdict(settings),
         "built": common["built"], "version": __version__}, indent=2))
     log.info("report for %d sheets written to %s in %.1f s", len(ranked), out, seconds)

@@ -7,8 +7,9 @@ Public API: :func:`read_page` (one page in memory -> :class:`PageRead`), :func:`
 How a page is read:
 
 1. Loading (``loading``): PNG/JPEG/TIFF/BMP pages and PDF pages (PDFium, rendered at the reading dpi); the pixel
-   count is checked from the header before decoding. Bad files become ``pages.csv`` rows: ``empty_file``,
-   ``unreadable``, ``too_large``, ``no_pages``, ``page_limit``, ``duplicate_id``, ``error``.
+   count is checked from the header before decoding (in PDFs, every embedded image's too). Bad files become
+   ``pages.csv`` rows: ``empty_file``, ``unreadable``, ``too_large``, ``no_pages``, ``page_limit``,
+   ``duplicate_id``, ``not_a_file``, ``unsafe_name``, ``worker_died``, ``error``.
 2. Registration (``register``): the four corner squares and the orientation mark give a homography onto the
    template at the reading dpi; sideways and upside-down scans are turned back (``rotation_fixed_deg``,
    ``flipped``). Score = fiducials found / 4 x share of printed frame and box lines found where the template

@@ -8,12 +8,20 @@ resumes where it stopped. The four tables are then streamed from the parts in in
 renamed into place, with ``manifest.csv``: one row per input file with its sha256, status, stage and error.
 A file that cannot be read, or that makes the reader fail, becomes a ``pages.csv`` row with a status and a reason;
 the batch goes on.
+
+Sheet ids never merge two pages. Files with the same stem are ``duplicate_id`` (all but the first). A page id
+``<stem>-p<N>`` of a multi-page file that is also another file's stem (``collide.pdf`` page 2 and
+``collide-p2.jpg``) belongs to that file: the page is ``duplicate_id``, and no evidence of it is written. The merge
+checks once more that no id is used twice by pages that were read, and lists the ``duplicate_id`` rows after all
+others, so the first row of every sheet id in ``pages.csv`` is the page that holds it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -29,10 +37,13 @@ from tqdm import tqdm
 from pipeline.atomic import temp_path
 from pipeline.engine import EngineSettings, map_items
 from pipeline.engine import parts as pt
+from pipeline.engine.lock import folder_lock, remove_scratch
+from pipeline.engine.pool import WORKER_DIED
 from pipeline.engine.stream import CsvSink, NpyWriter, ParquetSink
+from pipeline.errors import is_fatal_os_error
 from pipeline.forms.template import Template, load_template
 from pipeline.vision import settings as st
-from pipeline.vision.loading import ScanPage, discover_scans, load_pages
+from pipeline.vision.loading import ScanPage, discover_scans, load_pages, sheet_stem
 from pipeline.vision.normalise import MNIST_SIZE
 from pipeline.vision.page import PageRead, read_page
 from pipeline.vision.settings import ReadSettings
@@ -40,7 +51,8 @@ from pipeline.vision.settings import ReadSettings
 log = logging.getLogger(__name__)
 
 PAGE_COLUMNS = ["sheet_id", "source", "page", "status", "reason", "registration_score", "rotation_fixed_deg",
-                "flipped", "n_fiducials", "residual_px", "line_agreement", "n_digits", "homography", "cpu_s"]
+                "flipped", "n_fiducials", "residual_px", "line_agreement", "template_fit", "orientation_margin",
+                "unbent_mm", "n_digits", "homography", "displacement", "cpu_s"]
 CROP_COLUMNS = ["sheet_id", "field", "box", "slot", "box_status", "digit_row", "x0", "y0", "x1", "y1", "ink_pixels",
                 "ink_mean", "n_components", "box_x0", "box_y0", "box_x1", "box_y1", "field_x0", "field_y0"]
 MARK_COLUMNS = ["sheet_id", "field", "option", "ink_ratio", "ticked"]
@@ -48,6 +60,8 @@ FIELDS_DIR, REGISTERED_DIR = "fields", "registered"
 #: Status of a file whose name cannot be a sheet id (it would name a path outside the run folder, e.g. '...png').
 UNSAFE_NAME = "unsafe_name"
 STAGE_READ, STAGE_NONE = "read", "none"
+#: A sheet id that a page of a multi-page file also gets: ``<stem>-p<N>``, N > 1 written without leading zeros.
+PAGE_ID = re.compile(r"(?P<stem>.+)-p(?P<page>[1-9][0-9]*)")
 #: Page, crop and mark rows buffered before they are appended to their tables while merging the parts: about 100
 #: sheets' rows, some 10 MB as Python dicts (50,000 held some 50 MB more at the merge's peak).
 MERGE_BUFFER_ROWS = 10_000
@@ -71,14 +85,18 @@ def page_row(scan: ScanPage, read: PageRead | None) -> dict:
     ``homography`` is the registration as JSON: the row-major 3x3 map from scan pixels to registered pixels;
     ``cpu_s`` (filled in by :func:`read_file`) the CPU seconds the page took: decoding, reading and writing.
     """
-    row = {"sheet_id": scan.sheet_id, "source": scan.source, "page": scan.page, "status": scan.status,
-           "reason": scan.reason, "registration_score": 0.0, "rotation_fixed_deg": 0.0, "flipped": False,
-           "n_fiducials": 0, "residual_px": float("nan"), "line_agreement": 0.0, "n_digits": 0, "homography": "",
+    row = {"sheet_id": scan.sheet_id, "source": pt.printable(scan.source), "page": scan.page, "status": scan.status,
+           "reason": pt.printable(scan.reason), "registration_score": 0.0, "rotation_fixed_deg": 0.0, "flipped": False,
+           "n_fiducials": 0, "residual_px": float("nan"), "line_agreement": 0.0, "template_fit": 0.0,
+           "orientation_margin": float("nan"), "unbent_mm": 0.0, "n_digits": 0, "homography": "",
+           "displacement": "",
            "cpu_s": 0.0}
     if read is not None:
         row.update(status=read.status, reason=read.reason, registration_score=read.score,
                    rotation_fixed_deg=read.rotation_fixed_deg, flipped=read.flipped, n_fiducials=read.n_fiducials,
-                   residual_px=read.residual_px, line_agreement=read.line_agreement,
+                   residual_px=read.residual_px, line_agreement=read.line_agreement, template_fit=read.template_fit,
+                   orientation_margin=read.orientation_margin, unbent_mm=read.unbent_mm,
+                   displacement="" if read.displacement is None else read.displacement.to_json(),
                    n_digits=sum(c.digit_row >= 0 for c in read.crops),
                    homography="" if read.homography is None else json.dumps(read.homography.ravel().tolist()))
     return row
@@ -116,23 +134,39 @@ def read_scan_page(scan: ScanPage, out: Path, settings: ReadSettings, template: 
                        read.digits)
 
 
-def read_file(path: Path, out: Path, settings: ReadSettings) -> list[PageOutcome]:
-    """Every page of one scan file; never raises: a failure becomes an ``error`` row naming the file."""
-    if not pt.is_safe_name(path.stem):
-        return [PageOutcome(page_row(ScanPage(path.stem, str(path), 1, status=UNSAFE_NAME, reason=(
+def taken_outcome(scan: ScanPage, owner: str) -> PageOutcome:
+    """The ``duplicate_id`` row of a page whose sheet id is the file ``owner``'s (nothing of it is read)."""
+    return PageOutcome(page_row(ScanPage(scan.sheet_id, scan.source, scan.page, status=st.DUPLICATE_ID, reason=(
+        f"{scan.source}: page {scan.page} would be sheet '{scan.sheet_id}', which is the id of {owner}; rename "
+        "one of them")), None))
+
+
+def read_file(path: Path, out: Path, settings: ReadSettings, taken: dict[str, str] | None = None
+              ) -> list[PageOutcome]:
+    """Every page of one scan file; never raises: a failure becomes an ``error`` row naming the file.
+
+    ``taken`` maps the sheet ids that other files own (their stems) to those files: a page with such an id gets a
+    ``duplicate_id`` row and is not read.
+    """
+    taken = taken or {}
+    if not pt.is_safe_name(sheet_stem(path)):
+        return [PageOutcome(page_row(ScanPage(sheet_stem(path), str(path), 1, status=UNSAFE_NAME, reason=(
             f"{path}: the file name {path.name!r} cannot be a sheet id; rename the file")), None))]
     template = load_template(settings.template) if settings.template else load_template()
     outcomes: list[PageOutcome] = []
     try:
         pages, start = load_pages(path, settings), time.process_time()
         for scan in pages:  # decoding happens as the generator yields, so it is inside the timing
-            outcome = read_scan_page(scan, out, settings, template)
+            outcome = (taken_outcome(scan, taken[scan.sheet_id]) if scan.sheet_id in taken
+                       else read_scan_page(scan, out, settings, template))
             outcome.page["cpu_s"] = round(time.process_time() - start, 4)
             outcomes.append(outcome)
             start = time.process_time()
     except Exception as exc:  # the batch must go on: any failure on this file becomes its status row
+        if is_fatal_os_error(exc):  # unless the disk is full or read-only: then no file can be written
+            raise
         log.exception("%s: reading failed", path)
-        scan = ScanPage(f"{path.stem}-p{len(outcomes) + 1}" if outcomes else path.stem, str(path),
+        scan = ScanPage(f"{sheet_stem(path)}-p{len(outcomes) + 1}" if outcomes else sheet_stem(path), str(path),
                         len(outcomes) + 1, status=st.ERROR, reason=f"{path}: {type(exc).__name__}: {exc}")
         outcomes.append(PageOutcome(page_row(scan, None)))
     return outcomes
@@ -143,15 +177,44 @@ def _duplicates(paths: list[Path]) -> dict[Path, Path]:
     first: dict[str, Path] = {}
     dupes = {}
     for p in paths:
-        if p.stem in first:
-            dupes[p] = first[p.stem]
+        stem = sheet_stem(p)
+        if stem in first:
+            dupes[p] = first[stem]
         else:
-            first[p.stem] = p
+            first[stem] = p
     return dupes
 
 
+def page_id_clashes(paths: list[Path]) -> dict[Path, dict[str, str]]:
+    """For each file whose later pages would get a sheet id that is another file's stem (``collide.pdf`` page 2
+    and ``collide-p2.jpg``): those ids, mapped to the (printable) file that owns them. Usually empty.
+
+    ``paths`` hold no two files with one stem (see :func:`_duplicates`). Only such a page id can equal another
+    file's id: two page ids ``<a>-p<N>`` and ``<b>-p<M>`` are equal only when a = b and N = M.
+    """
+    by_stem = {sheet_stem(p): p for p in paths}
+    clashes: dict[Path, dict[str, str]] = {}
+    for stem, owner in by_stem.items():
+        match = PAGE_ID.fullmatch(stem)
+        if match and int(match["page"]) > 1 and match["stem"] in by_stem:
+            clashes.setdefault(by_stem[match["stem"]], {})[stem] = pt.printable(owner)
+    return clashes
+
+
 def _status_outcome(path: Path, status: str, reason: str) -> PageOutcome:
-    return PageOutcome(page_row(ScanPage(path.stem, str(path), 1, status=status, reason=reason), None))
+    return PageOutcome(page_row(ScanPage(sheet_stem(path), str(path), 1, status=status, reason=reason), None))
+
+
+def run_relative(source: str, out: Path) -> str:
+    """``source`` (an input path as the user gave it) relative to the run folder ``out``: what ``pages.csv`` records,
+    so that published outputs never carry the absolute layout of the machine that read them."""
+    return os.path.relpath(os.path.abspath(source), os.path.abspath(out))
+
+
+def relative_page(page: dict, out: Path) -> dict:
+    """A page row with its ``source``, and that path where its ``reason`` names it, relative to the run folder."""
+    shown = run_relative(page["source"], out)
+    return {**page, "source": shown, "reason": str(page["reason"]).replace(page["source"], shown)}
 
 
 def _init_worker() -> None:
@@ -168,53 +231,80 @@ def file_status(pages: list[dict]) -> tuple[str, str]:
 def manifest_row(path: Path, meta: dict, part: str) -> pt.ManifestRow:
     """The manifest row of a file that has a part (``meta`` is the part's)."""
     status, error = file_status(meta["pages"])
-    return pt.ManifestRow(str(path), meta["sha256"], meta["size"], status, STAGE_READ, error, part)
+    return pt.ManifestRow(pt.printable(path), meta["sha256"], meta["size"], status, STAGE_READ, error, part)
 
 
-def read_to_part(path: Path, out: Path, settings: ReadSettings) -> tuple[pt.ManifestRow, int]:
+def read_to_part(path: Path, out: Path, settings: ReadSettings, clashes: dict[Path, dict[str, str]] | None = None
+                 ) -> tuple[pt.ManifestRow, int]:
     """Read one file and store its rows and digits as its part file; returns its manifest row and digit count.
 
     The input's fingerprint is taken before it is read, so a file changed meanwhile is read again next time.
+    ``clashes`` (:func:`page_id_clashes`) says which of the file's page ids other files own; the part records
+    them, so that the file is read again when they change.
     """
-    part = pt.part_path(out / pt.PARTS_DIR, path)
     fp = pt.fingerprint(path)
-    outcomes = read_file(path, out, settings)
+    taken = (clashes or {}).get(path, {})
+    return store_part(path, out, fp, read_file(path, out, settings, taken), taken)
+
+
+def store_part(path: Path, out: Path, fp: pt.Fingerprint, outcomes: list[PageOutcome], taken: dict[str, str]
+               ) -> tuple[pt.ManifestRow, int]:
+    """Write the part file of ``path`` holding ``outcomes``; returns its manifest row and digit count."""
+    part = pt.part_path(out / pt.PARTS_DIR, path)
     digits = np.concatenate([o.digits for o in outcomes]).astype(np.uint8)
-    meta = {"source": str(path), **asdict(fp), "pages": [o.page for o in outcomes],
+    meta = {"source": pt.printable(path), **asdict(fp), "pages": [o.page for o in outcomes],
             "crops": [o.crops for o in outcomes], "marks": [o.marks for o in outcomes],
-            "n_digits": [len(o.digits) for o in outcomes]}
+            "n_digits": [len(o.digits) for o in outcomes], "taken": sorted(taken)}
     pt.write_part(part, meta, {"digits": digits})
     return manifest_row(path, meta, part.name), len(digits)
 
 
-def _finished(path: Path, out: Path) -> tuple[pt.ManifestRow, int] | None:
-    """The manifest row and digit count of a file whose part is there and current, else ``None``."""
+def worker_died_part(path: Path, out: Path, taken: dict[str, str]) -> tuple[pt.ManifestRow, int]:
+    """Record a file that killed the worker reading it (twice, the second time alone) as a part with one
+    ``worker_died`` row, so that no later run reads it again, in a worker or in this process, until it changes.
+
+    Only the file's bytes are hashed here; nothing of it is decoded.
+    """
+    reason = (f"{path}: the process reading this file was killed (out of memory, or by the system) twice; it is "
+              "not read again until it changes")
+    outcome = PageOutcome(page_row(ScanPage(sheet_stem(path), str(path), 1, status=WORKER_DIED, reason=reason), None))
+    return store_part(path, out, pt.fingerprint(path), [outcome], taken)
+
+
+def _finished(path: Path, out: Path, taken: dict[str, str] | None = None) -> tuple[pt.ManifestRow, int] | None:
+    """The manifest row and digit count of a file whose part is there and current (same content, and the same
+    page ids owned by other files: ``taken``), else ``None``."""
     part = pt.part_path(out / pt.PARTS_DIR, path)
     stored = pt.read_part(part, arrays=False)
-    if stored is None or not pt.is_current(stored[0], path):
+    if stored is None or stored[0].get("taken", []) != sorted(taken or {}) or not pt.is_current(stored[0], path):
         return None
     return manifest_row(path, stored[0], part.name), sum(stored[0]["n_digits"])
 
 
 def _failure_row(path: Path, error: str) -> pt.ManifestRow:
-    return pt.ManifestRow(str(path), "", 0, st.ERROR, STAGE_NONE, f"{path}: {error}", "")
+    return pt.ManifestRow(pt.printable(path), "", 0, st.ERROR, STAGE_NONE, pt.printable(f"{path}: {error}"), "")
 
 
 def read_all(paths: list[Path], out: Path, settings: ReadSettings, engine: EngineSettings
              ) -> dict[Path, tuple[pt.ManifestRow, int]]:
     """Read every file that has no current part (in parallel); returns each file's manifest row and digit count.
 
-    A file whose worker died gets a row without a part: it is reported now and read again by the next run.
+    A file on which the reader failed in an unexpected way gets a row without a part: it is reported now and read
+    again by the next run. A file that killed its worker process gets a ``worker_died`` part: it is not read again.
     """
+    clashes = page_id_clashes(paths)
     rows = {p: done for p in tqdm(paths, desc="resume", unit="file", leave=False)
-            if (done := _finished(p, out)) is not None}
+            if (done := _finished(p, out, clashes.get(p))) is not None}
     todo = [p for p in paths if p not in rows]
     if rows:
         log.info("resuming: %d file(s) already read, %d to read", len(rows), len(todo))
-    work = partial(read_to_part, out=out, settings=settings)
+    work = partial(read_to_part, out=out, settings=settings, clashes=clashes)
     for result in tqdm(map_items(work, todo, engine, _init_worker, len(todo)), total=len(todo), desc="read",
                        unit="file"):
-        rows[result.item] = result.value if result.error is None else (_failure_row(result.item, result.error), 0)
+        if result.died:
+            rows[result.item] = worker_died_part(result.item, out, clashes.get(result.item, {}))
+        else:
+            rows[result.item] = result.value if result.error is None else (_failure_row(result.item, result.error), 0)
     return rows
 
 
@@ -280,28 +370,48 @@ def merge_parts(paths: list[Path], rows: dict[Path, tuple[pt.ManifestRow, int]],
                 out: Path) -> Counter:
     """Write the four tables from the parts, in input order; idempotent. Returns the number of pages of each
     status."""
-    tables = RunTables(out, sum(n for _, n in rows.values()))
+    tables = RelativeTables(out, sum(n for _, n in rows.values()))
+    used: set[str] = set()
+    later: list[dict] = []  # duplicate_id rows, listed after every other row
     for path in tqdm(paths, desc="merge", unit="file", leave=False):
         if path in dupes:
-            o = _status_outcome(path, st.DUPLICATE_ID, f"{path}: sheet id '{path.stem}' is already used by "
-                                                       f"{dupes[path]}; rename one of them")
-            tables.add(o.page, [], [], o.digits)
+            later.append(_status_outcome(path, st.DUPLICATE_ID, f"{path}: sheet id '{sheet_stem(path)}' is already "
+                                                                f"used by {dupes[path]}; rename one of them").page)
             continue
         row, _ = rows[path]
         stored = pt.read_part(out / pt.PARTS_DIR / row.part) if row.part else None
         if stored is None:
-            tables.add(_status_outcome(path, st.ERROR, row.error).page, [], [], np.zeros((0, MNIST_SIZE, MNIST_SIZE)))
+            tables.add(_status_outcome(path, row.status if row.status != st.OK else st.ERROR, row.error).page,
+                       [], [], np.zeros((0, MNIST_SIZE, MNIST_SIZE)))
             continue
         meta, arrays = stored
         bounds = np.cumsum([0, *meta["n_digits"]])
         for i, page in enumerate(meta["pages"]):
-            tables.add(page, meta["crops"][i], meta["marks"][i], arrays["digits"][bounds[i]:bounds[i + 1]])
+            if page["status"] == st.DUPLICATE_ID:
+                later.append(page)
+            elif page["sheet_id"] in used:  # never merge two pages into one sheet, whatever made their ids equal
+                later.append({**page, "status": st.DUPLICATE_ID, "reason": f"{page['source']}: sheet id "
+                              f"'{page['sheet_id']}' is already used by another page; rename one of the files"})
+            else:
+                used.add(page["sheet_id"])
+                tables.add(page, meta["crops"][i], meta["marks"][i], arrays["digits"][bounds[i]:bounds[i + 1]])
+    for page in later:
+        tables.add(page, [], [], np.zeros((0, MNIST_SIZE, MNIST_SIZE)))
     return tables.commit()
 
 
+class RelativeTables(RunTables):
+    """:class:`RunTables` whose page rows name their input relative to the run folder (:func:`relative_page`)."""
+
+    def add(self, page: dict, crops: list[dict], marks: list[dict], digits: np.ndarray) -> None:
+        """Append one page (see :meth:`RunTables.add`)."""
+        super().add(relative_page(page, self.out), crops, marks, digits)
+
+
 def _manifest_rows(paths: list[Path], rows: dict, dupes: dict[Path, Path]) -> list[pt.ManifestRow]:
-    return [pt.ManifestRow(str(p), "", 0, st.DUPLICATE_ID, STAGE_NONE, f"{p}: sheet id already used by {dupes[p]}",
-                           "") if p in dupes else rows[p][0] for p in paths]
+    return [pt.ManifestRow(pt.printable(p), "", 0, st.DUPLICATE_ID, STAGE_NONE,
+                           pt.printable(f"{p}: sheet id already used by {dupes[p]}"), "")
+            if p in dupes else rows[p][0] for p in paths]
 
 
 def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSettings | None = None,
@@ -313,16 +423,19 @@ def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSetti
 
     Raises:
         InputFileError: an input path does not exist, or there is no scan at all.
+        OutputError: another run is writing ``out``, or it cannot be written.
     """
     settings = settings or ReadSettings()
     engine = replace(engine or EngineSettings(), workers=settings.workers or (engine.workers if engine else 0))
     out = Path(out)
     scans = discover_scans(paths)
-    out.mkdir(parents=True, exist_ok=True)
-    log.info("reading %d file(s) into %s", len(scans), out)
-    dupes = _duplicates(scans)
-    rows = read_all([p for p in scans if p not in dupes], out, settings, engine)
-    counts = merge_parts(scans, rows, dupes, out)
-    pt.write_manifest(_manifest_rows(scans, rows, dupes), out / pt.MANIFEST_FILE)
+    with folder_lock(out):
+        remove_scratch(out)
+        remove_scratch(out / pt.PARTS_DIR)
+        log.info("reading %d file(s) into %s", len(scans), out)
+        dupes = _duplicates(scans)
+        rows = read_all([p for p in scans if p not in dupes], out, settings, engine)
+        counts = merge_parts(scans, rows, dupes, out)
+        pt.write_manifest(_manifest_rows(scans, rows, dupes), out / pt.MANIFEST_FILE)
     log.info("read %d page(s): %s", counts.total(), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return out

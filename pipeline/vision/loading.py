@@ -1,13 +1,16 @@
 """Find scan files and decode their pages safely.
 
-Every page's pixel count is checked from the file header before anything is decoded (decompression bombs), PDFs
-are rendered with PDFium at the reading resolution, and any file that cannot be read becomes a :class:`ScanPage`
-with a status and a reason instead of an exception, so one bad file never stops a batch.
+Every page's pixel count is checked from the file header before anything is decoded (decompression bombs), and so
+is every image embedded in a PDF page, before the page is rendered with PDFium at the reading resolution. Only
+regular files are opened (never a device, a pipe or a dangling link), and any file that cannot be read becomes a
+:class:`ScanPage` with a status and a reason instead of an exception, so one bad file never stops a batch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image
 
+from pipeline.engine.parts import name_to_id, printable
 from pipeline.errors import InputFileError
 from pipeline.vision import settings as st
 from pipeline.vision.settings import ReadSettings
@@ -27,6 +31,10 @@ POINTS_PER_INCH = 72.0
 IMAGE_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
 #: PIL modes holding more than 8 bits per pixel; they are rescaled by their maximum instead of clipped.
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+#: Status of an input that is not a regular file: a dangling link, a device (``/dev/zero``), a pipe, a socket.
+NOT_A_FILE = "not_a_file"
+#: Nesting of form XObjects searched for embedded images (PDFium's own default).
+PDF_OBJECT_DEPTH = 15
 
 
 class PageInputError(InputFileError):
@@ -52,26 +60,52 @@ class ScanPage:
 def discover_scans(inputs: Iterable[Path | str]) -> list[Path]:
     """Expand files and folders (recursively) into scan files, folders' files sorted by path.
 
+    Anything in a folder with a scan's extension that is not a folder is found, links that lead nowhere and
+    devices included, so that each becomes a row that says what it is instead of being skipped silently.
+
     Raises:
         InputFileError: an input does not exist, or no scan file was found at all.
     """
     found: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in st.SCAN_EXTENSIONS)
-        elif item.is_file():
+            found += sorted(p for p in item.rglob("*") if not p.is_dir() and p.suffix.lower() in st.SCAN_EXTENSIONS)
+        elif item.is_symlink() or item.exists():
             found.append(item)
         else:
-            raise InputFileError(f"{item}: no such file or folder")
+            raise InputFileError(f"{printable(item)}: no such file or folder")
     if not found:
-        raise InputFileError("no scans found in " + ", ".join(map(str, inputs))
+        raise InputFileError("no scans found in " + ", ".join(map(printable, inputs))
                              + f" (looked for {' '.join(st.SCAN_EXTENSIONS)})")
     return found
 
 
+def sheet_stem(path: Path) -> str:
+    """The sheet id of a file's first page: its stem, with bytes that are not UTF-8 as ``~XX``."""
+    return name_to_id(Path(path).stem)
+
+
 def sheet_id_for(path: Path, page: int) -> str:
-    """The join key of a page: the file stem, plus ``-p<N>`` for page N > 1 of a multi-page file."""
-    return path.stem if page == 1 else f"{path.stem}-p{page}"
+    """The join key of a page: the file's :func:`sheet_stem`, plus ``-p<N>`` for page N > 1 of a multi-page file."""
+    return sheet_stem(path) if page == 1 else f"{sheet_stem(path)}-p{page}"
+
+
+def not_a_file_reason(path: Path) -> str | None:
+    """Why ``path`` must not be opened (a dangling link, a device, a pipe, ...), or ``None`` for a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if Path(path).is_symlink():
+            return f"{path}: a symbolic link to {os.readlink(path)}, which does not exist"
+        return f"{path}: no such file"
+    except OSError as exc:
+        return f"{path}: cannot be looked at ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+    via = f" (through the link {path} -> {os.readlink(path)})" if Path(path).is_symlink() else ""
+    return f"{path}: {kind}{via}, not a regular file; only regular files are read"
 
 
 def check_pixels(path: Path, width: float, height: float, limit: int) -> None:
@@ -149,6 +183,7 @@ def _pdf_page(pdf: pdfium.PdfDocument, path: Path, index: int, settings: ReadSet
         page = pdf[index]
         width, height = page.get_size()
         check_pixels(path, width * scale, height * scale, settings.max_pixels)
+        check_embedded_images(page, path, settings.max_pixels)
         image = page.render(scale=scale, grayscale=True).to_numpy()
     except PageInputError as exc:
         return ScanPage(sheet_id, str(path), index + 1, status=exc.status, reason=f"{exc} (page {index + 1})")
@@ -156,6 +191,22 @@ def _pdf_page(pdf: pdfium.PdfDocument, path: Path, index: int, settings: ReadSet
         return ScanPage(sheet_id, str(path), index + 1, status=st.UNREADABLE,
                         reason=f"{path}: page {index + 1} cannot be rendered ({exc})")
     return ScanPage(sheet_id, str(path), index + 1, np.ascontiguousarray(image.reshape(image.shape[:2])))
+
+
+def check_embedded_images(page: pdfium.PdfPage, path: Path, limit: int) -> None:
+    """Raise ``too_large`` when an image embedded in ``page`` (in forms too) holds more than ``limit`` pixels.
+
+    Rendering decodes every image at its own size, whatever the page size, so a small page can hide a bomb; the
+    sizes come from the images' dictionaries, before anything is decoded.
+    """
+    for obj in page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=PDF_OBJECT_DEPTH):
+        try:
+            width, height = obj.get_px_size()
+        except pdfium.PdfiumError:
+            continue  # no size recorded: PDFium will fail to render it, which is reported as unreadable
+        if width * height > limit:
+            raise PageInputError(st.TOO_LARGE, f"{path}: an embedded image is {width}x{height} pixels, over the "
+                                               f"limit of {limit:,} (max_pixels)")
 
 
 def _pdf_pages(path: Path, settings: ReadSettings) -> Iterator[ScanPage]:
@@ -179,6 +230,10 @@ def _page_limit_rows(path: Path, n_pages: int, settings: ReadSettings) -> Iterat
 def load_pages(path: Path, settings: ReadSettings) -> Iterator[ScanPage]:
     """Yield the pages of one scan file; a file that cannot be read yields one row with its status and reason."""
     path = Path(path)
+    reason = not_a_file_reason(path)
+    if reason is not None:
+        yield ScanPage(sheet_id_for(path, 1), str(path), 1, status=NOT_A_FILE, reason=reason)
+        return
     try:
         if path.stat().st_size == 0:
             raise PageInputError(st.EMPTY_FILE, f"{path}: the file is empty")

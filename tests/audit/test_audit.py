@@ -20,7 +20,7 @@ from pipeline.engine.stream import check_parquet_columns
 from pipeline.errors import InputFileError
 from tests.audit.conftest import clean_values
 
-NO_DETECTOR = AuditSettings(alteration_model="/nonexistent/detector")
+NO_DETECTOR = AuditSettings(alteration_model=None)
 
 
 def test_sheet_flags_keep_the_table_order_and_read_candidates_from_the_chunk(run_factory, tmp_path):
@@ -115,3 +115,23 @@ def test_a_run_with_no_sheet_gives_empty_tables_with_every_column(batch, tmp_pat
     result = run_audit(batch, tmp_path / "out", NO_DETECTOR)
     assert result.n_sheets == result.n_flags == 0 and result.sheets.empty and result.flags == []
     assert {"pan", "pan_conf", "status", "verdict", "suspicion"} <= set(result.sheets.columns)
+
+
+def test_sheet_ids_a_spreadsheet_would_run_are_neutralised_in_the_csv_files(run_factory, tmp_path):
+    run = run_factory({"=1+2": {"values": clean_values()}, "@SUM(1+1)": {"values": clean_values(pan=41)}})
+    result = run_audit(run, tmp_path / "out", NO_DETECTOR)
+    for name in ("sheets.csv", "flags.csv"):
+        ids = pd.read_csv(tmp_path / "out" / name)["sheet_id"].astype(str)
+        assert len(ids) and not ids.str.startswith(("=", "@", "+", "-")).any(), name
+    assert set(result.sheets.index) == {"=1+2", "@SUM(1+1)"}, "the Parquet tables keep the ids as they are"
+
+
+def test_an_audit_removes_what_a_killed_audit_left_behind(batch, tmp_path):
+    out = tmp_path / "out"
+    (out / ".audit-x1y2" / "sub").mkdir(parents=True)
+    (out / ".audit-x1y2" / "sheets.parquet").write_bytes(b"half")
+    (out / ".flags.csv.999999.tmp").write_text("half a table")
+    (out / "notes.txt").write_text("the user's")
+    run_audit(batch, out, NO_DETECTOR)
+    assert not list(out.glob(".audit-*")) and not list(out.glob(".*.tmp"))
+    assert (out / "notes.txt").is_file()

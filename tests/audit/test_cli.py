@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.audit import AuditSettings, run_audit
 from pipeline.audit.alteration import Detector, fit_detector, save_detector
-from pipeline.audit.features import field_features, sheet_context
+from pipeline.audit.features import field_features
 from pipeline.audit.settings import AlterationSettings
 from pipeline.cli import main
 from pipeline.errors import ExitCode
@@ -32,8 +32,7 @@ def truth_rows(sheets: dict[str, dict], altered: set[str], opposition: dict[str,
 @pytest.fixture(scope="module")
 def detector_dir(tmp_path_factory):
     rng = np.random.default_rng(0)
-    keys = pd.DataFrame({"sheet_id": [f"s{i}" for i in range(40)], "field": "pri"})
-    x = sheet_context(keys, np.vstack([field_features(field_image(rng, i >= 20)) for i in range(40)]))
+    x = np.vstack([field_features(field_image(rng, i >= 20)) for i in range(40)])
     d = fit_detector(x, np.arange(40) >= 20, AlterationSettings(hidden_units=(8,), max_iter=300))
     folder = tmp_path_factory.mktemp("alteration")
     save_detector(Detector(d.mean, d.scale, d.weights, d.biases, 0.5, {}), folder)
@@ -97,9 +96,18 @@ def test_missing_input_is_an_input_file_error(tmp_path, capsys):
 
 def test_api_without_detector_leaves_scores_empty(batch, tmp_path):
     rundir, _ = batch
-    result = run_audit(rundir, tmp_path / "p", AuditSettings(alteration_model=str(tmp_path / "none")))
+    result = run_audit(rundir, tmp_path / "p", AuditSettings(alteration_model=None))
     assert result.sheets["alteration_score"].isna().all()
-    assert "skipped" in result.cantu["detected"] and result.truth_eval is None
+    assert "--no-alteration" in result.cantu["detected"]["skipped"] and result.truth_eval is None
+
+
+def test_a_missing_detector_is_a_model_error_unless_the_check_is_off(batch, tmp_path, capsys):
+    rundir, _ = batch
+    common = ["audit", str(rundir), "--alteration-model", str(tmp_path / "none")]
+    assert main([*common, "--out", str(tmp_path / "a")]) == ExitCode.model_error
+    assert "train-alteration" in capsys.readouterr().err and not (tmp_path / "a" / "sheets.csv").exists()
+    assert main([*common, "--out", str(tmp_path / "b"), "--no-alteration"]) == ExitCode.ok
+    assert pd.read_parquet(tmp_path / "b" / "sheets.parquet")["alteration_score"].isna().all()
 
 
 def test_audit_in_chunks_of_one_sheet_gives_the_same_result(run_factory, detector_dir, tmp_path):

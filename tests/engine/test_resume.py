@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,7 +67,9 @@ def test_the_merge_is_idempotent_and_a_changed_input_is_read_again(tmp_path, sca
     first = {n: (run / n).read_bytes() for n in ("pages.csv", "marks.csv", "digits.npy")}
     crops = pd.read_parquet(run / "crops.parquet")
     times = part_times(run)
-    (scans / "s0.png").write_bytes((scans / "s1.png").read_bytes())  # same content, new mtime
+    again = cv2.imencode(".png", page, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes()  # same pixels, other bytes
+    assert again != (scans / "s0.png").read_bytes()
+    (scans / "s0.png").write_bytes(again)
     read_batch([scans], run, ReadSettings(workers=1))
     changed = {n for n, t in part_times(run).items() if t != times[n]}
     assert changed == {pt.part_path(run / pt.PARTS_DIR, scans / "s0.png").name}
@@ -121,3 +125,26 @@ def test_run_refuses_a_corrupt_model_before_any_work(tmp_path, scans, capsys):
     assert not interim.exists()
     assert main(["run", str(scans), "--out", str(tmp_path / "out"), "--interim", str(interim), "--model",
                  str(tmp_path / "missing")]) == ExitCode.model_error
+
+
+def test_a_file_replaced_by_other_bytes_of_the_same_size_and_time_is_read_again(tmp_path, scans):
+    """``cp -p`` of other content keeps the size and the time: only the content hash tells."""
+    run = read_batch([scans], tmp_path / "run", ReadSettings(workers=1))
+    target = scans / "s0.png"
+    stat = target.stat()
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte inside the image data: same size, a broken PNG
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert target.stat().st_size == stat.st_size and target.stat().st_mtime_ns == stat.st_mtime_ns
+    read_batch([scans], run, ReadSettings(workers=1))
+    pages = pd.read_csv(run / "pages.csv").set_index("sheet_id")
+    assert pages.loc["s0", "status"] != OK
+    manifest = pd.read_csv(run / pt.MANIFEST_FILE).set_index("path")
+    assert manifest.loc[str(target), "sha256"] == pt.sha256_file(target)
+
+
+def test_the_part_file_of_a_name_that_is_not_utf8_is_found(tmp_path):
+    name = tmp_path / os.fsdecode(b"\xe9t\xe9.png")
+    assert pt.part_path(tmp_path, name) != pt.part_path(tmp_path, tmp_path / "ete.png")
+    assert pt.printable(name).endswith("\\xe9t\\xe9.png")

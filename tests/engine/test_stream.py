@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -142,3 +144,23 @@ def test_npy_layout_refuses_fortran_order(tmp_path):
     np.save(tmp_path / "f.npy", np.asfortranarray(np.ones((3, 4))))
     with pytest.raises(ValueError, match="C-ordered"):
         npy_layout(tmp_path / "f.npy")
+
+
+def test_csv_for_people_neutralises_cells_a_spreadsheet_would_run(tmp_path):
+    from pipeline.engine.stream import FORMULA_STARTS, csv_text
+
+    hostile = ["=HYPERLINK(\"http://x\",\"y\")", "=1+2", "@SUM(1+1)", "+1", "-1+2", "\tx", "\rx", "plain", ""]
+    frame = pd.DataFrame({"sheet_id": hostile, "n": range(len(hostile)), "delta": [-3.5] * len(hostile)})
+    sink = CsvSink(tmp_path / "people.csv", for_people=True)
+    sink.write(frame)
+    sink.commit()
+    for text in ((tmp_path / "people.csv").read_bytes().decode(), csv_text(frame)):
+        back = pd.read_csv(io.StringIO(text), keep_default_na=False)
+        assert not back["sheet_id"].astype(str).str.startswith(FORMULA_STARTS).any()
+        assert back["sheet_id"].tolist()[:2] == ["'=HYPERLINK(\"http://x\",\"y\")", "'=1+2"]
+        assert back["sheet_id"].tolist()[-2:] == ["plain", ""]
+        assert (back["delta"] == -3.5).all(), "numbers are not formulas"
+    machine = CsvSink(tmp_path / "run.csv")
+    machine.write(frame)
+    machine.commit()
+    assert pd.read_csv(tmp_path / "run.csv", keep_default_na=False)["sheet_id"].tolist()[1] == "=1+2"

@@ -89,3 +89,13 @@ def test_corrupt_model_file_is_a_model_error(tmp_path):
     registry.write_json_atomic(folder / registry.METADATA_FILE, {})
     with pytest.raises(ModelError, match="model.keras"):
         DigitRecogniser.load(folder)
+
+
+def test_a_corrupt_model_file_is_called_corrupt_not_missing(tmp_path):
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    (folder / registry.MODEL_FILE).write_bytes(b"PK\x03\x04 truncated")
+    registry.write_json_atomic(folder / registry.METADATA_FILE, {})
+    with pytest.raises(ModelError, match="corrupt") as info:
+        DigitRecogniser.load(folder)
+    assert "not found" not in str(info.value)

@@ -154,3 +154,25 @@ def test_cli_builds_and_reports_errors_with_exit_codes(batch, tmp_path, capsys):
                                              (float("nan"), "–"), ("x", "x")])
 def test_numbers_are_formatted_for_reading(value, text):
     assert format_number(value) == text
+
+
+def test_the_report_names_its_inputs_relative_to_itself_never_absolute(built_report, batch):
+    root = str(batch.processed.parent.parent)  # the folder holding interim/, processed/, models/
+    leaks = [p.relative_to(built_report) for p in built_report.rglob("*")
+             if p.is_file() and p.suffix in (".html", ".csv", ".js", ".json") and root in read(p)]
+    assert not leaks, f"absolute input paths in {leaks}"
+    manifest = json.loads(read(built_report / "data" / "manifest.json"))
+    assert not manifest["processed"].startswith("/") and manifest["processed"].endswith("processed/b")
+
+
+def test_the_first_screen_says_when_the_alteration_check_did_not_run(built_report, batch, tmp_path):
+    from pipeline.audit.alteration import NO_CHECK
+
+    assert 'id="alteration-off"' not in read(built_report / "index.html")
+    processed = tmp_path / "processed"
+    shutil.copytree(batch.processed, processed)
+    cantu = json.loads(read(processed / "cantu.json"))
+    (processed / "cantu.json").write_text(json.dumps({**cantu, "detected": {"skipped": NO_CHECK}}))
+    build_report(processed, tmp_path / "report", batch.rundir, models_dir=batch.models)
+    index = read(tmp_path / "report" / "index.html")
+    assert 'id="alteration-off"' in index and "--no-alteration" in index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -114,3 +115,123 @@ def test_cli_exit_codes_for_nothing_readable(tmp_path, capsys):
 def test_bad_settings_are_config_errors(tmp_path, capsys):
     assert main(["read", str(tmp_path), "--out", str(tmp_path / "run"), "--dpi", "5"]) == ExitCode.config_error
     assert "dpi" in capsys.readouterr().err
+
+
+def _pdf_of(pages: list[np.ndarray], path, dpi: int = 200) -> None:
+    """A PDF with one JPEG page per image, as a scanner writes them."""
+    from pipeline.synth.pdf import JpegPdf
+
+    with JpegPdf(path) as pdf:
+        for page in pages:
+            pdf.add_page(cv2.imencode(".jpg", page)[1].tobytes(), page.shape[1], page.shape[0], dpi, True)
+
+
+def test_a_file_name_that_is_not_utf8_is_read_like_any_other(tmp_path, filled):
+    page, _ = filled
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    name = os.fsdecode(b"latin1_\xe9\xff.png")  # bytes no UTF-8 decoder accepts, as a Latin-1 system writes them
+    cv2.imwrite(str(scans / "good.png"), page)
+    (scans / name).write_bytes((scans / "good.png").read_bytes())
+    out = read_batch([scans], tmp_path / "run", ReadSettings(workers=1))
+    pages = pd.read_csv(out / "pages.csv", keep_default_na=False).set_index("sheet_id")
+    assert list(pages.index) == ["good", "latin1_~E9~FF"] and (pages["status"] == st.OK).all()
+    assert pages.loc["latin1_~E9~FF", "source"].endswith("latin1_\\xe9\\xff.png")
+    crops = pd.read_parquet(out / "crops.parquet")
+    assert (crops["sheet_id"] == "latin1_~E9~FF").sum() == (crops["sheet_id"] == "good").sum() > 0
+    assert (out / "fields" / "latin1_~E9~FF").is_dir()
+    manifest = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    assert manifest["path"].str.endswith("latin1_\\xe9\\xff.png").sum() == 1
+
+
+def test_a_page_id_that_is_another_files_name_is_a_duplicate_never_a_merge(tmp_path, filled, template, mnist):
+    from tests.vision.conftest import fill_form
+
+    page, _ = filled
+    other = fill_form(template, mnist, seed=11)[0]
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _pdf_of([page, other], scans / "collide.pdf")
+    cv2.imwrite(str(scans / "collide-p2.jpg"), page)
+    for order in ([scans], [scans / "collide.pdf", scans / "collide-p2.jpg"]):  # the owner listed first, then last
+        out = read_batch(order, tmp_path / f"run{len(order)}", ReadSettings(workers=1))
+        pages = pd.read_csv(out / "pages.csv", keep_default_na=False)
+        first = pages.drop_duplicates("sheet_id").set_index("sheet_id")
+        assert first["status"].to_dict() == {"collide": st.OK, "collide-p2": st.OK}
+        assert first.loc["collide-p2", "source"].endswith("collide-p2.jpg")
+        dup = pages[pages["status"] == st.DUPLICATE_ID]
+        assert len(pages) == 3 and len(dup) == 1 and dup["source"].iloc[0].endswith("collide.pdf")
+        assert "collide-p2.jpg" in dup["reason"].iloc[0]
+        crops = pd.read_parquet(out / "crops.parquet")
+        per_sheet = crops.groupby("sheet_id").size()
+        assert per_sheet["collide-p2"] == per_sheet["collide"], "crops of two pages merged into one sheet"
+
+
+def test_links_to_nothing_and_to_devices_each_get_a_row(tmp_path):
+    from pipeline.vision.loading import NOT_A_FILE
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (scans / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(scans / "pipe.png")
+    out = read_batch([scans], tmp_path / "run", ReadSettings(workers=1))
+    pages = pd.read_csv(out / "pages.csv", keep_default_na=False).set_index("sheet_id")
+    assert pages["status"].to_dict() == {"dangling": NOT_A_FILE, "pipe": NOT_A_FILE, "zero": NOT_A_FILE}
+    assert "does not exist" in pages.loc["dangling", "reason"]
+    assert "character device" in pages.loc["zero", "reason"] and "named pipe" in pages.loc["pipe", "reason"]
+
+
+def test_pages_name_their_input_relative_to_the_run_folder(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "empty.png").write_bytes(b"")
+    out = read_batch([scans.absolute()], tmp_path / "out" / "run", ReadSettings(workers=1))
+    page = pd.read_csv(out / "pages.csv", keep_default_na=False).iloc[0]
+    assert page["source"] == os.path.join("..", "..", "scans", "empty.png")
+    assert str(tmp_path) not in page["reason"] and page["source"] in page["reason"]
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_its_exit_code(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from pipeline.engine import parts
+
+    def full(path, *_):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(parts, "write_part", full)
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.png").write_bytes(b"")
+    assert main(["read", str(tmp_path), "--out", str(tmp_path / "run"), "--workers", "1"]) == ExitCode.output_error
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "No space left on device; the disk is full" in err[-1]
+    assert str(tmp_path / "run" / "parts") in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_a_file_that_killed_its_worker_is_recorded_and_never_read_again(tmp_path, monkeypatch):
+    from pipeline.engine.pool import WORKER_DIED, ItemResult
+    from pipeline.vision import batch
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name in ("bomb.png", "empty.png"):
+        (scans / name).write_bytes(b"" if name == "empty.png" else b"\x89PNG\r\n\x1a\n pretend")
+    real = batch.map_items
+    asked = []
+
+    def dying(fn, items, *args, **kwargs):
+        items = list(items)
+        asked.append([p.name for p in items])
+        rest = [p for p in items if p.name != "bomb.png"]
+        died = [ItemResult(p, error=f"{WORKER_DIED}: killed", died=True) for p in items if p.name == "bomb.png"]
+        return iter(died + list(real(fn, rest, *args, **kwargs)))
+
+    monkeypatch.setattr(batch, "map_items", dying)
+    run = read_batch([scans], tmp_path / "run", ReadSettings(workers=1))
+    pages = pd.read_csv(run / "pages.csv", keep_default_na=False).set_index("sheet_id")
+    assert pages.loc["bomb", "status"] == WORKER_DIED and "killed" in pages.loc["bomb", "reason"]
+    read_batch([scans], run, ReadSettings(workers=1))
+    assert asked == [["bomb.png", "empty.png"], []], "the file that killed a worker was tried again"
+    manifest = pd.read_csv(run / "manifest.csv", keep_default_na=False)
+    assert manifest.set_index("path").loc[str(scans / "bomb.png"), "status"] == WORKER_DIED

@@ -157,3 +157,19 @@ def test_formats_outside_the_scan_formats_are_refused(tmp_path):
     path = tmp_path / "scan.png"
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(path, format="GIF")  # a GIF behind a scan's name
     assert only_page(path).status == st.UNREADABLE
+
+
+def test_an_image_embedded_in_a_pdf_is_bounded_before_it_is_decoded(tmp_path):
+    import resource
+
+    from pipeline.engine.fuzz import BOMB_IMAGE_SIDE, image_bomb_pdf
+    from pipeline.vision.loading import load_pages
+
+    path = tmp_path / "bomb.pdf"
+    path.write_bytes(image_bomb_pdf())
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pages = list(load_pages(path, ReadSettings()))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert [p.status for p in pages] == [st.TOO_LARGE]
+    assert f"{BOMB_IMAGE_SIDE}x{BOMB_IMAGE_SIDE}" in pages[0].reason and "embedded image" in pages[0].reason
+    assert grown_mb < 200, f"decoding the bomb took {grown_mb:.0f} MB"
