@@ -11,6 +11,11 @@ Two synthetic batches are generated into a temporary folder and read through the
   test digits enlarged and normalised back (the normalisation alone), and
   on the same after the generator's pen restyled them (slant, stroke width, squeeze: what the sheets add before
   any scanning).
+* ``field_conditions``: registration under phone-photo and photocopy conditions, once per style group of the
+  generator (``train`` and the ``heldout`` group kept out of every choice of setting): corner shifts up to 5% of
+  the page, curl, bleed, banding, shadows, any quarter turn, at 150-300 dpi, on seeds of their own. Besides the
+  share registered right it counts the pages kept as ``ok`` in a wrong orientation or place (target 0) and the
+  pages refused as ``orientation_uncertain``.
 * ``speed``: 200 dpi scans read with 2 worker processes; wall-clock throughput (the pool's start included), and
   CPU seconds per sheet, i.e. the throughput two free cores would give (the machine may be shared).
 """
@@ -28,6 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from pipeline.config import build_settings
 from pipeline.forms.template import MM_PER_INCH, Template, load_template
@@ -35,6 +41,7 @@ from pipeline.mnist import Mnist, load_mnist
 from pipeline.vision.batch import read_batch
 from pipeline.vision.normalise import to_mnist
 from pipeline.vision.settings import BOX_EMPTY, OK, ReadSettings
+from pipeline.vision.unbend import Displacement
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,15 @@ REGISTRATION_TOLERANCE_MM = 0.25
 CLEAN_KINDS = ("none", "fabricated")
 #: Side (px) of an MNIST frame enlarged to a written digit's size on a 200 dpi scan (box 9 mm, digit ~75 %).
 SCAN_DIGIT_PX = 75
+#: Suffix of the reader's columns where a page row is joined with its truth row (both have ``homography``).
+READ_SUFFIX = "_read"
+#: Seeds of the field-conditions batches, one per style group (other than every tuning seed).
+FIELD_SEEDS = {"train": 3_101, "heldout": 3_202}
+#: Field conditions: every page turned a quarter turn with this chance, and corner shifts up to this fraction.
+FIELD_QUARTER_TURN_RATE = 0.75
+FIELD_PERSPECTIVE = 0.05
+#: A page kept ``ok`` whose box corners land this far (mm) from their place was read in a wrong place.
+WRONG_PLACE_MM = 5.0
 TARGETS = {"registration_success": 0.995, "segmentation_accuracy": 0.995, "crop_accuracy_gap_points": 0.5,
            "sheets_per_s": 20.0}
 
@@ -61,18 +77,20 @@ class BenchSize:
     train_digits: int
     test_digits: int
 
-
-FULL = BenchSize(artefact_sheets=300, speed_sheets=200, train_digits=20_000, test_digits=10_000)
-QUICK = BenchSize(artefact_sheets=12, speed_sheets=12, train_digits=3_000, test_digits=1_000)
+    field_sheets: int
 
 
-def _synth_batch(out: Path, sheets: int, **overrides) -> tuple[Path, dict]:
+FULL = BenchSize(artefact_sheets=300, speed_sheets=200, train_digits=20_000, test_digits=10_000, field_sheets=500)
+QUICK = BenchSize(artefact_sheets=12, speed_sheets=12, train_digits=3_000, test_digits=1_000, field_sheets=12)
+
+
+def _synth_batch(out: Path, sheets: int, seed: int = SEED, **overrides) -> tuple[Path, dict]:
     """Generate a synthetic batch (the generator is only needed here, never on the read path)."""
     from pipeline.synth import SynthSettings, generate_batch
 
-    settings = SynthSettings(sheets=sheets, seed=SEED, workers=SPEED_WORKERS, **overrides)
+    settings = SynthSettings(sheets=sheets, seed=seed, workers=SPEED_WORKERS, **overrides)
     generate_batch(settings, out)
-    return out, {"sheets": sheets, "seed": SEED, **overrides}
+    return out, {"sheets": sheets, "seed": seed, **overrides}
 
 
 def true_placements(truth: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -113,6 +131,85 @@ def registration_report(pages: pd.DataFrame, truth: pd.DataFrame, placements: di
             "success_rate_by_dpi": {int(k): float(v) for k, v in table.groupby("dpi")["success"].mean().items()},
             "upside_down_pages": len(upside), "upside_down_turned_back": int(upside["flipped"].sum()),
             "failures": table.loc[~table["success"], ["sheet_id", "status"]].to_dict("records")}
+
+
+def true_scan_points(points_px: np.ndarray, row, scan_size: tuple[int, int]) -> np.ndarray:
+    """Where template points (px at the sheet's dpi) lie on a generated scan: placement, curl, quarter turn."""
+    from pipeline.synth.damage import curled_points, turn_matrix
+
+    turns = int(getattr(row, "quarter_turns", 0) or 0)
+    unturned = scan_size if turns % 2 == 0 else scan_size[::-1]
+    turn = turn_matrix(unturned, turns)
+    placement = np.linalg.inv(turn) @ np.array(json.loads(row.homography)).reshape(3, 3)
+    pts = cv2.perspectiveTransform(points_px[None].astype(np.float64), placement)[0]
+    curl_mm = float(getattr(row, "curl_mm", 0.0) or 0.0)
+    if curl_mm > 0:
+        pts = curled_points(pts, unturned, curl_mm * row.dpi / MM_PER_INCH, bool(row.curl_vertical))
+    return cv2.perspectiveTransform(pts[None], turn)[0]
+
+
+def reader_scan_points(points_px: np.ndarray, page) -> np.ndarray:
+    """Where the reader takes template points (registered px) from on the scan: homography and displacement."""
+    hom = np.array(json.loads(getattr(page, "homography" + READ_SUFFIX))).reshape(3, 3)
+    pts = np.array(points_px, np.float64)
+    if isinstance(page.displacement, str) and page.displacement:
+        dx, dy = Displacement.from_json(page.displacement).at(pts[:, 0], pts[:, 1])
+        pts = pts + np.stack([dx, dy], axis=1)
+    return cv2.perspectiveTransform(pts[None], np.linalg.inv(hom))[0]
+
+
+def field_errors_mm(pages: pd.DataFrame, truth: pd.DataFrame, template: Template, settings: ReadSettings,
+                    batch: Path) -> pd.Series:
+    """Largest box-corner error (mm, on the scan) of each page read ``ok``, curl and quarter turns included."""
+    corners = _box_corners_mm(template)
+    merged = pages[pages["status"] == OK].merge(truth, on="sheet_id", suffixes=(READ_SUFFIX, ""))
+    errors = {}
+    for row in merged.itertuples():
+        with Image.open(batch / "sheets" / Path(row.file).name) as im:
+            size = im.size
+        truth_pts = true_scan_points(corners * row.dpi / MM_PER_INCH - 0.5, row, size)
+        read_pts = reader_scan_points(corners * settings.px_per_mm - 0.5, row)
+        errors[row.sheet_id] = float(np.linalg.norm(read_pts - truth_pts, axis=1).max() / (row.dpi / MM_PER_INCH))
+    return pd.Series(errors, dtype=float)
+
+
+def field_conditions_report(pages: pd.DataFrame, truth: pd.DataFrame, template: Template,
+                            settings: ReadSettings, batch: Path) -> dict:
+    """Registration of a field-conditions batch: right, refused, and the silent failures (kept ``ok`` in a wrong
+    orientation or place), overall and for the pages with curl."""
+    errors = field_errors_mm(pages, truth, template, settings, batch)
+    table = truth.merge(pages[["sheet_id", "status"]], on="sheet_id")
+    table["error_mm"] = table["sheet_id"].map(errors)
+    table["success"] = table["error_mm"].le(REGISTRATION_TOLERANCE_MM)
+    kept_wrong = (table["status"] == OK) & table["error_mm"].gt(WRONG_PLACE_MM)
+    curled = table["curl_mm"].gt(0) if "curl_mm" in table else pd.Series(False, index=table.index)
+    ok_errors = table.loc[table["status"] == OK, "error_mm"]
+    return {"pages": len(table), "ok": int((table["status"] == OK).sum()),
+            "statuses": {str(k): int(v) for k, v in table["status"].value_counts().items()},
+            "success_rate": float(table["success"].mean()), "target": TARGETS["registration_success"],
+            "success_rate_without_curl": float(table.loc[~curled, "success"].mean()) if (~curled).any() else None,
+            "success_rate_curled": float(table.loc[curled, "success"].mean()) if curled.any() else None,
+            "within_line_search_mm": settings.line_search_mm,
+            "success_rate_within_line_search": float(table["error_mm"].le(settings.line_search_mm).mean()),
+            "curled_pages": int(curled.sum()),
+            "error_mm_median": float(ok_errors.median()), "error_mm_p99": float(ok_errors.quantile(0.99)),
+            "kept_in_wrong_place_or_orientation": int(kept_wrong.sum()),
+            "turned_pages": int(truth.get("quarter_turns", pd.Series(0)).gt(0).sum()),
+            "failures": table.loc[~table["success"], ["sheet_id", "status", "error_mm"]].head(20).to_dict("records")}
+
+
+def field_conditions(tmp: Path, sheets: int, settings: ReadSettings, template: Template) -> dict:
+    """Registration on a batch of each style group under phone-photo perspective and any quarter turn."""
+    result = {}
+    for group, seed in FIELD_SEEDS.items():
+        overrides = {"style_set": group, "quarter_turn_rate": FIELD_QUARTER_TURN_RATE,
+                     "perspective": FIELD_PERSPECTIVE, "dpi_choices": ARTEFACT_DPIS}
+        batch, synth = _synth_batch(tmp / f"field-{group}", sheets, seed=seed, **overrides)
+        read_batch([batch / "sheets"], tmp / f"field-{group}-read", settings)
+        pages, _, _, truth, _ = _tables(tmp / f"field-{group}-read", batch)
+        result[group] = {"batch": synth,
+                         "registration": field_conditions_report(pages, truth, template, settings, batch)}
+    return result
 
 
 def _written_boxes(boxes: pd.DataFrame) -> pd.DataFrame:
@@ -256,6 +353,7 @@ def run_bench(config: dict, quick: bool) -> dict:
                   "segmentation": segmentation_report(crops, boxes, truth, template),
                   "normalisation": normalisation_report(model, mnist, size.test_digits,
                                                         labelled_crops(crops, boxes, truth, template), digits, plain)}
+        result["field_conditions"] = field_conditions(tmp, size.field_sheets, settings, template)
         speed_batch, _ = _synth_batch(tmp / "speed", size.speed_sheets, dpi=SPEED_DPI)
         speed_settings = build_settings(ReadSettings, "read", config, workers=SPEED_WORKERS, dpi=SPEED_DPI)
         result["speed"] = speed_report(speed_batch / "sheets", tmp / "speed-read", speed_settings, size.speed_sheets)

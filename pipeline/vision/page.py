@@ -26,10 +26,12 @@ from pipeline.vision.register import (
     RegistrationError,
     line_agreement,
     register,
+    warp_source,
     warp_to_template,
 )
 from pipeline.vision.segment import SegmentParams
 from pipeline.vision.settings import ReadSettings
+from pipeline.vision.unbend import Displacement, estimate_displacement, unbend
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ class PageRead:
     line_agreement: float = 0.0
     template_fit: float = 0.0
     orientation_margin: float = float("nan")
+    unbent_mm: float = 0.0
+    displacement: Displacement | None = field(default=None, repr=False)
     homography: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -166,6 +170,28 @@ def _crop_rows(sheet_id: str, digits: list[FieldDigit], template: Template,
     return tuple(rows), stack
 
 
+def registered_page(grey: np.ndarray, reg: Registration, template: Template,
+                    settings: ReadSettings) -> tuple[np.ndarray, float, Displacement | None]:
+    """The page warped onto the template, its line agreement, and the displacement it was unbent by (if any).
+
+    A page whose printed lines land worse than ``unbend_below`` (curled, wavy) is unbent
+    (:mod:`pipeline.vision.unbend`); the unbent page is kept only if its lines land better.
+    """
+    registered = warp_to_template(grey, reg, template, settings)
+    agreement = line_agreement(registered, reg, template, settings)
+    if agreement >= settings.unbend_below:
+        return registered, agreement, None
+    disp = estimate_displacement(registered, template, settings)
+    if disp is None:
+        return registered, agreement, None
+    source, hom = warp_source(grey, reg, settings)
+    unbent = unbend(source, hom, disp, reg.paper)
+    unbent_agreement = line_agreement(unbent, reg, template, settings)
+    if unbent_agreement <= agreement:
+        return registered, agreement, None
+    return unbent, unbent_agreement, disp
+
+
 def read_page(image: np.ndarray, sheet_id: str, settings: ReadSettings | None = None,
               template: Template | None = None) -> PageRead:
     """Register one scanned page onto the form and cut every numeric field into MNIST-normalised digits.
@@ -188,13 +214,13 @@ def read_page(image: np.ndarray, sheet_id: str, settings: ReadSettings | None = 
         return PageRead(sheet_id, st.ORIENTATION_UNCERTAIN, f"orientation not clear: {exc}")
     except RegistrationError as exc:
         return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: {exc}")
-    registered = warp_to_template(grey, reg, template, settings)
-    agreement = line_agreement(registered, reg, template, settings)
+    registered, agreement, disp = registered_page(grey, reg, template, settings)
     score = reg.n_fiducials / len(template.fiducials) * agreement
     common = dict(score=round(score, 4), rotation_fixed_deg=round(reg.rotation_deg, 2),
                   flipped=reg.quarter_turns == UPSIDE_DOWN, n_fiducials=reg.n_fiducials,
                   residual_px=round(reg.residual_px, 2), line_agreement=round(agreement, 4),
                   template_fit=round(reg.template_fit, 4), orientation_margin=round(reg.orientation_margin, 4),
+                  displacement=disp, unbent_mm=round(disp.largest_px / settings.px_per_mm, 2) if disp else 0.0,
                   homography=reg.homography)
     if score < settings.min_registration_score:
         return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: only {agreement:.0%} of the printed lines are "

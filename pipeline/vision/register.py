@@ -31,6 +31,7 @@ import numpy as np
 from pipeline.forms.render import render_blank
 from pipeline.forms.template import MM_PER_INCH, Rect, Template
 from pipeline.vision.settings import ReadSettings
+from pipeline.vision.unbend import Displacement, blank_print, measure_displacement
 
 #: Side of the coarse paper-level filter, in fiducial sizes: it must span a fiducial to see paper around it.
 PAPER_FILTER_SIDES = 2.5
@@ -145,6 +146,7 @@ class Candidates:
     fiducials: list[Blob]
     mask: np.ndarray = field(repr=False)
     back: np.ndarray = field(repr=False)
+    small: np.ndarray = field(repr=False)
 
 
 def find_candidates(grey: np.ndarray, template: Template, settings: ReadSettings) -> Candidates:
@@ -157,7 +159,7 @@ def find_candidates(grey: np.ndarray, template: Template, settings: ReadSettings
     mask = dark_mask(small, window, settings.min_contrast)
     blobs = fiducial_blobs(mask, fid_side, mark_side, settings)[: settings.max_candidates]
     full = [Blob(back[0, 0] * b.x + back[0, 2], back[1, 1] * b.y + back[1, 2], b.side * back[0, 0]) for b in blobs]
-    return Candidates(full, mask, back)
+    return Candidates(full, mask, back, small)
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -260,30 +262,70 @@ def _render_print_mask(template: Template, dpi: float) -> np.ndarray:
     return ink
 
 
-def template_fit(layout: Layout, cands: Candidates, template: Template, settings: ReadSettings) -> float:
-    """Share of the blank form's print (fiducials aside) that lands on scan ink when ``layout`` registers the
-    coarse scan: near 1 for the right layout, far lower for a wrong corner or a wrong quarter turn."""
-    to_px = np.diag([settings.detect_dpi / MM_PER_INCH] * 2 + [1.0])
-    hom = to_px @ layout.to_mm @ cands.back
+def _coarse_homography(layout: Layout, cands: Candidates, settings: ReadSettings) -> np.ndarray:
+    """The layout's homography from the coarse scan onto the template at ``detect_dpi``."""
+    return np.diag([settings.detect_dpi / MM_PER_INCH] * 2 + [1.0]) @ layout.to_mm @ cands.back
+
+
+def template_fit(layout: Layout, cands: Candidates, template: Template, settings: ReadSettings,
+                 disp: Displacement | None = None) -> float:
+    """Share of the blank form's print (fiducials aside) that lands on scan ink when ``layout`` (and ``disp``, a
+    curled page's displacement on the coarse template) registers the coarse scan: near 1 for the right layout, far
+    lower for a wrong corner or a wrong quarter turn."""
     printed = _print_mask(template, settings.detect_dpi)
     size = (printed.shape[1], printed.shape[0])
-    warped = cv2.warpPerspective(cands.mask, hom, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    warped = cv2.warpPerspective(cands.mask, _coarse_homography(layout, cands, settings), size,
+                                 flags=cv2.INTER_NEAREST, borderValue=0)
     near = cv2.dilate(warped, np.ones((2 * FIT_TOLERANCE_PX + 1,) * 2, np.uint8))
-    return float(near[printed > 0].mean())
+    ys, xs = np.nonzero(printed)
+    if disp is not None:
+        dx, dy = disp.at(xs.astype(float), ys.astype(float))
+        xs = np.clip(np.round(xs + dx).astype(int), 0, size[0] - 1)
+        ys = np.clip(np.round(ys + dy).astype(int), 0, size[1] - 1)
+    return float(near[ys, xs].mean())
+
+
+def unbent_fit(layout: Layout, cands: Candidates, template: Template, settings: ReadSettings) -> float:
+    """The layout's template fit once the coarse page is unbent (:mod:`pipeline.vision.unbend`): a curled page's
+    right orientation fits well only after that; a wrong one does not, since no smooth bend turns a page round."""
+    scale = settings.detect_dpi / settings.dpi
+    blank = blank_print(template, settings.dpi, scale)
+    paper = float(np.percentile(cands.small, PAPER_PERCENTILE))
+    coarse = cv2.warpPerspective(cands.small, _coarse_homography(layout, cands, settings),
+                                 (blank.shape[1], blank.shape[0]), flags=cv2.INTER_LINEAR, borderValue=paper)
+    disp = measure_displacement(coarse, blank, settings.detect_dpi / MM_PER_INCH, settings)
+    return layout.fit if disp is None else max(layout.fit, template_fit(layout, cands, template, settings, disp))
+
+
+def _with_fit(layout: Layout, fit: float) -> Layout:
+    return Layout(layout.points, layout.corners, layout.error, layout.angle_deg, layout.to_mm, fit)
+
+
+def unbend_weak_fits(scored: list[Layout], cands: Candidates, template: Template,
+                     settings: ReadSettings) -> list[Layout]:
+    """When even the best layout finds less than ``good_template_fit`` of the print (a curled page), the best layout
+    of each quarter turn is scored again after unbending, and the list re-sorted."""
+    if not scored or scored[0].fit >= settings.good_template_fit:
+        return scored
+    best_per_turn = {}
+    for lay in scored:
+        best_per_turn.setdefault(lay.quarter_turns, lay)
+    rescored = [_with_fit(lay, unbent_fit(lay, cands, template, settings)) for lay in best_per_turn.values()]
+    rest = [lay for lay in scored if all(lay is not best for best in best_per_turn.values())]
+    return sorted(rescored + rest, key=lambda lay: (-lay.fit, -len(lay.points), lay.error))
 
 
 def scored_layouts(cands: Candidates, template: Template, settings: ReadSettings) -> list[Layout]:
     """The best-shaped layouts of 4 candidates (and of 3, when no 4 fit the form well), scored on the whole
-    template, best fit first."""
+    template (curled pages after unbending), best fit first."""
     scored: list[Layout] = []
     for size in (4, 3):
         if len(cands.fiducials) < size or (scored and scored[0].fit >= settings.good_template_fit):
             continue
         layouts = candidate_layouts(cands.fiducials, size, template, settings)[: settings.max_layouts_scored]
-        scored += [Layout(lay.points, lay.corners, lay.error, lay.angle_deg, lay.to_mm,
-                          template_fit(lay, cands, template, settings)) for lay in layouts]
+        scored += [_with_fit(lay, template_fit(lay, cands, template, settings)) for lay in layouts]
         scored.sort(key=lambda lay: (-lay.fit, -len(lay.points), lay.error))
-    return scored
+    return unbend_weak_fits(scored, cands, template, settings)
 
 
 class OrientationUncertain(RegistrationError):
@@ -406,13 +448,20 @@ def register(grey: np.ndarray, template: Template, settings: ReadSettings) -> Re
     return layout_homography(grey, layout, template, settings, margin)
 
 
-def warp_to_template(grey: np.ndarray, reg: Registration, template: Template, settings: ReadSettings) -> np.ndarray:
-    """The scan warped onto the template at the reading dpi; scans much finer than that are shrunk first."""
+def warp_source(grey: np.ndarray, reg: Registration, settings: ReadSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The image to warp from and its homography onto the template: scans much finer than the reading dpi are
+    shrunk first (linear warping would alias)."""
     hom = reg.homography
-    scan_px_mm = math.sqrt(abs(np.linalg.det(hom[:2, :2]))) ** -1 * settings.px_per_mm
+    scan_px_mm = _scan_px_per_template_px(hom) * settings.px_per_mm
     if scan_px_mm > settings.px_per_mm * SHRINK_ABOVE:
         grey, back = shrink(grey, settings.px_per_mm / scan_px_mm)
         hom = hom @ back
+    return grey, hom
+
+
+def warp_to_template(grey: np.ndarray, reg: Registration, template: Template, settings: ReadSettings) -> np.ndarray:
+    """The scan warped onto the template at the reading dpi."""
+    grey, hom = warp_source(grey, reg, settings)
     return cv2.warpPerspective(grey, hom, template.size_px(settings.dpi), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=int(reg.paper))
 

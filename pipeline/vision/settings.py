@@ -57,6 +57,13 @@ class ReadSettings:
             ``not_a_form``.
         orientation_margin: smallest lead of the best quarter turn's template fit over every other turn's; a page
             with less is ``orientation_uncertain`` and is not read.
+        unbend_below: pages whose printed lines agree less than this after the homography are unbent (curl).
+        unbend_dpi: resolution of the patch matching that measures a page's bend.
+        unbend_patch_mm: side of the printed patches matched against the blank form.
+        unbend_search_mm: farthest a patch is looked for from where the homography puts it.
+        unbend_refine_mm: farthest a patch is looked for in the second, refining pass.
+        unbend_grid_mm: spacing of the grid of the displacement fitted through the patch shifts.
+        unbend_stiffness: weight of the displacement's stretching penalty, per patch matched.
         mark_tolerance_mm: distance from its expected place within which the orientation mark counts as found
             (evidence recorded in ``pages.csv``; the orientation is decided by the template fit).
         min_registration_score: pages scoring below this are ``not_a_form``.
@@ -107,6 +114,13 @@ class ReadSettings:
     good_template_fit: float = 0.6
     min_template_fit: float = 0.5
     orientation_margin: float = 0.15
+    unbend_below: float = 0.9
+    unbend_dpi: float = 100.0
+    unbend_patch_mm: float = 12.0
+    unbend_search_mm: float = 8.0
+    unbend_refine_mm: float = 1.5
+    unbend_grid_mm: float = 30.0
+    unbend_stiffness: float = 0.0005
     mark_tolerance_mm: float = 2.5
     min_registration_score: float = 0.6
     line_sample_mm: float = 1.5
