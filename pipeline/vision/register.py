@@ -50,6 +50,10 @@ PRINT_GREY = 128
 FIDUCIAL_CLEAR_MM = 1.5
 #: Tolerance of the coarse template fit: scan ink within this many coarse pixels of the print counts.
 FIT_TOLERANCE_PX = 1
+#: A layout of four corner squares is preferred to one of three that fits the form up to this much better: three
+#: give an affine map, which leaves a phone photo's perspective (and a curl unbent on top of it) uncorrected.
+FOUR_CORNER_BONUS = 0.05
+FOUR = range(4)
 #: Share of the orientation mark's square that must be print-dark for the mark to count as found.
 MARK_MIN_FILL = 0.5
 #: A quarter turn in degrees.
@@ -297,6 +301,12 @@ def unbent_fit(layout: Layout, cands: Candidates, template: Template, settings: 
     return layout.fit if disp is None else max(layout.fit, template_fit(layout, cands, template, settings, disp))
 
 
+def _preference(layout: Layout) -> tuple[float, float]:
+    """Sort key, best first: the template fit, four corners counting ``FOUR_CORNER_BONUS`` more than three (only
+    four correct the perspective), then the shape error."""
+    return -(layout.fit + FOUR_CORNER_BONUS * (len(layout.points) == len(FOUR))), layout.error
+
+
 def _with_fit(layout: Layout, fit: float) -> Layout:
     return Layout(layout.points, layout.corners, layout.error, layout.angle_deg, layout.to_mm, fit)
 
@@ -304,15 +314,16 @@ def _with_fit(layout: Layout, fit: float) -> Layout:
 def unbend_weak_fits(scored: list[Layout], cands: Candidates, template: Template,
                      settings: ReadSettings) -> list[Layout]:
     """When even the best layout finds less than ``good_template_fit`` of the print (a curled page), the best layout
-    of each quarter turn is scored again after unbending, and the list re-sorted."""
+    of each quarter turn and size is scored again after unbending, and the list re-sorted (a curl can make three
+    corners fit better than four before unbending, never after: only four correct the perspective)."""
     if not scored or scored[0].fit >= settings.good_template_fit:
         return scored
     best_per_turn = {}
     for lay in scored:
-        best_per_turn.setdefault(lay.quarter_turns, lay)
+        best_per_turn.setdefault((lay.quarter_turns, len(lay.points)), lay)
     rescored = [_with_fit(lay, unbent_fit(lay, cands, template, settings)) for lay in best_per_turn.values()]
     rest = [lay for lay in scored if all(lay is not best for best in best_per_turn.values())]
-    return sorted(rescored + rest, key=lambda lay: (-lay.fit, -len(lay.points), lay.error))
+    return sorted(rescored + rest, key=_preference)
 
 
 def scored_layouts(cands: Candidates, template: Template, settings: ReadSettings) -> list[Layout]:
@@ -324,7 +335,7 @@ def scored_layouts(cands: Candidates, template: Template, settings: ReadSettings
             continue
         layouts = candidate_layouts(cands.fiducials, size, template, settings)[: settings.max_layouts_scored]
         scored += [_with_fit(lay, template_fit(lay, cands, template, settings)) for lay in layouts]
-        scored.sort(key=lambda lay: (-lay.fit, -len(lay.points), lay.error))
+        scored.sort(key=_preference)
     return unbend_weak_fits(scored, cands, template, settings)
 
 

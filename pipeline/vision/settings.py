@@ -111,7 +111,7 @@ class ReadSettings:
     max_candidates: int = 12
     max_shape_error: float = 0.15
     max_layouts_scored: int = 8
-    good_template_fit: float = 0.6
+    good_template_fit: float = 0.8
     min_template_fit: float = 0.5
     orientation_margin: float = 0.15
     unbend_below: float = 0.9

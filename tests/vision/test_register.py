@@ -195,3 +195,13 @@ def test_the_orientation_is_never_decided_by_the_mark_alone(template, filled, se
     read = read_page(scan, "no-mark", settings, template)
     assert read.status == OK and read.flipped
     assert "orientation mark not found" in read.reason
+
+
+def test_four_corner_squares_are_preferred_to_three_that_fit_slightly_better():
+    from pipeline.vision.register import FOUR_CORNER_BONUS, Blob, Layout, _preference
+    blobs = tuple(Blob(float(i), float(i), 1.0) for i in range(4))
+    four = Layout(blobs, (0, 1, 2, 3), 1.0, 0.0, np.eye(3), fit=0.95)
+    three = Layout(blobs[:3], (0, 1, 2), 1.0, 0.0, np.eye(3), fit=0.95 + FOUR_CORNER_BONUS / 2)
+    clearly_better_three = Layout(blobs[:3], (0, 1, 2), 1.0, 0.0, np.eye(3), fit=0.95 + 2 * FOUR_CORNER_BONUS)
+    assert sorted([three, four], key=_preference)[0] is four
+    assert sorted([four, clearly_better_three], key=_preference)[0] is clearly_better_three
