@@ -1,7 +1,9 @@
 """Evaluate a classifier's logits: accuracy, calibration before/after, reject threshold, and the report files.
 
 Shared by ``train`` (fresh model) and ``bench`` (the current model). Temperature and threshold are fitted on the
-validation logits; every reported figure is measured on the test logits, which played no part in either choice.
+calibration logits (called ``val`` here: MNIST validation plus its held-out-style copies, see
+:func:`pipeline.model.train.calibration_set`); every reported figure is measured on the test logits, which played
+no part in either choice.
 """
 
 from __future__ import annotations
@@ -55,10 +57,27 @@ def evaluate_logits(val_logits: np.ndarray, val_labels: np.ndarray, test_logits:
         "test_nll_before": cal.nll(test_logits, test_labels), "test_nll_after": cal.nll(test_logits, test_labels,
                                                                                         temperature),
         "reject": {"target_accuracy": target_accuracy, "threshold": threshold, "test_coverage": at.coverage,
-                   "test_accuracy_accepted": at.accuracy, "chosen_on": "validation"},
+                   "test_accuracy_accepted": at.accuracy, "chosen_on": "calibration set"},
     }
     curve = cal.coverage_curve(probs.max(axis=1), correct)
     return Evaluation(temperature, threshold, metrics, test_labels, raw, probs, curve)
+
+
+def held_out_figures(logits: np.ndarray, labels: np.ndarray, temperature: float, in_domain_temperature: float,
+                     threshold: float, n_bins: int) -> dict:
+    """Accuracy and calibration on digits in a style kept out of training: ECE with no temperature, with the
+    fitted ``temperature``, and with ``in_domain_temperature`` (fitted on MNIST validation alone, for comparison),
+    and the share kept and its accuracy at the reject ``threshold``."""
+    probs = cal.calibrated_probs(logits, temperature)
+    correct = probs.argmax(axis=1) == labels
+    at = cal.point_at(probs.max(axis=1), correct, threshold)
+    return {"n": int(len(labels)), "accuracy": float(correct.mean()) if len(labels) else float("nan"),
+            "ece_before": cal.expected_calibration_error(cal.calibrated_probs(logits), labels, n_bins),
+            "ece_after": cal.expected_calibration_error(probs, labels, n_bins),
+            "ece_in_domain_temperature": cal.expected_calibration_error(
+                cal.calibrated_probs(logits, in_domain_temperature), labels, n_bins),
+            "in_domain_temperature": in_domain_temperature, "nll_after": cal.nll(logits, labels, temperature),
+            "reject_coverage": at.coverage, "reject_accuracy_accepted": at.accuracy}
 
 
 def write_reports(evaluation: Evaluation, out_dir: Path, extra: dict | None = None) -> Path:

@@ -12,6 +12,10 @@ Rules (docs/DATA.md section 3):
 * ``alternatives`` are the most probable complete readings over every label of every digit, each with its
   calibrated probability (``p0`` ... ``p9`` of ``digits_read``): on scanned sheets the true digit of a misread is
   often not even the second choice.
+* ``confidence`` is the field's joint probability, the product of its digits' calibrated confidences. A field
+  needs review when any digit is below the digit threshold, **or** its joint probability is below the field
+  threshold (``recognise.min_field_confidence``; by default the digit threshold): three digits that each just
+  pass can still make a field that is wrong more often than a digit may be (:func:`needs_review`).
 """
 
 from __future__ import annotations
@@ -143,8 +147,19 @@ def field_value(digits: list[DigitRead], alts: list[tuple[int, float]], threshol
     return alts[0][0] if alts and alts[0][1] >= threshold else None
 
 
-def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_alternatives: int) -> FieldRead:
-    """Turn one field's crop records (any order) into its :class:`FieldRead`."""
+def needs_review(n_crops: int, digits: list[DigitRead], value: int | None, threshold: float,
+                 field_threshold: float) -> bool:
+    """Whether a field goes to review: no crops at all, an ambiguous digit, a digit below ``threshold``, digits
+    but no value, or a joint probability (product of the digits' confidences) below ``field_threshold``."""
+    confs = np.array([d.confidence for d in digits])
+    return (n_crops == 0 or any(d.ambiguous for d in digits) or bool((confs < threshold).any())
+            or (bool(digits) and value is None) or float(confs.prod()) < field_threshold)
+
+
+def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_alternatives: int,
+               field_threshold: float | None = None) -> FieldRead:
+    """Turn one field's crop records (any order) into its :class:`FieldRead`; ``field_threshold`` (default:
+    ``threshold``) is the lowest joint probability a field may have without review."""
     boxes, beside = reading_order(rows)
     beside_digits = digit_reads(beside)
     box_digits = digit_reads(boxes)
@@ -153,25 +168,26 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
     confs = np.array([d.confidence for d in digits])
     alts = alternatives(digits, n_alternatives)
     value = field_value(digits, alts, threshold)
-    needs_review = (len(rows) == 0 or any(d.ambiguous for d in digits) or bool((confs < threshold).any())
-                    or (bool(digits) and value is None))
+    joint_threshold = threshold if field_threshold is None else field_threshold
+    review = needs_review(len(rows), digits, value, threshold, joint_threshold)
     return FieldRead(
         sheet_id=sheet_id, field=field, text="".join(d.char for d in digits), value=value,
         confidence=float(confs.prod()), n_digits=len(digits),
-        min_digit_confidence=float(confs.min()) if len(confs) else float("nan"), needs_review=needs_review,
+        min_digit_confidence=float(confs.min()) if len(confs) else float("nan"), needs_review=review,
         alternatives=json.dumps([[v, round(p, PROB_DECIMALS)] for v, p in alts]), replaced=replaced,
         struck_text="".join(d.char for d in box_digits) if replaced else "", n_crops=len(rows))
 
 
 def build_fields(digits_read: pd.DataFrame, field_names: list[str], threshold: float,
-                 n_alternatives: int) -> pd.DataFrame:
-    """``fields.parquet``: one row per sheet x numeric field (template fields first, then any others seen)."""
+                 n_alternatives: int, field_threshold: float | None = None) -> pd.DataFrame:
+    """``fields.parquet``: one row per sheet x numeric field (template fields first, then any others seen);
+    ``threshold`` is the digit threshold, ``field_threshold`` the field's (default: the same)."""
     names = list(field_names) + sorted(set(digits_read["field"]) - set(field_names))
     # Plain named tuples grouped once: per-field pandas indexing costs ~10 ms a field, i.e. minutes a batch.
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for crop in digits_read[CROP_COLUMNS].itertuples(index=False, name="Crop"):
         groups[(crop.sheet_id, crop.field)].append(crop)
-    reads = [read_field(sheet, name, groups.get((sheet, name), []), threshold, n_alternatives)
+    reads = [read_field(sheet, name, groups.get((sheet, name), []), threshold, n_alternatives, field_threshold)
              for sheet in pd.unique(digits_read["sheet_id"]) for name in names]
     table = pd.DataFrame([asdict(r) for r in reads], columns=[f for f in FieldRead.__dataclass_fields__])
     return table.astype(FIELD_DTYPES)

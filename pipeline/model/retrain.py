@@ -5,7 +5,8 @@
 2. Fine-tune a copy of the current model on batches mixing the other labelled crops with MNIST train (so it does
    not forget MNIST), with the same augmentation as training: first with the convolutional base frozen (only the
    dense head learns), then, optionally, all layers at a lower learning rate.
-3. Re-fit the temperature and reject threshold on the MNIST validation split the parent was calibrated on.
+3. Re-fit the temperature and reject threshold on the calibration set the parent was calibrated on (its MNIST
+   validation split plus held-out-style copies, :func:`pipeline.model.train.calibration_set`).
 4. Score old and new on the held-out crops and on MNIST test. Promote (move ``models/current``) only if the new
    model is better on the held-out crops and at most ``max_mnist_drop_points`` percentage points worse on MNIST
    test. The new version is saved either way, its metadata holding the decision and both scores.
@@ -37,7 +38,7 @@ from pipeline.model.calibration import calibrated_probs, choose_threshold, fit_t
 from pipeline.model.network import set_base_trainable
 from pipeline.model.recogniser import DIGIT_SHAPE, DigitRecogniser
 from pipeline.model.settings import AugmentSettings, RetrainSettings, train_settings_of
-from pipeline.model.train import build_trainer, compile_for_training, save_version, split_mnist
+from pipeline.model.train import build_trainer, calibration_set, compile_for_training, save_version, split_mnist
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def decide(old: Scores, new: Scores, max_mnist_drop_points: float) -> tuple[bool
 
 def recalibrate(model: keras.Model, split_x: np.ndarray, split_y: np.ndarray, target_accuracy: float,
                 batch: int) -> tuple[float, float]:
-    """Temperature and reject threshold of the fine-tuned model on the parent's MNIST validation split."""
+    """Temperature and reject threshold of the fine-tuned model on the parent's calibration set."""
     logits = DigitRecogniser(model).logits(split_x, batch)
     temperature = fit_temperature(logits, split_y)
     probs = calibrated_probs(logits, temperature)
@@ -243,8 +244,8 @@ def retrain(labels_csv: Path, model_path: Path | None, models_dir: Path, setting
     start = time.perf_counter()
     model = fine_tune(old.model, batches, settings)
     seconds = time.perf_counter() - start
-    temperature, threshold = recalibrate(model, split.x_val, split.y_val, parent_settings.target_accuracy,
-                                         settings.infer_batch)
+    x_cal, y_cal, _ = calibration_set(split, parent_settings)
+    temperature, threshold = recalibrate(model, x_cal, y_cal, parent_settings.target_accuracy, settings.infer_batch)
     new = DigitRecogniser(model, temperature, threshold)
     x_hold, y_hold = data.x[hold_idx], data.y[hold_idx]
     old_scores = score(old, x_hold, y_hold, mnist, settings.infer_batch)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.model.fields import DigitRead, alternatives, field_value, label_options
+from pipeline.model.fields import DigitRead, alternatives, field_value, label_options, needs_review
 from pipeline.model.recognise import recognise_frames
 from pipeline.model.recogniser import DigitRecogniser
 from pipeline.model.settings import RecogniseSettings
@@ -113,3 +113,56 @@ def test_alternatives_include_a_third_choice_digit():
     alts = dict(alternatives(digits, 8))
     assert alts[16] == pytest.approx(0.03) and alts[19] == pytest.approx(0.05)
     assert 71 not in alts  # a label of probability 0 gives no reading
+
+
+def run_fields_with(settings: RecogniseSettings, spec: dict[str, list[tuple]],
+                    unsure: dict[int, int]) -> pd.DataFrame:
+    """Like :func:`run_fields` with other recognise settings."""
+    rows, images = [], []
+    for field, crops in spec.items():
+        for box, slot, status, label in crops:
+            rows.append(("sheet1", field, box, slot, status, len(images)))
+            images.append(stub_digit(label, unsure.get(len(images), 0)))
+    recogniser = DigitRecogniser(StubModel(), temperature=1.0, reject_threshold=THRESHOLD)
+    _, fields = recognise_frames(crops_frame(rows), np.stack(images), recogniser, settings, list(spec))
+    return fields.set_index("field")
+
+
+#: Three digits that each pass THRESHOLD (about 0.96 each) but whose product (about 0.88) does not.
+EACH_PASSES = {"pan": [(0, 0, "digit", 1), (1, 0, "digit", 2), (2, 0, "digit", 3)]}
+SLIGHTLY_UNSURE = {0: 110, 1: 110, 2: 110}
+
+
+def test_field_whose_joint_probability_is_low_needs_review_though_every_digit_passes():
+    f = run_fields_with(RecogniseSettings(), EACH_PASSES, SLIGHTLY_UNSURE).loc["pan"]
+    assert f["min_digit_confidence"] >= THRESHOLD > f["confidence"]
+    assert f["value"] == 123 and f["needs_review"]
+
+
+def test_min_field_confidence_sets_the_field_threshold_and_zero_turns_it_off():
+    lenient = run_fields_with(RecogniseSettings(min_field_confidence=0.5), EACH_PASSES, SLIGHTLY_UNSURE).loc["pan"]
+    off = run_fields_with(RecogniseSettings(min_field_confidence=0.0), EACH_PASSES, SLIGHTLY_UNSURE).loc["pan"]
+    strict = run_fields_with(RecogniseSettings(min_field_confidence=0.99), {"pan": [(0, 0, "digit", 4)]},
+                             {0: 110}).loc["pan"]
+    assert not lenient["needs_review"] and not off["needs_review"]
+    assert strict["min_digit_confidence"] >= THRESHOLD and strict["needs_review"]
+
+
+def test_needs_review_rule_on_its_own():
+    sure, unsure = read_digit({3: 0.97}), read_digit({3: 0.5, 8: 0.5})
+    assert not needs_review(1, [sure], 3, 0.9, 0.9)
+    assert needs_review(2, [sure, sure, sure], 333, 0.9, 0.95)  # 0.97 ** 3 = 0.913 < 0.95
+    assert needs_review(1, [unsure], 3, 0.6, 0.0)  # a field threshold of 0 leaves the digit rule
+    assert needs_review(0, [], None, 0.9, 0.9) and not needs_review(3, [], None, 0.9, 0.9)  # empty boxes
+
+
+def test_bench_field_figures_count_silent_errors_under_both_rules():
+    from pipeline.model.bench import field_review_figures
+
+    # three fields of three digits: sure and right; each digit 0.96 and one wrong; one digit below 0.9 and wrong
+    confidence = np.array([0.999, 0.999, 0.999, 0.96, 0.96, 0.96, 0.99, 0.5, 0.99, 0.7])
+    correct = np.array([True, True, True, True, False, True, True, False, True, True])
+    figures = field_review_figures(confidence, correct, 0.9, 0.9)
+    assert figures["n_fields"] == 3 and figures["wrong"] == pytest.approx(2 / 3)
+    assert figures["silent_wrong_digit_rule"] == pytest.approx(1 / 3)  # the 0.96 x 3 field passes digit by digit
+    assert figures["silent_wrong_field_rule"] == 0.0 and figures["review_field_rule"] == pytest.approx(2 / 3)
