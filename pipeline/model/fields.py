@@ -15,7 +15,8 @@ Rules (docs/DATA.md section 3):
 * ``confidence`` is the field's joint probability, the product of its digits' calibrated confidences. A field
   needs review when any digit is below the digit threshold, **or** its joint probability is below the field
   threshold (``recognise.min_field_confidence``; by default the digit threshold): three digits that each just
-  pass can still make a field that is wrong more often than a digit may be (:func:`needs_review`).
+  pass can still make a field that is wrong more often than a digit may be (:func:`needs_review`). A field with an
+  empty box between written ones needs review too: the hole is a digit the reader missed (:func:`has_gap`).
 """
 
 from __future__ import annotations
@@ -147,12 +148,21 @@ def field_value(digits: list[DigitRead], alts: list[tuple[int, float]], threshol
     return alts[0][0] if alts and alts[0][1] >= threshold else None
 
 
+def has_gap(boxes: list) -> bool:
+    """Whether an empty box lies between two written boxes (``boxes``: one field's box crop records in reading
+    order). Nobody writes a number with a hole in it; the hole is a digit the reader did not see (faint pencil,
+    an erasure), so the number read is short and would otherwise look confident."""
+    written = [i for i, r in enumerate(boxes) if r.box_status != BOX_EMPTY]
+    return bool(written) and any(r.box_status == BOX_EMPTY for r in boxes[written[0]:written[-1] + 1])
+
+
 def needs_review(n_crops: int, digits: list[DigitRead], value: int | None, threshold: float,
-                 field_threshold: float) -> bool:
+                 field_threshold: float, gap: bool = False) -> bool:
     """Whether a field goes to review: no crops at all, an ambiguous digit, a digit below ``threshold``, digits
-    but no value, or a joint probability (product of the digits' confidences) below ``field_threshold``."""
+    but no value, a joint probability (product of the digits' confidences) below ``field_threshold``, or an empty
+    box between written ones (``gap``)."""
     confs = np.array([d.confidence for d in digits])
-    return (n_crops == 0 or any(d.ambiguous for d in digits) or bool((confs < threshold).any())
+    return (n_crops == 0 or gap or any(d.ambiguous for d in digits) or bool((confs < threshold).any())
             or (bool(digits) and value is None) or float(confs.prod()) < field_threshold)
 
 
@@ -169,7 +179,7 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
     alts = alternatives(digits, n_alternatives)
     value = field_value(digits, alts, threshold)
     joint_threshold = threshold if field_threshold is None else field_threshold
-    review = needs_review(len(rows), digits, value, threshold, joint_threshold)
+    review = needs_review(len(rows), digits, value, threshold, joint_threshold, gap=not replaced and has_gap(boxes))
     return FieldRead(
         sheet_id=sheet_id, field=field, text="".join(d.char for d in digits), value=value,
         confidence=float(confs.prod()), n_digits=len(digits),

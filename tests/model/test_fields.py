@@ -166,3 +166,22 @@ def test_bench_field_figures_count_silent_errors_under_both_rules():
     assert figures["n_fields"] == 3 and figures["wrong"] == pytest.approx(2 / 3)
     assert figures["silent_wrong_digit_rule"] == pytest.approx(1 / 3)  # the 0.96 x 3 field passes digit by digit
     assert figures["silent_wrong_field_rule"] == 0.0 and figures["review_field_rule"] == pytest.approx(2 / 3)
+
+
+def test_an_empty_box_between_written_digits_sends_the_field_to_review():
+    from types import SimpleNamespace
+
+    from pipeline.model.fields import has_gap, read_field
+
+    def crop(box: int, status: str, label: float = float("nan")) -> SimpleNamespace:
+        probs = {f"p{d}": (0.999 if d == label else 0.0001) if status == "digit" else float("nan") for d in range(10)}
+        return SimpleNamespace(box=box, slot=0, box_status=status, label=label, confidence=0.999 if status == "digit"
+                               else float("nan"), label2=float("nan"), confidence2=0.0, **probs)
+
+    hole = [crop(0, "digit", 6), crop(1, "empty"), crop(2, "digit", 4)]  # 6_4: the 0 of 604 was not seen
+    leading = [crop(0, "empty"), crop(1, "digit", 6), crop(2, "digit", 4)]
+    trailing = [crop(0, "digit", 6), crop(1, "digit", 4), crop(2, "empty")]
+    assert has_gap(hole) and not has_gap(leading) and not has_gap(trailing)
+    assert read_field("s", "pan", hole, 0.9, 3).needs_review
+    assert not read_field("s", "pan", leading, 0.9, 3).needs_review
+    assert not read_field("s", "pan", trailing, 0.9, 3).needs_review
