@@ -5,11 +5,30 @@ Public API: :class:`SynthSettings`, :func:`render_sheet` (one sheet in memory, d
 (MNIST test-split digits) and :func:`pipeline.synth.pen.style_digit` (restyle a digit, e.g. thick felt pen).
 """
 
-from pipeline.synth.batch import generate_batch
-from pipeline.synth.digits import DigitSource
-from pipeline.synth.pen import PenStyle, style_digit
-from pipeline.synth.settings import SynthSettings
-from pipeline.synth.sheet import SyntheticSheet, plan_sheet, render_sheet
+from __future__ import annotations
 
-__all__ = ["DigitSource", "PenStyle", "SynthSettings", "SyntheticSheet", "generate_batch", "plan_sheet",
-           "render_sheet", "style_digit"]
+import importlib
+
+#: Public name -> the module defining it (imported on first use).
+_EXPORTS = {
+    "generate_batch": "pipeline.synth.batch",
+    "DigitSource": "pipeline.synth.digits",
+    "PenStyle": "pipeline.synth.pen",
+    "style_digit": "pipeline.synth.pen",
+    "SynthSettings": "pipeline.synth.settings",
+    "SyntheticSheet": "pipeline.synth.sheet",
+    "plan_sheet": "pipeline.synth.sheet",
+    "render_sheet": "pipeline.synth.sheet",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use (PEP 562), so that importing the package (as every
+    ``python -m pipeline`` call does through its command modules) loads no heavy library."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -152,6 +152,7 @@ def _manifest(settings: SynthSettings, digits: DigitSource, template: Template, 
             "sheets": settings.sheets, "image_format": settings.image_format, "template": template.name,
             "mnist": {"source": digits.source, "split": "test", "images": int(len(digits.images))},
             "truth_sha256": hashes["truth.csv"], "files_sha256": hashes, "summary": summary,
+            "styles": {"style_set": settings.style_set, "active": sorted(settings.styles())},
             "settings": settings.for_manifest()}
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pipeline import config as cfg
 from pipeline.config import build_settings
-from pipeline.synth.batch import generate_batch
 from pipeline.synth.settings import IMAGE_FORMATS, SynthSettings
+from pipeline.synth.styles import STYLE_SETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,12 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="image_format", choices=IMAGE_FORMATS,
                    help="jpg (default), png, or pdf (one multi-page sheets.pdf)")
     p.add_argument("--workers", type=int, help="worker processes (default 0 = every core)")
+    p.add_argument("--style-set", dest="style_set", choices=STYLE_SETS,
+                   help="styles to draw from: classic (default, today's generator), train, heldout or all")
     p.set_defaults(func=_cmd_synth)
 
 
 def _cmd_synth(args: argparse.Namespace, config: dict) -> int:
+    from pipeline.synth.batch import generate_batch  # OpenCV, pandas: loaded only when sheets are made
+
     settings = build_settings(SynthSettings, "synth", config, sheets=args.sheets, seed=args.seed, dpi=args.dpi,
-                              image_format=args.image_format, workers=args.workers)
+                              image_format=args.image_format, workers=args.workers, style_set=args.style_set)
     out = generate_batch(settings, args.out)
     print(f"wrote {settings.sheets} sheets to {out}")
     return 0

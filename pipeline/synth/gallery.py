@@ -16,6 +16,7 @@ from pipeline.synth.digits import DigitSource
 from pipeline.synth.scan import encode_image
 from pipeline.synth.settings import VISIBLE_KINDS, SynthSettings
 from pipeline.synth.sheet import SyntheticSheet, render_sheet
+from pipeline.synth.styles import TAMPER_STYLES
 from pipeline.synth.writer import BESIDE_LIMIT_MM
 
 THUMB_WIDTH = 420
@@ -32,12 +33,18 @@ TEXT = (255, 255, 255)
 
 
 def pick_sheets(truth: pd.DataFrame, n: int) -> list[int]:
-    """Indices of up to ``n`` sheets: half clean, half visibly altered (covering as many kinds as possible)."""
+    """Indices of up to ``n`` sheets: half clean, half visibly altered (covering as many kinds, then tampering
+    styles, as possible)."""
     clean = truth[~truth["altered"] & ~truth["fabricated"] & ~truth["arithmetic_error"]]["index"].tolist()
     altered = truth[truth["altered"]]
     chosen: list[int] = []
-    for kind in VISIBLE_KINDS:  # first one sheet per kind, then fill in batch order
-        hits = altered[altered["alteration_kinds"].str.contains(kind) & ~altered["index"].isin(chosen)]
+    styles = altered["alteration_styles"].fillna("").astype(str).str.split(";") if "alteration_styles" in altered \
+        else None
+    wanted = [("alteration_kinds", k) for k in VISIBLE_KINDS]
+    wanted += [("alteration_styles", s) for s in TAMPER_STYLES] if styles is not None else []
+    for column, name in wanted:  # first one sheet per kind and style, then fill in batch order
+        has = altered[column].fillna("").astype(str).str.split(";").apply(lambda names, name=name: name in names)
+        hits = altered[has & ~altered["index"].isin(chosen)]
         if len(hits) and len(chosen) < n - n // 2:
             chosen.append(int(hits["index"].iloc[0]))
     chosen += [int(i) for i in altered["index"] if i not in chosen][: n - n // 2 - len(chosen)]
@@ -61,8 +68,11 @@ def _label(img: np.ndarray, lines: list[str], height: int) -> np.ndarray:
 def _thumbnail(img: np.ndarray, truth: dict) -> np.ndarray:
     small = cv2.resize(img, (THUMB_WIDTH, round(img.shape[0] * THUMB_WIDTH / img.shape[1])),
                        interpolation=cv2.INTER_AREA)
-    kinds = truth["alteration_kinds"] or "clean"
+    kinds = str(truth.get("alteration_styles") or truth["alteration_kinds"] or "clean")
     flags = [k for k in ("upside_down", "grey") if truth[k]]
+    turns = int(truth.get("quarter_turns", 0) or 0)
+    flags += [f"turned {90 * turns}"] if turns else []
+    flags += [str(truth["scan_damage"])] if isinstance(truth.get("scan_damage"), str) else []
     return _label(small, [f"{truth['sheet_id']}  {kinds}", f"{truth['dpi']} dpi  " + " ".join(flags)], LABEL_HEIGHT)
 
 
@@ -77,7 +87,8 @@ def _zoom(img: np.ndarray, homography: np.ndarray, truth: dict, template: Templa
     crop = cv2.warpPerspective(img, homography @ zoom_to_template, size,
                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     t = truth
-    return _label(crop, [f"{t['sheet_id']} {field}: {t[f'{field}_alteration']}  "
+    kind = t.get(f"{field}_style", t[f"{field}_alteration"])
+    return _label(crop, [f"{t['sheet_id']} {field}: {kind}  "
                          f"{t[field]} -> {t[f'{field}_written']}"], LABEL_HEIGHT // 2)
 
 

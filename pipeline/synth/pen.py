@@ -47,6 +47,14 @@ BLACK_INK = (32.0, 32.0, 34.0)
 #: Variation of an ink's darkness (all channels together) and of its hue (per channel).
 INK_SHADE_SD = 14.0
 INK_HUE_SD = 4.0
+#: The wide generator's pens (BGR transmittance at full opacity), by colour name.
+INKS = {"black": BLACK_INK, "blue": BLUE_INK, "dark_blue": (95.0, 40.0, 30.0), "red": (45.0, 40.0, 185.0),
+        "green": (75.0, 125.0, 35.0), "pencil": (115.0, 112.0, 110.0)}
+#: How often each colour fills a sheet honestly, relative to the others (field sheets are mostly blue/black).
+HONEST_INK_WEIGHT = {"black": 1.0, "blue": 1.5, "dark_blue": 1.5, "red": 0.2, "green": 0.2, "pencil": 0.5}
+#: Pencil graphite is grainier than ballpoint ink and never fully opaque.
+PENCIL_GRAIN = 0.45
+PENCIL_OPACITY = 0.85
 
 
 @dataclass(frozen=True)
@@ -66,12 +74,15 @@ class PenStyle:
 
 @dataclass(frozen=True)
 class Writer:
-    """The person filling one sheet: pen style, ink colour (BGR), digit height (fraction of box) and pressure."""
+    """The person filling one sheet: pen style, ink colour (BGR), digit height (fraction of box) and pressure;
+    ``colour`` names the pen for truth.csv and ``grain`` is its per-pixel opacity loss."""
 
     style: PenStyle
     ink: tuple[float, float, float]
     digit_height: float
     pressure: tuple[float, float]
+    colour: str = ""
+    grain: float = INK_GRAIN
 
     @property
     def line_width_mm(self) -> float:
@@ -134,10 +145,11 @@ def restyle(digit28: np.ndarray, rng: np.random.Generator, pen: PenStyle, size: 
     return cv2.resize(work, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def ink_alpha(styled: np.ndarray, pressure: float, rng: np.random.Generator) -> np.ndarray:
-    """Ink opacity (float32 0-1) of a styled digit: firm strokes, soft edges, slightly grainy ballpoint ink."""
+def ink_alpha(styled: np.ndarray, pressure: float, rng: np.random.Generator, grain: float = INK_GRAIN) -> np.ndarray:
+    """Ink opacity (float32 0-1) of a styled digit: firm strokes, soft edges, slightly grainy ballpoint ink
+    (``grain``: the largest per-pixel opacity loss)."""
     alpha = np.clip((styled.astype(np.float32) / 255 - INK_FLOOR) * INK_GAIN, 0, 1)
-    grain = 1 - INK_GRAIN * rng.random(alpha.shape, dtype=np.float32)
+    grain = 1 - grain * rng.random(alpha.shape, dtype=np.float32)
     return alpha * grain * np.float32(pressure)
 
 
@@ -148,13 +160,64 @@ def sample_ink(rng: np.random.Generator, blue_rate: float) -> tuple[float, float
     return tuple(float(c) for c in np.clip(shade, 0, 255))
 
 
+def named_ink(rng: np.random.Generator, colour: str) -> tuple[float, float, float]:
+    """The pen colour ``colour`` (a key of :data:`INKS`), slightly varied like :func:`sample_ink`."""
+    shade = np.asarray(INKS[colour]) + rng.normal(0, INK_SHADE_SD) + rng.normal(0, INK_HUE_SD, 3)
+    return tuple(float(c) for c in np.clip(shade, 0, 255))
+
+
+def pick_colour(rng: np.random.Generator, colours: list[str], honest: bool = True) -> str:
+    """One of ``colours``: weighted by :data:`HONEST_INK_WEIGHT` for an honest writer, else uniformly."""
+    weights = np.array([HONEST_INK_WEIGHT[c] if honest else 1.0 for c in colours])
+    return colours[int(rng.choice(len(colours), p=weights / weights.sum()))]
+
+
+def outside(rng: np.random.Generator, wide: tuple[float, float], usual: tuple[float, float]) -> float:
+    """A uniform draw from ``wide`` outside ``usual`` (falls back to ``usual`` when nothing is left)."""
+    below = max(0.0, min(usual[0], wide[1]) - wide[0])
+    above = max(0.0, wide[1] - max(usual[1], wide[0]))
+    if below + above <= 0:
+        return float(rng.uniform(*usual))
+    u = float(rng.uniform(0, below + above))
+    return wide[0] + u if u < below else max(usual[1], wide[0]) + (u - below)
+
+
+def colour_writer(rng: np.random.Generator, colour: str, style: PenStyle, digit_height: float,
+                  pressure: tuple[float, float]) -> Writer:
+    """A :class:`Writer` with the named pen colour (pencil: grainier, never fully opaque)."""
+    if colour == "pencil":
+        pressure = (pressure[0] * PENCIL_OPACITY, pressure[1] * PENCIL_OPACITY)
+    return Writer(style, named_ink(rng, colour), digit_height, pressure, colour,
+                  PENCIL_GRAIN if colour == "pencil" else INK_GRAIN)
+
+
+def sample_wide_writer(rng: np.random.Generator, settings: SynthSettings, colours: list[str],
+                       unusual: bool) -> Writer:
+    """The sheet's writer in the wide generator: an honest colour from ``colours``; the usual hand ranges, or
+    (``unusual``) the ``wide_*`` ranges outside them."""
+    def draw(wide: tuple[float, float], usual: tuple[float, float]) -> float:
+        return outside(rng, wide, usual) if unusual else float(rng.uniform(*usual))
+    style = PenStyle(slant_deg=draw(settings.wide_slant_deg, settings.slant_deg),
+                     stroke_scale=draw(settings.wide_stroke_scale, settings.stroke_scale),
+                     width_scale=float(rng.uniform(*settings.digit_width)))
+    low = draw(settings.wide_pressure, settings.pressure)
+    pressure = (low, min(1.0, low + float(rng.uniform(0.1, 0.25))))
+    return colour_writer(rng, pick_colour(rng, colours), style, float(rng.uniform(*settings.digit_height)), pressure)
+
+
 def sample_writer(rng: np.random.Generator, settings: SynthSettings) -> Writer:
     """The sheet's writer, drawn from the settings' pen ranges."""
     style = PenStyle(slant_deg=float(rng.uniform(*settings.slant_deg)),
                      stroke_scale=float(rng.uniform(*settings.stroke_scale)),
                      width_scale=float(rng.uniform(*settings.digit_width)))
-    return Writer(style=style, ink=sample_ink(rng, settings.blue_ink_rate),
-                  digit_height=float(rng.uniform(*settings.digit_height)), pressure=settings.pressure)
+    ink = sample_ink(rng, settings.blue_ink_rate)
+    return Writer(style=style, ink=ink, digit_height=float(rng.uniform(*settings.digit_height)),
+                  pressure=settings.pressure, colour=ink_name(ink))
+
+
+def ink_name(ink: tuple[float, float, float]) -> str:
+    """The classic generator's colour names: ``blue`` when blue dominates, else ``black``."""
+    return "blue" if ink[0] > ink[2] + 40 else "black"
 
 
 def stroke_alpha(points: list[np.ndarray], shape: tuple[int, int], width_px: float) -> np.ndarray:

@@ -4,6 +4,28 @@ Every knob of the generator lives here: the electoral model, the tampering rates
 artefacts. A range is a ``(low, high)`` pair sampled uniformly per sheet (or per digit); a rate is a probability
 per sheet. YAML lists are accepted wherever a tuple is expected. Invalid values raise :class:`ConfigError`
 naming the setting, so a bad ``--config`` fails before any sheet is drawn.
+
+The wider range (issue 13) is switched on by ``style_set`` (``classic``, the default, is today's generator, so
+existing tests and benchmarks stay valid). Each new style belongs to exactly one of two disjoint groups
+(:mod:`pipeline.synth.styles`), so benches can measure on styles kept out of training:
+
+========= ===================================================== ================================================
+family    ``train``                                             ``heldout``
+========= ===================================================== ================================================
+tampering trace, digit_over_digit, retrace, erase, fluid,       other_pen_over, fluid_odd, scribble, hatching
+          strike
+writer    black, blue, red pens; ``hand_usual`` (the            dark_blue, green, pencil; ``hand_unusual`` (the
+          ``stroke_scale``/``slant_deg``/``pressure`` ranges);  ``wide_*`` ranges outside those); ``field_pen``
+          ``field_weight`` (honest weight/pressure changes      (some fields honestly written with a second pen)
+          between fields)
+scan      light_bleed, photocopy, faded, tilt (perspective up   heavy_bleed, banding, shadow, curl,
+          to ``tilt_perspective``)                              strong_perspective (``strong_perspective``)
+========= ===================================================== ================================================
+
+``all`` draws from both groups; ``exclude_styles`` drops named styles (leave-one-style-out). A scan-damage style
+in the active group is applied with its ``*_rate``; a tampering style is drawn uniformly among the active styles
+of the visible kind ``alteration_weights`` picks. ``quarter_turn_rate``, ``perspective`` and ``jpeg_quality``
+(e.g. ``[40, 95]``) apply in every style set.
 """
 
 from __future__ import annotations
@@ -13,6 +35,7 @@ from dataclasses import dataclass
 
 from pipeline.config import MAX_IMAGE_PIXELS
 from pipeline.errors import ConfigError
+from pipeline.synth.styles import ALL_STYLES, PEN_COLOURS, STYLE_SETS, active_styles, kinds_with_styles
 
 IMAGE_FORMATS = ("jpg", "png", "pdf")
 VISIBLE_KINDS = ("overwrite", "erase", "fluid", "crossout")
@@ -28,11 +51,19 @@ A4_MM = (210.0, 297.0)
 MM_PER_INCH = 25.4
 
 _RANGES = ("registered_voters", "jpeg_quality", "stroke_scale", "slant_deg", "digit_height", "digit_width",
-           "pressure", "crop_mm", "noise_sigma", "blur_sigma")
+           "pressure", "crop_mm", "noise_sigma", "blur_sigma", "wide_stroke_scale", "wide_slant_deg",
+           "wide_pressure", "field_weight_spread", "light_bleed_mm", "heavy_bleed_mm", "banding_depth",
+           "banding_period_mm", "shadow_depth", "curl_mm", "tilt_perspective", "strong_perspective")
 _RATES = ("zero_blank_rate", "rep_present", "altered_rate_absent", "altered_rate_present", "fabricated_rate",
           "adjust_totals_rate", "arithmetic_error_rate", "new_pen_rate", "blue_ink_rate", "upside_down_rate",
           "grey_rate", "stain_rate", "fold_rate", "stamp_rate", "signature_rate", "lighting", "paper_texture",
-          "dark_background_rate")
+          "dark_background_rate", "field_pen_rate", "bleed_rate", "banding_rate", "shadow_rate", "curl_rate",
+          "photocopy_rate", "faded_rate", "tilt_rate", "strong_perspective_rate", "quarter_turn_rate",
+          "wide_pressure", "banding_depth", "shadow_depth")
+#: Largest scan-damage strengths the generator accepts (beyond these a sheet is no longer a plausible scan).
+MAX_BLEED_MM = 1.0
+MAX_CURL_MM = 15.0
+MAX_PERSPECTIVE = 0.1
 
 
 @dataclass(frozen=True)
@@ -135,6 +166,51 @@ class SynthSettings:
     signature_rate: float = 0.9
     #: Allow stamps and signatures over the digit and tick boxes.
     marks_over_boxes: bool = False
+    #: Chance that the finished scan is turned by a quarter turn: 90, 180 or 270 degrees, drawn uniformly
+    #: (``np.rot90``; recorded as ``quarter_turns`` 1-3 counter-clockwise). Applies in every style set.
+    quarter_turn_rate: float = 0.0
+
+    # --- wider range: style groups (module docstring; pipeline.synth.styles) -----------------------------
+    #: ``classic`` (today's generator), ``train``, ``heldout`` or ``all``.
+    style_set: str = "classic"
+    #: Style names removed from the chosen group (e.g. ``[hatching]`` for leave-one-style-out).
+    exclude_styles: tuple[str, ...] = ()
+    #: Pen colours the writer styles may use (intersected with the group's colours).
+    pen_colours: tuple[str, ...] = PEN_COLOURS
+    #: The whole range of hands; ``hand_unusual`` draws from these outside the usual (``stroke_scale``,
+    #: ``slant_deg``, ``pressure``) ranges, ``hand_usual`` from the usual ones.
+    wide_stroke_scale: tuple[float, float] = (0.45, 1.6)
+    wide_slant_deg: tuple[float, float] = (-15.0, 25.0)
+    wide_pressure: tuple[float, float] = (0.5, 1.0)
+    #: Chance that a sheet's honest fields differ in pen: ``field_weight`` (stroke weight and pressure per
+    #: field, by a factor from ``field_weight_spread``) or ``field_pen`` (a block of fields in a second pen).
+    #: Honest, so never an alteration.
+    field_pen_rate: float = 0.3
+    field_weight_spread: tuple[float, float] = (0.75, 1.35)
+    # --- wider range: scan damage (each applied with its rate when its style is in the group) ------------
+    #: Ink bleed: dark strokes (ink and print) spread by this many mm (``light_bleed`` / ``heavy_bleed``).
+    bleed_rate: float = 0.3
+    light_bleed_mm: tuple[float, float] = (0.04, 0.1)
+    heavy_bleed_mm: tuple[float, float] = (0.12, 0.3)
+    #: Toner banding: periodic horizontal or vertical bands darker by up to ``banding_depth``.
+    banding_rate: float = 0.3
+    banding_depth: tuple[float, float] = (0.06, 0.2)
+    banding_period_mm: tuple[float, float] = (3.0, 25.0)
+    #: Cast shadow (a hand or phone): a smooth dark region from one edge, darker by up to ``shadow_depth``.
+    shadow_rate: float = 0.3
+    shadow_depth: tuple[float, float] = (0.25, 0.55)
+    #: Paper curl: a cylinder-like bend displacing the page by up to ``curl_mm`` (printed lines bow).
+    curl_rate: float = 0.3
+    curl_mm: tuple[float, float] = (1.0, 4.0)
+    #: Photocopy look (grey, high contrast, toner speckle) and a faded copy (low contrast, grey paper).
+    photocopy_rate: float = 0.2
+    faded_rate: float = 0.2
+    #: Perspective styles: the largest corner shift (fraction of the page diagonal) is drawn from the range,
+    #: replacing ``perspective`` for that sheet (``tilt`` moderate, ``strong_perspective`` phone-photo).
+    tilt_rate: float = 0.3
+    tilt_perspective: tuple[float, float] = (0.006, 0.02)
+    strong_perspective_rate: float = 0.3
+    strong_perspective: tuple[float, float] = (0.02, 0.05)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -142,6 +218,10 @@ class SynthSettings:
             if isinstance(value, list):  # YAML gives lists; keep the dataclass hashable
                 object.__setattr__(self, f.name, tuple(value))
         _validate(self)
+
+    def styles(self) -> frozenset[str]:
+        """The style names this batch draws from (``style_set`` without ``exclude_styles``)."""
+        return active_styles(self.style_set, self.exclude_styles)
 
     def resolutions(self) -> tuple[int, ...]:
         """The scan resolutions sheets are drawn at."""
@@ -175,6 +255,45 @@ def _check_resolution(s: SynthSettings) -> None:
         pixels = (A4_MM[0] * dpi / MM_PER_INCH) * (A4_MM[1] * dpi / MM_PER_INCH)
         if pixels > MAX_IMAGE_PIXELS:
             _fail("dpi", dpi, f"at most {MAX_IMAGE_PIXELS} pixels per page")
+
+
+def _check_styles(s: SynthSettings) -> None:
+    """The style group, the exclusions and the pen palette name known styles and leave something to draw."""
+    if s.style_set not in STYLE_SETS:
+        _fail("style_set", s.style_set, f"one of {', '.join(STYLE_SETS)}")
+    for name, known in (("exclude_styles", ALL_STYLES), ("pen_colours", frozenset(PEN_COLOURS))):
+        value = getattr(s, name)
+        if not (isinstance(value, tuple) and all(isinstance(v, str) and v in known for v in value)):
+            _fail(name, value, f"a list of names from {', '.join(sorted(known))}")
+    if not s.pen_colours:
+        _fail("pen_colours", s.pen_colours, "at least one pen colour")
+    active = s.styles()
+    if not kinds_with_styles(active):
+        _fail("exclude_styles", s.exclude_styles, f"at least one tampering style left in '{s.style_set}'")
+    if s.style_set != "classic" and not active & set(s.pen_colours):
+        _fail("pen_colours", s.pen_colours, f"a colour of the '{s.style_set}' group not excluded")
+    if s.style_set != "classic" and not active & {"hand_usual", "hand_unusual"}:
+        _fail("exclude_styles", s.exclude_styles, "at least one of hand_usual, hand_unusual")
+
+
+def _check_damage(s: SynthSettings) -> None:
+    """Scan damage strengths stay plausible."""
+    if not (s.light_bleed_mm[0] >= 0 and max(s.light_bleed_mm[1], s.heavy_bleed_mm[1]) <= MAX_BLEED_MM
+            and s.heavy_bleed_mm[0] >= 0):
+        _fail("light_bleed_mm/heavy_bleed_mm", (s.light_bleed_mm, s.heavy_bleed_mm), f"0-{MAX_BLEED_MM} mm")
+    if not (0 <= s.curl_mm[0] and s.curl_mm[1] <= MAX_CURL_MM):
+        _fail("curl_mm", s.curl_mm, f"0-{MAX_CURL_MM} mm")
+    if not (s.banding_period_mm[0] > 0):
+        _fail("banding_period_mm", s.banding_period_mm, "a positive period in mm")
+    for name in ("tilt_perspective", "strong_perspective"):
+        low, high = getattr(s, name)
+        if not (0 <= low and high <= MAX_PERSPECTIVE):
+            _fail(name, (low, high), f"fractions of the page diagonal between 0 and {MAX_PERSPECTIVE}")
+    if not (0 < s.wide_stroke_scale[0] and 0 < s.field_weight_spread[0] and 0 <= s.wide_pressure[0]):
+        _fail("wide_stroke_scale/field_weight_spread", (s.wide_stroke_scale, s.field_weight_spread),
+              "positive scales")
+    if s.wide_stroke_scale[0] < 0.3:
+        _fail("wide_stroke_scale", s.wide_stroke_scale, "stroke scales >= 0.3")
 
 
 def _validate(s: SynthSettings) -> None:
@@ -213,7 +332,9 @@ def _validate(s: SynthSettings) -> None:
             and 0 <= s.unregistered_share_mean < 0.5):
         _fail("turnout_mean/turnout_sd/null_share_mean", (s.turnout_mean, s.turnout_sd, s.null_share_mean),
               "turnout in (0, 1), sd and vote shares below 0.5")
-    if not (0 <= s.rotation_deg <= 45 and 0 <= s.perspective <= 0.1 and 0 <= s.translate_mm <= 30
+    _check_styles(s)
+    _check_damage(s)
+    if not (0 <= s.rotation_deg <= 45 and 0 <= s.perspective <= MAX_PERSPECTIVE and 0 <= s.translate_mm <= 30
             and -30 <= s.crop_mm[0] and s.crop_mm[1] <= 15 and s.position_jitter <= 0.3):
         _fail("rotation_deg/perspective/translate_mm/crop_mm",
               (s.rotation_deg, s.perspective, s.translate_mm, s.crop_mm),

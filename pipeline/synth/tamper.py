@@ -5,6 +5,10 @@ Alterations shift votes toward the ruling party (PRI inflated, opposition deflat
 (overwrite, erase, correction fluid, crossout) is more likely where no opposition representative watched the
 count; a fabricated one changes the number cleanly. Either way the totals are usually left as they were, so the
 arithmetic breaks, but sometimes (``adjust_totals_rate``) the tamperer fixes them too.
+
+Each visible alteration also has a *style* (:mod:`pipeline.synth.styles`): how it was drawn. The classic
+generator uses one style per kind and draws nothing extra; the wide one draws the style from its own random
+stream, so switching ``style_set`` never changes which stations are tampered with.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 
 from pipeline.synth.electoral import LEFT_OVER, RECEIVED, RULING_PARTY, TOTAL, Station
 from pipeline.synth.settings import ALTERATION_KINDS, VISIBLE_KINDS, SynthSettings
+from pipeline.synth.styles import ANY_DIGIT_STYLES, CLASSIC_TAMPER, TAMPER_STYLES, kinds_with_styles
 
 MAX_COUNT = 999
 #: Chance that an alteration inflates the ruling party (otherwise it only deflates the opposition).
@@ -30,6 +35,33 @@ ARITHMETIC_FIELDS = (TOTAL, LEFT_OVER)
 #: these, so an overwritten number stays readable as the new one. An empty box can take any digit.
 OVERWRITES_TO = {0: (8, 9), 1: (4, 7, 9), 2: (8,), 3: (8, 9), 4: (9,), 5: (6, 8, 9), 6: (8,), 7: (9,), 8: (),
                  9: (8,)}
+#: Writing any digit over any other (the new one stays readable only because it is written last and darker).
+ANY_DIGIT = {d: tuple(x for x in range(10) if x != d) for d in range(10)}
+
+
+@dataclass(frozen=True)
+class StylePicker:
+    """Which tampering styles a batch may use, and the random stream that picks among them (None: classic)."""
+
+    kinds: dict[str, tuple[str, ...]]
+    rng: np.random.Generator | None = None
+
+    @classmethod
+    def classic(cls) -> StylePicker:
+        """Today's generator: one style per kind, no random draw."""
+        return cls({k: (s,) for k, s in CLASSIC_TAMPER.items()})
+
+    @classmethod
+    def for_settings(cls, settings: SynthSettings, rng: np.random.Generator) -> StylePicker:
+        """The settings' active tampering styles (classic for ``style_set: classic`` without exclusions)."""
+        if settings.style_set == "classic" and not settings.exclude_styles:
+            return cls.classic()
+        return cls(kinds_with_styles(settings.styles()), rng)
+
+    def style(self, kind: str) -> str:
+        """A style of ``kind`` (uniform among the active ones)."""
+        options = self.kinds[kind]
+        return options[0] if self.rng is None or len(options) == 1 else options[int(self.rng.integers(len(options)))]
 
 
 @dataclass(frozen=True)
@@ -45,6 +77,7 @@ class FieldPlan:
     original: int
     written: int | None
     kind: str = "none"
+    style: str = "none"
 
 
 @dataclass(frozen=True)
@@ -61,6 +94,12 @@ class SheetContent:
         """Alteration kinds present, in canonical order."""
         present = {p.kind for p in self.fields.values()}
         return tuple(k for k in ALTERATION_KINDS if k != "none" and k in present)
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """Tampering styles of the visible alterations present, in :data:`TAMPER_STYLES` order."""
+        present = {p.style for p in self.fields.values()}
+        return tuple(s for s in TAMPER_STYLES if s in present)
 
     @property
     def altered(self) -> bool:
@@ -117,11 +156,12 @@ def adjust_totals(values: dict[str, int], changes: dict[str, int], exclude: froz
     return {TOTAL: total, LEFT_OVER: left_over} if left_over >= 0 else {TOTAL: total}
 
 
-def overwrite_value(old: int, target: int, n_boxes: int) -> int | None:
+def overwrite_value(old: int, target: int, n_boxes: int,
+                    reach: dict[int, tuple[int, ...]] = OVERWRITES_TO) -> int | None:
     """The number nearest ``target`` that overwriting digits of ``old`` can make (moving the same way as
-    ``target``), or None when no overwrite moves it that way."""
+    ``target``), or None when no overwrite moves it that way; ``reach`` says what each digit can become."""
     text = str(old).rjust(n_boxes)
-    options = [[c, *map(str, range(10))] if c == " " else [c, *map(str, OVERWRITES_TO[int(c)])] for c in text]
+    options = [[c, *map(str, range(10))] if c == " " else [c, *map(str, reach[int(c)])] for c in text]
     texts = ("".join(digits).lstrip() for digits in itertools.product(*options))
     # filled boxes stay contiguous and a number does not start with 0
     values = {int(t) for t in texts if " " not in t and not (len(t) > 1 and t[0] == "0")} - {old}
@@ -129,56 +169,73 @@ def overwrite_value(old: int, target: int, n_boxes: int) -> int | None:
     return min(candidates, key=lambda v: (abs(v - target), v)) if candidates else None
 
 
-def _visible_kind(rng: np.random.Generator, settings: SynthSettings, allow_overwrite: bool = True) -> str:
-    weights = np.asarray(settings.alteration_weights, float) * [allow_overwrite, 1, 1, 1]
+def _visible_kind(rng: np.random.Generator, settings: SynthSettings, picker: StylePicker,
+                  allow_overwrite: bool = True) -> str | None:
+    """A visible kind by ``alteration_weights``, among kinds with an active style (None if none is left)."""
+    allowed = [(k != "overwrite" or allow_overwrite) and k in picker.kinds for k in VISIBLE_KINDS]
+    weights = np.asarray(settings.alteration_weights, float) * allowed
+    if weights.sum() <= 0:
+        weights = np.asarray(allowed, float)
+        if weights.sum() <= 0:
+            return None
     return VISIBLE_KINDS[int(rng.choice(len(VISIBLE_KINDS), p=weights / weights.sum()))]
 
 
-def _realise(rng: np.random.Generator, old: int, target: int, settings: SynthSettings,
-             exact: bool) -> tuple[int, str]:
-    """How a visible change from ``old`` toward ``target`` is made: kind and resulting number. An overwrite
-    reaches the nearest number its digits allow; where that will not do (``exact`` totals) another kind is used."""
-    kind = _visible_kind(rng, settings)
+def _realise(rng: np.random.Generator, old: int, target: int, settings: SynthSettings, exact: bool,
+             picker: StylePicker) -> tuple[int, str, str]:
+    """How a visible change from ``old`` toward ``target`` is made: resulting number, kind and style. An
+    overwrite reaches the nearest number its style's digits allow; where that will not do (``exact`` totals)
+    another kind is used (or, with no other kind active, the change is dropped)."""
+    kind = _visible_kind(rng, settings, picker)
     if kind == "overwrite":
-        value = overwrite_value(old, target, len(str(MAX_COUNT)))
+        style = picker.style(kind)
+        value = overwrite_value(old, target, len(str(MAX_COUNT)), ANY_DIGIT if style in ANY_DIGIT_STYLES
+                                else OVERWRITES_TO)
         if value is not None and (value == target or not exact):
-            return value, kind
-        kind = _visible_kind(rng, settings, allow_overwrite=False)
-    return target, kind
+            return value, kind, style
+        kind = _visible_kind(rng, settings, picker, allow_overwrite=False)
+        if kind is None:
+            return old, "none", "none"
+    return target, kind, picker.style(kind)
 
 
 def _tamper(rng: np.random.Generator, values: dict[str, int], parties: tuple[str, ...], settings: SynthSettings,
-            exclude: frozenset[str], visible: bool) -> dict[str, tuple[int, str]]:
-    """Changed fields with their new number and alteration kind (``fabricated`` unless ``visible``)."""
+            exclude: frozenset[str], picker: StylePicker | None) -> dict[str, tuple[int, str, str]]:
+    """Changed fields with their new number, alteration kind and style (``fabricated`` without a ``picker``)."""
+    def realise(f: str, v: int, exact: bool) -> tuple[int, str, str]:
+        return _realise(rng, values[f], v, settings, exact, picker) if picker else (v, "fabricated", "fabricated")
+
     targets = shift_toward_ruling(rng, values, parties, settings.max_altered_fields, exclude)
-    changes = {f: _realise(rng, values[f], v, settings, exact=False) if visible else (v, "fabricated")
-               for f, v in targets.items()}
+    changes = {f: realise(f, v, exact=False) for f, v in targets.items()}
     if changes and rng.random() < settings.adjust_totals_rate:
-        totals = adjust_totals(values, {f: v for f, (v, _) in changes.items()}, exclude)
-        changes.update({f: _realise(rng, values[f], v, settings, exact=True) if visible else (v, "fabricated")
-                        for f, v in totals.items()})
-    return changes
+        totals = adjust_totals(values, {f: v for f, (v, _, _) in changes.items()}, exclude)
+        changes.update({f: realise(f, v, exact=True) for f, v in totals.items()})
+    return {f: c for f, c in changes.items() if c[1] != "none"}
 
 
 def plan_content(rng: np.random.Generator, station: Station, settings: SynthSettings,
-                 parties: tuple[str, ...], count_fields: tuple[str, ...]) -> SheetContent:
-    """Decide every count field's original and final written number and alteration kind for one sheet."""
+                 parties: tuple[str, ...], count_fields: tuple[str, ...],
+                 picker: StylePicker | None = None) -> SheetContent:
+    """Decide every count field's original and final written number, alteration kind and style for one sheet
+    (``picker``: the tampering styles to use, classic when None)."""
+    picker = picker or StylePicker.classic()
     original = {f: station.counts[f] for f in count_fields}
     error_field = None
     if rng.random() < settings.arithmetic_error_rate:
         error_field, original[error_field] = arithmetic_slip(rng, original)
     final, kinds = dict(original), dict.fromkeys(count_fields, "none")
+    styles = dict(kinds)
     if rng.random() < settings.fabricated_rate:
-        for f, (v, kind) in _tamper(rng, final, parties, settings, frozenset(), visible=False).items():
-            final[f], original[f], kinds[f] = v, v, kind  # no trace: the new number is all there is
+        for f, (v, kind, style) in _tamper(rng, final, parties, settings, frozenset(), None).items():
+            final[f], original[f], kinds[f], styles[f] = v, v, kind, style  # no trace: the new number is all
     rate = settings.altered_rate_present if station.opposition_present else settings.altered_rate_absent
     if rng.random() < rate:
         touched = frozenset(f for f, k in kinds.items() if k != "none")
-        for f, (v, kind) in _tamper(rng, final, parties, settings, touched, visible=True).items():
-            final[f], kinds[f] = v, kind
+        for f, (v, kind, style) in _tamper(rng, final, parties, settings, touched, picker).items():
+            final[f], kinds[f], styles[f] = v, kind, style
     blank = {f: final[f] == 0 and kinds[f] in ("none", "fabricated") and rng.random() < settings.zero_blank_rate
              for f in count_fields}
-    fields = {f: FieldPlan(f, station.counts[f], original[f], None if blank[f] else final[f], kinds[f])
+    fields = {f: FieldPlan(f, station.counts[f], original[f], None if blank[f] else final[f], kinds[f], styles[f])
               for f in count_fields}
     adjusted = any(kinds[f] != "none" for f in ARITHMETIC_FIELDS)
     return SheetContent(station, fields, error_field, adjusted)

@@ -155,3 +155,4 @@ def test_quick_bench_reports_measured_figures():
     result = run_bench({"synth": {"workers": 1}}, quick=True)
     assert result["sheets"] == 6 and result["dpi"] == 200 and result["sheets_per_s"] > 0
     assert result["meets_target"] == (result["sheets_per_s"] >= result["target_sheets_per_s"])
+    assert result["heldout_cpu_ms_per_sheet"] > 0
