@@ -22,8 +22,9 @@ from pipeline.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-BENCH_STAGES = ("synth", "vision", "model", "audit", "report", "scale")
-BENCH_MODULES = {"scale": "pipeline.engine.bench"}
+BENCH_STAGES = ("synth", "vision", "model", "audit", "report", "scale", "fuzz", "faults", "tables", "forms")
+BENCH_MODULES = {"scale": "pipeline.engine.bench", "fuzz": "pipeline.engine.fuzz_bench",
+                 "faults": "pipeline.engine.faults", "tables": "pipeline.audit.table_bench"}
 
 
 def machine_info() -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.errors import ConfigError
 from pipeline.forms.template import MM_PER_INCH, Field, Rect, Template
 
 INK = 0
@@ -59,8 +60,26 @@ def _draw_field(img: np.ndarray, f: Field, dpi: float, line_mm: float) -> None:
         draw_text(img, "SI", b.x + b.w + 1.5, b.y + b.h - 1.0, SMALL_SIZE_MM, dpi)
 
 
+def reference_page(template: Template, dpi: float) -> np.ndarray:
+    """A reference-image template's page: its reference scan, in grey, resized to the template at ``dpi``.
+
+    Raises:
+        ConfigError: the reference image is not found (the message names every place looked in) or unreadable.
+    """
+    if template.reference is None:
+        raise ConfigError(f"template '{template.name}': reference image '{template.raw.get('reference')}' not "
+                          f"found; looked in: {', '.join(template.reference_places)}")
+    grey = cv2.imread(str(template.reference), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise ConfigError(f"template '{template.name}': cannot read the reference image {template.reference}")
+    return cv2.resize(grey, template.size_px(dpi), interpolation=cv2.INTER_AREA)
+
+
 def render_blank(template: Template, dpi: float = 200) -> np.ndarray:
-    """The empty printed form at ``dpi`` as a uint8 greyscale image (white paper, black print)."""
+    """The empty printed form at ``dpi`` as a uint8 greyscale image (white paper, black print); for a
+    reference-image template, its reference scan (:func:`reference_page`)."""
+    if template.uses_reference:
+        return reference_page(template, dpi)
     width, height = template.size_px(dpi)
     img = np.full((height, width), PAPER, np.uint8)
     raw, line = template.raw, template.raw.get("line_width", 0.35)

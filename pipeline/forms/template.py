@@ -3,6 +3,15 @@
 The template is the single source of truth for geometry: the renderer draws it, the synthetic generator writes
 into its boxes, and the reader maps scans back onto it. Geometry is kept in millimetres; ``*_px`` helpers
 convert at a given resolution.
+
+Two kinds of template (``geometry``):
+
+* ``mm`` (the default, the 1988 acta): a printed page in millimetres, fields as rows of equal boxes, registered
+  on four corner fiducials (``registration: fiducials``).
+* ``reference_image``: a form of unknown print size described in pixels on a reference scan shipped beside the
+  template (:mod:`pipeline.forms.reference` parses it). Pixels become millimetres through ``reference_dpi``, so
+  the reader's millimetre thresholds keep their meaning; the page is registered by matching local features with
+  the reference (``registration: reference_features``, :mod:`pipeline.vision.align`).
 """
 
 from __future__ import annotations
@@ -18,6 +27,10 @@ from pipeline.errors import ConfigError
 MM_PER_INCH = 25.4
 DEFAULT_TEMPLATE = Path(__file__).with_name("acta1988.yaml")
 FIELD_KINDS = ("id", "count", "choice", "tick")
+#: Geometry kinds: millimetres on a printed page, or pixels on a reference image.
+GEOMETRY_MM, GEOMETRY_REFERENCE = "mm", "reference_image"
+#: Registration kinds: the printed corner fiducials, or local features matched with the reference image.
+REGISTER_FIDUCIALS, REGISTER_FEATURES = "fiducials", "reference_features"
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,9 @@ class Field:
 
     ``boxes`` are in reading order. For ``choice`` fields ``options`` names each box; a ``tick`` field has one box.
     ``party`` marks the per-party vote counts; ``party_of`` links a representative tick to its party's count.
+    ``role`` says what the field counts (``candidate``, ``valid_total``, ``invalid`` ...; reference-image templates).
+    ``beside``: a count field's replacement digits may be written right of its boxes (the acta; not where the
+    boxes fill a table column).
     """
 
     name: str
@@ -55,6 +71,8 @@ class Field:
     options: tuple[str, ...] = ()
     party: bool = False
     party_of: str | None = None
+    role: str | None = None
+    beside: bool = True
 
     @property
     def is_numeric(self) -> bool:
@@ -78,7 +96,14 @@ class Field:
 
 @dataclass(frozen=True)
 class Template:
-    """The whole printed form. ``raw`` keeps the YAML mapping for the renderer's decorative elements."""
+    """The whole printed form. ``raw`` keeps the YAML mapping for the renderer's decorative elements.
+
+    Reference-image templates have no fiducials and no orientation mark; ``reference`` is the resolved path of
+    their reference image (``None`` when it is not found: ``reference_places`` lists where it was looked for),
+    ``reference_size`` its (width, height) in pixels and ``reference_dpi`` the scale their pixels are read at.
+    ``filler_marks`` are what the form's users write in unused leading boxes (``x``, ``dash``, ``zero``) and
+    ``rules`` the form's arithmetic as data (``pair_1 + pair_2 == valid``; :mod:`pipeline.audit.rules`).
+    """
 
     name: str
     width_mm: float
@@ -87,8 +112,16 @@ class Template:
     frame: Rect
     frame_line_mm: float
     fiducials: tuple[Rect, ...]
-    orientation_mark: Rect
+    orientation_mark: Rect | None
     raw: dict
+    geometry: str = GEOMETRY_MM
+    registration: str = REGISTER_FIDUCIALS
+    reference: Path | None = None
+    reference_size: tuple[int, int] | None = None
+    reference_dpi: float | None = None
+    reference_places: tuple[str, ...] = ()
+    filler_marks: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
 
     def size_px(self, dpi: float) -> tuple[int, int]:
         """Page size ``(width, height)`` in pixels at ``dpi``."""
@@ -110,6 +143,17 @@ class Template:
     def parties(self) -> tuple[str, ...]:
         """Names of the per-party count fields, in form order."""
         return tuple(f.name for f in self.fields if f.party)
+
+    @property
+    def uses_reference(self) -> bool:
+        """True for a template registered by matching features with its reference image."""
+        return self.registration == REGISTER_FEATURES
+
+    def reference_to_template(self, dpi: float) -> float:
+        """Scale from reference-image pixels to template pixels at ``dpi``."""
+        if self.reference_dpi is None:
+            raise ValueError(f"template '{self.name}' has no reference image")
+        return dpi / self.reference_dpi
 
     def fiducial_centres_mm(self) -> list[tuple[float, float]]:
         """Centres of the four corner fiducials: top-left, top-right, bottom-right, bottom-left."""
@@ -139,8 +183,22 @@ def _fiducials(page_w: float, page_h: float, frame: Rect, size: float, inset: fl
             Rect(right, bottom, size, size), Rect(left, bottom, size, size))
 
 
-def parse_template(raw: dict) -> Template:
-    """Build a :class:`Template` from its YAML mapping."""
+def parse_template(raw: dict, base_dir: Path | None = None) -> Template:
+    """Build a :class:`Template` from its YAML mapping (``base_dir``: the folder of the file, for a reference
+    image named relative to it).
+
+    Raises:
+        ConfigError: a key is missing or has a bad value; the message names it.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a form template must be a mapping, got {type(raw).__name__}")
+    if raw.get("geometry", GEOMETRY_MM) != GEOMETRY_MM:
+        from pipeline.forms.reference import parse_reference_template
+        return parse_reference_template(raw, base_dir or Path.cwd())
+    if raw.get("registration", REGISTER_FIDUCIALS) != REGISTER_FIDUCIALS:
+        raise ConfigError(f"form template registration: a millimetre template registers by "
+                          f"'{REGISTER_FIDUCIALS}', got {raw.get('registration')!r} ('{REGISTER_FEATURES}' needs "
+                          f"geometry: {GEOMETRY_REFERENCE})")
     try:
         fr = raw["frame"]
         frame = Rect(fr["x"], fr["y"], fr["width"], fr["height"])
@@ -156,6 +214,15 @@ def parse_template(raw: dict) -> Template:
         raise ConfigError(f"template '{raw.get('name', '?')}' lacks required key {exc}") from exc
 
 
+def portable_raw(template: Template) -> dict:
+    """The template's YAML mapping, made loadable from any folder: a reference image that was found is named by
+    its absolute folder (first in ``reference_search``)."""
+    raw = dict(template.raw)
+    if template.reference is not None:
+        raw["reference_search"] = [str(template.reference.parent), *raw.get("reference_search", [])]
+    return raw
+
+
 @lru_cache(maxsize=8)
 def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
     """Load and parse a template YAML file (cached: templates are immutable)."""
@@ -163,4 +230,4 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read form template ({exc})") from exc
-    return parse_template(raw)
+    return parse_template(raw, Path(path).parent)

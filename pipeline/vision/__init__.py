@@ -28,9 +28,29 @@ Scripts that call :func:`read_batch` with more than one worker need the usual ``
 guard: workers are started by a fork server, which imports the main module.
 """
 
-from pipeline.vision.batch import read_batch
-from pipeline.vision.normalise import to_mnist
-from pipeline.vision.page import DigitCrop, Mark, PageRead, read_page
-from pipeline.vision.settings import ReadSettings
+from __future__ import annotations
 
-__all__ = ["DigitCrop", "Mark", "PageRead", "ReadSettings", "read_batch", "read_page", "to_mnist"]
+import importlib
+
+#: Public name -> the module defining it (imported on first use).
+_EXPORTS = {
+    "read_batch": "pipeline.vision.batch",
+    "to_mnist": "pipeline.vision.normalise",
+    "DigitCrop": "pipeline.vision.page",
+    "Mark": "pipeline.vision.page",
+    "PageRead": "pipeline.vision.page",
+    "read_page": "pipeline.vision.page",
+    "ReadSettings": "pipeline.vision.settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use (PEP 562), so that importing the package (as every
+    ``python -m pipeline`` call does through its command modules) loads no heavy library."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,16 +32,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+import yaml
 from tqdm import tqdm
 
-from pipeline.atomic import temp_path
+from pipeline.atomic import temp_path, write_text_atomic
 from pipeline.engine import EngineSettings, map_items
 from pipeline.engine import parts as pt
 from pipeline.engine.lock import folder_lock, remove_scratch
 from pipeline.engine.pool import WORKER_DIED
 from pipeline.engine.stream import CsvSink, NpyWriter, ParquetSink
 from pipeline.errors import is_fatal_os_error
-from pipeline.forms.template import Template, load_template
+from pipeline.forms.template import Template, load_template, portable_raw
 from pipeline.vision import settings as st
 from pipeline.vision.loading import ScanPage, discover_scans, load_pages, sheet_stem
 from pipeline.vision.normalise import MNIST_SIZE
@@ -54,9 +55,11 @@ PAGE_COLUMNS = ["sheet_id", "source", "page", "status", "reason", "registration_
                 "flipped", "n_fiducials", "residual_px", "line_agreement", "template_fit", "orientation_margin",
                 "unbent_mm", "n_digits", "homography", "displacement", "cpu_s"]
 CROP_COLUMNS = ["sheet_id", "field", "box", "slot", "box_status", "digit_row", "x0", "y0", "x1", "y1", "ink_pixels",
-                "ink_mean", "n_components", "box_x0", "box_y0", "box_x1", "box_y1", "field_x0", "field_y0"]
+                "ink_mean", "n_components", "box_x0", "box_y0", "box_x1", "box_y1", "field_x0", "field_y0", "filler"]
 MARK_COLUMNS = ["sheet_id", "field", "option", "ink_ratio", "ticked"]
 FIELDS_DIR, REGISTERED_DIR = "fields", "registered"
+#: The run's form template, written when it is not the packaged acta.
+TEMPLATE_FILE = "template.yaml"
 #: Status of a file whose name cannot be a sheet id (it would name a path outside the run folder, e.g. '...png').
 UNSAFE_NAME = "unsafe_name"
 STAGE_READ, STAGE_NONE = "read", "none"
@@ -414,6 +417,14 @@ def _manifest_rows(paths: list[Path], rows: dict, dupes: dict[Path, Path]) -> li
             if p in dupes else rows[p][0] for p in paths]
 
 
+def record_template(template: Template, out: Path) -> Path:
+    """Write the run's form template into the run folder (``template.yaml``) for the stages after reading; runs
+    of the packaged acta (no ``read.template``) have none."""
+    path = out / TEMPLATE_FILE
+    write_text_atomic(path, yaml.safe_dump(portable_raw(template), sort_keys=False, allow_unicode=True))
+    return path
+
+
 def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSettings | None = None,
                engine: EngineSettings | None = None) -> Path:
     """Read scans (files or folders, recursively) into the run folder ``out``; returns ``out``.
@@ -437,5 +448,7 @@ def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSetti
         rows = read_all([p for p in scans if p not in dupes], out, settings, engine)
         counts = merge_parts(scans, rows, dupes, out)
         pt.write_manifest(_manifest_rows(scans, rows, dupes), out / pt.MANIFEST_FILE)
+        if settings.template:
+            record_template(load_template(settings.template), out)
     log.info("read %d page(s): %s", counts.total(), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return out

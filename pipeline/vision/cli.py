@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.config import build_settings
 from pipeline.engine.settings import add_engine_arguments, engine_from_args
 from pipeline.errors import ExitCode
-from pipeline.vision.batch import read_batch
 from pipeline.vision.settings import OK, ReadSettings
 
 
@@ -22,11 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder to write, e.g. data/interim/<run>")
     add_engine_arguments(p)
     p.add_argument("--dpi", type=float, help="reading resolution in dpi (default 200)")
-    p.add_argument("--template", type=str, help="form template YAML (default: the packaged acta)")
+    p.add_argument("--template", "--form", dest="template", type=str, metavar="TEMPLATE",
+                   help="form template YAML (default: the packaged acta); e.g. "
+                        "pipeline/forms/templates/c1_2014_lampiran.yaml")
     p.set_defaults(func=_cmd_read)
 
 
 def _cmd_read(args: argparse.Namespace, config: dict) -> int:
+    import pandas as pd
+
+    from pipeline.vision.batch import read_batch  # OpenCV, pandas: loaded only when pages are read
+
     settings = build_settings(ReadSettings, "read", config, workers=args.workers, dpi=args.dpi,
                               template=args.template)
     out = read_batch(args.scans, args.out, settings, engine_from_args(args, config))

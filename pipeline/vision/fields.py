@@ -6,7 +6,7 @@ says, give or take the pixel or two that line removal searches for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cv2
@@ -18,6 +18,8 @@ from pipeline.vision.normalise import IDENTITY_STYLE, WriterStyle, binary_shape,
 from pipeline.vision.segment import BoxRead, Piece, SegmentParams, segment_field
 from pipeline.vision.settings import BOX_DIGIT, ReadSettings
 
+#: Share of a component's pixels that must lie within the rows of a table-column comb's boxes for it to be read.
+IN_BOXES_FRACTION = 0.5
 #: Pixels of anti-aliased edge kept around a digit's thresholded ink when its grey levels are cut out.
 EDGE_PAD = 1
 
@@ -52,15 +54,18 @@ class FieldDigit:
     ink_mean: float
     n_components: int
     image: np.ndarray | None
+    filler: str = ""
 
 
 @dataclass(frozen=True)
 class SegmentedField:
-    """One numeric field cut into box decisions, with the ink darkness (printed lines removed) they index into."""
+    """One numeric field cut into box decisions, with the ink darkness (printed lines removed) they index into, and
+    the filler marks (``{box: kind}``) found in its leading boxes (:mod:`pipeline.vision.filler`)."""
 
     geom: FieldGeometry
     reads: list[BoxRead]
     dark: np.ndarray
+    fillers: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class TickRead:
 def _region(field: Field, page_px: tuple[int, int], settings: ReadSettings) -> tuple[int, int, int, int]:
     """Field image rectangle: the boxes with a margin, for count fields extended right over the beside area."""
     b = field.bounds
-    right = settings.beside_right_mm if field.kind == "count" else b.x + b.w
+    right = settings.beside_right_mm if field.kind == "count" and field.beside else b.x + b.w
     m = settings.field_margin_mm
     x0, y0, x1, y1 = Rect(b.x - m, b.y - m, right - b.x + 2 * m, b.h + 2 * m).to_px(settings.dpi)
     return max(0, x0), max(0, y0), min(page_px[0], x1), min(page_px[1], y1)
@@ -88,7 +93,7 @@ def field_geometry(field: Field, page_px: tuple[int, int], settings: ReadSetting
     boxes = tuple(b.to_px(settings.dpi) for b in field.boxes)
     region = _region(field, page_px, settings)
     beside = None
-    if field.kind == "count":
+    if field.kind == "count" and field.beside:
         beside = boxes[-1][2] + round(settings.px(settings.beside_gap_mm)) - region[0]
     return FieldGeometry(field, region, boxes, beside)
 
@@ -142,16 +147,38 @@ def piece_ink(dark: np.ndarray, piece: Piece) -> np.ndarray:
     return np.where(rim, dark[y0:y1, x0:x1], 0.0)
 
 
-def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterStyle) -> FieldDigit:
+def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterStyle,
+           fillers: dict[int, str] | None = None) -> FieldDigit:
     name = geom.field.name
     if read.piece is None:
         box = geom.boxes[read.box]
-        return FieldDigit(name, read.box, read.slot, read.status, box, box, 0, 0.0, 0, None)
+        return FieldDigit(name, read.box, read.slot, read.status, box, box, 0, 0.0, 0, None,
+                          (fillers or {}).get(read.box, ""))
     p, (rx, ry) = read.piece, geom.region[:2]
     bbox = (rx + p.x0, ry + p.y0, rx + p.x1, ry + p.y1)
     values = dark[p.y0:p.y1, p.x0:p.x1][p.mask]
     return FieldDigit(name, read.box, read.slot, read.status, bbox, geom.boxes[read.box] if read.box >= 0 else bbox,
                       int(p.mask.sum()), float(values.mean()), p.n_components, to_mnist(piece_ink(dark, p), style))
+
+
+def clear_outside(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """``clean`` without the ink beside a comb that fills a table column (no digits are written beside it): ink
+    left of the first box and right of the last is the table's rules or the next column's print, and a component
+    with less than ``IN_BOXES_FRACTION`` of its pixels within the boxes' rows belongs to the rows above or below
+    (their walls, a stray stroke)."""
+    out = clean.copy()
+    out[:, :min(b[0] for b in boxes)] = False
+    out[:, max(b[2] for b in boxes):] = False
+    n, labels = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return out
+    total = np.bincount(labels.ravel(), minlength=n)
+    y0, y1 = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    inside = np.bincount(labels[y0:y1].ravel(), minlength=n)
+    drop = inside < IN_BOXES_FRACTION * total
+    drop[0] = False
+    out[drop[labels]] = False
+    return out
 
 
 def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
@@ -165,6 +192,8 @@ def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, s
     ink = ink_mask(dark, settings, boxes, round(settings.px(settings.fold_clear_mm)) + search, search)
     clean, removed, band = remove_lines(ink, boxes, search, settings.line_min_fill,
                                         round(settings.px(settings.line_halo_mm)))
+    if not geom.field.beside:
+        clean = clear_outside(clean, boxes)
     dark = np.where(removed, 0.0, dark)
     reads = segment_field(clean, boxes, geom.beside_x0, params, band)
     return image, SegmentedField(geom, reads, dark)
@@ -172,7 +201,7 @@ def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, s
 
 def field_digits(field: SegmentedField, style: WriterStyle = IDENTITY_STYLE) -> list[FieldDigit]:
     """The crops of one segmented field, normalised with the writer's ``style`` undone."""
-    return [_digit(field.geom, r, field.dark, style) for r in field.reads]
+    return [_digit(field.geom, r, field.dark, style, field.fillers) for r in field.reads]
 
 
 def _is_single_digit(read: BoxRead) -> bool:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from pipeline.forms.template import Template, load_template
 from pipeline.vision import settings as st
+from pipeline.vision.align import register_reference
+from pipeline.vision.boxes import snap_geometry
 from pipeline.vision.fields import (
     FieldDigit,
+    FieldGeometry,
     SegmentedField,
     TickRead,
     geometry_of,
@@ -19,6 +22,7 @@ from pipeline.vision.fields import (
     segment_numeric,
     sheet_digits,
 )
+from pipeline.vision.filler import mark_fillers
 from pipeline.vision.normalise import MNIST_SIZE
 from pipeline.vision.register import (
     OrientationUncertain,
@@ -47,6 +51,7 @@ class DigitCrop:
     ``digit_row`` indexes :attr:`PageRead.digits` (-1 when there is no ink: an empty box). All rectangles are in
     template pixels at the reading dpi, end-exclusive: ``x0 y0 x1 y1`` the crop's ink (the box for an empty one),
     ``box_x0 .. box_y1`` the printed box, ``field_x0 field_y0`` the top-left corner of the field image.
+    ``filler`` names the filler mark (``x``, ``dash``) found in an unused leading box, which is then ``empty``.
     """
 
     sheet_id: str
@@ -68,6 +73,7 @@ class DigitCrop:
     box_y1: int
     field_x0: int
     field_y0: int
+    filler: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,27 +141,41 @@ def _caveats(reg: Registration) -> str:
     return "; ".join(notes)
 
 
-def _read_fields(registered: np.ndarray, reg: Registration, template: Template,
-                 settings: ReadSettings) -> tuple[list[FieldDigit], list[TickRead], dict[str, np.ndarray]]:
+def _read_fields(registered: np.ndarray, reg: Registration, template: Template, settings: ReadSettings
+                 ) -> tuple[list[FieldDigit], list[TickRead], dict[str, np.ndarray], dict[str, FieldGeometry]]:
     """Every field of the page: crops (normalised once the writer's style is known from all of them), tick
-    marks and field images."""
+    marks, field images, and each field's geometry (a reference-image template's boxes snapped onto the printed
+    lines: :mod:`pipeline.vision.boxes`)."""
     params = SegmentParams.from_settings(settings)
     segmented: list[SegmentedField] = []
     ticks: list[TickRead] = []
     images: dict[str, np.ndarray] = {}
+    geoms: dict[str, FieldGeometry] = {}
     for f in template.fields:
         geom = geometry_of(f, template, settings)
+        if template.uses_reference:
+            geom = snap_geometry(registered, geom, reg.black, settings)
+        geoms[f.name] = geom
         if f.is_numeric:
             images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params)
+            if template.filler_marks:
+                field = with_fillers(field, template.filler_marks)
             segmented.append(field)
         else:
             images[f.name], marks = read_ticks(registered, geom, reg.black, settings)
             ticks += marks
-    return sheet_digits(segmented, settings), ticks, images
+    return sheet_digits(segmented, settings), ticks, images, geoms
 
 
-def _crop_rows(sheet_id: str, digits: list[FieldDigit], template: Template,
-               settings: ReadSettings) -> tuple[tuple[DigitCrop, ...], np.ndarray]:
+def with_fillers(field: SegmentedField, marks: tuple[str, ...]) -> SegmentedField:
+    """``field`` with the filler marks of its leading boxes read as empty boxes (:mod:`pipeline.vision.filler`)."""
+    heights = [y1 - y0 for _, y0, _, y1 in field.geom.boxes]
+    reads, kinds = mark_fillers(field.reads, heights, marks)
+    return SegmentedField(field.geom, reads, field.dark, kinds) if kinds else field
+
+
+def _crop_rows(sheet_id: str, digits: list[FieldDigit], geoms: dict[str, FieldGeometry]
+               ) -> tuple[tuple[DigitCrop, ...], np.ndarray]:
     """Table rows for the crops and the stacked MNIST images they point to."""
     rows, images = [], []
     for d in digits:
@@ -163,9 +183,9 @@ def _crop_rows(sheet_id: str, digits: list[FieldDigit], template: Template,
         if d.image is not None:
             row = len(images)
             images.append(d.image)
-        origin = geometry_of(template.field(d.field), template, settings).region[:2]
+        origin = geoms[d.field].region[:2]
         rows.append(DigitCrop(sheet_id, d.field, d.box, d.slot, d.status, row, *d.bbox, d.ink_pixels,
-                              round(d.ink_mean, 4), d.n_components, *d.box_rect, *origin))
+                              round(d.ink_mean, 4), d.n_components, *d.box_rect, *origin, d.filler))
     stack = np.stack(images) if images else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
     return tuple(rows), stack
 
@@ -208,6 +228,8 @@ def read_page(image: np.ndarray, sheet_id: str, settings: ReadSettings | None = 
     settings = settings or ReadSettings()
     template = template or (load_template(settings.template) if settings.template else load_template())
     grey = as_grey(image)
+    if template.uses_reference:
+        return read_reference_page(grey, sheet_id, template, settings)
     try:
         reg = register(grey, template, settings)
     except OrientationUncertain as exc:
@@ -226,8 +248,39 @@ def read_page(image: np.ndarray, sheet_id: str, settings: ReadSettings | None = 
         return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: only {agreement:.0%} of the printed lines are "
                         f"where the form has them (registration score {score:.2f} < "
                         f"{settings.min_registration_score})", **common)
-    digits, ticks, images = _read_fields(registered, reg, template, settings)
-    crops, stack = _crop_rows(sheet_id, digits, template, settings)
+    digits, ticks, images, geoms = _read_fields(registered, reg, template, settings)
+    crops, stack = _crop_rows(sheet_id, digits, geoms)
     marks = tuple(Mark(sheet_id, t.field, t.option, round(t.ink_ratio, 4), t.ticked) for t in ticks)
     return PageRead(sheet_id, st.OK, _caveats(reg), registered=registered, crops=crops, digits=stack, marks=marks,
                     field_images=images, **common)
+
+
+def template_settings(settings: ReadSettings, template: Template) -> ReadSettings:
+    """``settings`` with the template's own ``read`` overrides (reference-image templates; validated on load)."""
+    overrides = template.raw.get("read") or {}
+    return replace(settings, **overrides) if overrides else settings
+
+
+def read_reference_page(grey: np.ndarray, sheet_id: str, template: Template, settings: ReadSettings) -> PageRead:
+    """:func:`read_page` for a template registered on its reference image (:mod:`pipeline.vision.align`).
+
+    The registration score is the correlation of the page's print with the reference's; ``template_fit`` repeats
+    it, ``orientation_margin`` is the winning quarter turn's lead in matched features (NaN when the first turn was
+    taken without trying the others), and ``line_agreement`` the share of the boxes' printed outlines found.
+    """
+    settings = template_settings(settings, template)
+    try:
+        aligned = register_reference(grey, template, settings)
+    except RegistrationError as exc:
+        return PageRead(sheet_id, st.NOT_A_FORM, f"not this form: {exc}")
+    reg = aligned.registration
+    registered = warp_to_template(grey, reg, template, settings)
+    digits, ticks, images, geoms = _read_fields(registered, reg, template, settings)
+    crops, stack = _crop_rows(sheet_id, digits, geoms)
+    marks = tuple(Mark(sheet_id, t.field, t.option, round(t.ink_ratio, 4), t.ticked) for t in ticks)
+    return PageRead(sheet_id, st.OK, f"{aligned.inliers} features matched the reference", score=round(
+        aligned.correlation, 4), registered=registered, crops=crops, digits=stack, marks=marks, field_images=images,
+        rotation_fixed_deg=round(reg.rotation_deg, 2), flipped=reg.quarter_turns == UPSIDE_DOWN, n_fiducials=0,
+        residual_px=round(reg.residual_px, 2), line_agreement=round(aligned.line_agreement, 4),
+        template_fit=round(reg.template_fit, 4), orientation_margin=round(reg.orientation_margin, 4),
+        homography=reg.homography)
