@@ -37,8 +37,8 @@ MARKS_COLUMNS = ("sheet_id", "field", "option", "ticked")
 #: Types of the ``pages.csv`` columns the reader writes that are not text (docs/DATA.md section 2). The audit reads
 #: the file as text and converts these, so every chunk of a streamed audit gets the same column types.
 PAGE_NUMBERS = {"page": "Int64", "registration_score": "float64", "rotation_fixed_deg": "float64",
-                "n_fiducials": "Int64", "residual_px": "float64", "line_agreement": "float64", "template_fit": "float64",
-                "orientation_margin": "float64", "unbent_mm": "float64", "n_digits": "Int64",
+                "n_fiducials": "Int64", "residual_px": "float64", "line_agreement": "float64",
+                "template_fit": "float64", "orientation_margin": "float64", "unbent_mm": "float64", "n_digits": "Int64",
                 "cpu_s": "float64"}
 PAGE_YES_NO = ("flipped",)
 #: Status given to a sheet that has readings but no row in pages.csv.

@@ -204,7 +204,7 @@ def field_digits(field: SegmentedField, style: WriterStyle = IDENTITY_STYLE) -> 
     return [_digit(field.geom, r, field.dark, style, field.fillers) for r in field.reads]
 
 
-def _is_single_digit(read: BoxRead) -> bool:
+def is_single_digit(read: BoxRead) -> bool:
     """A single digit in a box: what tells the writer's style (ambiguous crops and digits beside do not)."""
     return read.status == BOX_DIGIT and read.box >= 0 and read.piece is not None
 
@@ -214,7 +214,7 @@ def sheet_digits(fields: list[SegmentedField], settings: ReadSettings) -> list[F
     estimated from the shapes of the sheet's single digits."""
     style = IDENTITY_STYLE
     if settings.writer_normalisation:
-        shapes = [binary_shape(piece_ink(f.dark, r.piece)) for f in fields for r in f.reads if _is_single_digit(r)]
+        shapes = [binary_shape(piece_ink(f.dark, r.piece)) for f in fields for r in f.reads if is_single_digit(r)]
         style = estimate_writer_style(shapes, settings.writer_min_digits, settings.writer_max_width_factor,
                                       settings.writer_max_shear)
     return [d for f in fields for d in field_digits(f, style)]

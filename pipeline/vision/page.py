@@ -18,6 +18,7 @@ from pipeline.vision.fields import (
     SegmentedField,
     TickRead,
     geometry_of,
+    is_single_digit,
     read_ticks,
     segment_numeric,
     sheet_digits,
@@ -145,7 +146,33 @@ def _read_fields(registered: np.ndarray, reg: Registration, template: Template, 
                  ) -> tuple[list[FieldDigit], list[TickRead], dict[str, np.ndarray], dict[str, FieldGeometry]]:
     """Every field of the page: crops (normalised once the writer's style is known from all of them), tick
     marks, field images, and each field's geometry (a reference-image template's boxes snapped onto the printed
-    lines: :mod:`pipeline.vision.boxes`)."""
+    lines: :mod:`pipeline.vision.boxes`).
+
+    A faint writer (pencil, a light hand: :func:`writer_ink` below ``faint_writer_ink``) is read again with the ink
+    thresholds lowered in proportion to the writer's own ink, so that the faintest strokes of the sheet's digits
+    are not lost; erasure remains stay as much fainter than that writer's ink as they were.
+    """
+    segmented, ticks, images, geoms = _segment_fields(registered, reg, template, settings)
+    ink = writer_ink(segmented, settings.writer_min_digits)
+    if ink is not None and ink < settings.faint_writer_ink:
+        factor = max(settings.faint_writer_floor, ink / settings.writer_reference_ink)
+        faint = replace(settings, ink_threshold=settings.ink_threshold * factor,
+                        faint_ink_threshold=settings.faint_ink_threshold * factor)
+        segmented, ticks, images, geoms = _segment_fields(registered, reg, template, faint)
+    return sheet_digits(segmented, settings), ticks, images, geoms
+
+
+def writer_ink(fields: list[SegmentedField], min_digits: int) -> float | None:
+    """Median darkness (0 paper, 1 print black) of the single digits of a sheet: how dark its writer's pen is;
+    ``None`` with fewer than ``min_digits`` digits."""
+    inks = [float(f.dark[r.piece.y0:r.piece.y1, r.piece.x0:r.piece.x1][r.piece.mask].mean())
+            for f in fields for r in f.reads if is_single_digit(r)]
+    return float(np.median(inks)) if len(inks) >= min_digits else None
+
+
+def _segment_fields(registered: np.ndarray, reg: Registration, template: Template, settings: ReadSettings
+                    ) -> tuple[list[SegmentedField], list[TickRead], dict[str, np.ndarray], dict[str, FieldGeometry]]:
+    """Every field of the page segmented with ``settings``' ink thresholds."""
     params = SegmentParams.from_settings(settings)
     segmented: list[SegmentedField] = []
     ticks: list[TickRead] = []
@@ -164,7 +191,7 @@ def _read_fields(registered: np.ndarray, reg: Registration, template: Template, 
         else:
             images[f.name], marks = read_ticks(registered, geom, reg.black, settings)
             ticks += marks
-    return sheet_digits(segmented, settings), ticks, images, geoms
+    return segmented, ticks, images, geoms
 
 
 def with_fillers(field: SegmentedField, marks: tuple[str, ...]) -> SegmentedField:

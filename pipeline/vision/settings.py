@@ -95,7 +95,12 @@ class ReadSettings:
         jpeg_quality: quality of ``registered/<sheet_id>.jpg``.
         writer_normalisation: undo the sheet writer's squeeze and slant relative to MNIST before normalising
             (:mod:`pipeline.vision.normalise`); off, every digit keeps its proportions as in plain MNIST.
-        writer_min_digits: fewest single digits on a sheet from which its writer's style is estimated.
+        writer_min_digits: fewest single digits on a sheet from which its writer's style (and ink) is estimated.
+        faint_writer_ink: a sheet whose digits' median darkness (0 paper, 1 print black) is below this is written
+            faintly (pencil, a light hand) and is read again with its ink thresholds lowered.
+        writer_reference_ink: the median darkness of an ordinary pen's digits; a faint writer's thresholds are
+            scaled by its own ink over this.
+        faint_writer_floor: the thresholds are never scaled below this fraction.
         writer_max_width_factor: largest widening (or narrowing) applied for a writer.
         writer_max_shear: largest slant correction (horizontal shift per unit of height) applied for a writer.
     """
@@ -148,6 +153,9 @@ class ReadSettings:
     jpeg_quality: int = 90
     writer_normalisation: bool = True
     writer_min_digits: int = 6
+    faint_writer_ink: float = 0.33
+    writer_reference_ink: float = 0.45
+    faint_writer_floor: float = 0.6
     writer_max_width_factor: float = 1.5
     writer_max_shear: float = 0.4
 

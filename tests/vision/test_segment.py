@@ -159,3 +159,32 @@ def test_a_digit_whose_tail_leaves_the_image_is_kept(params):
     mask = ink(("ellipse", (174, 40), (12, 14)), ("line", (186, 40), (182, SHAPE[0])))
     assert decisions(segment_field(mask, BOXES, BESIDE, params)) == [
         (0, 0, BOX_EMPTY), (1, 0, BOX_EMPTY), (2, 0, BOX_DIGIT)]
+
+
+#: Darkness of the test's pencil relative to the print: only the cores of some strokes reach the ordinary ink threshold.
+PENCIL = 0.22
+
+
+def test_a_faint_writer_is_read_again_with_lower_ink_thresholds(template, mnist, settings):
+    """Pencil digits too faint for the ordinary ink threshold are found once the sheet's own ink is known."""
+    from dataclasses import replace
+
+    from pipeline.vision.page import read_page
+    from tests.vision.conftest import fill_form
+
+    page, written = fill_form(template, mnist, seed=3)
+    pencil = np.where(page < 250, 255 - (255 - page.astype(np.float32)) * PENCIL, page).astype(np.uint8)
+    print_only = render_blank_like(template, page.shape)
+    faint = np.minimum(pencil, print_only)  # the print stays black, the handwriting is a faint grey
+    faint_read = read_page(faint, "pencil", settings, template)
+    plain = read_page(faint, "pencil", replace(settings, faint_writer_ink=0.0), template)
+    digits = sum(1 for c in faint_read.crops if c.box_status == "digit" and c.box >= 0)
+    assert digits > sum(1 for c in plain.crops if c.box_status == "digit" and c.box >= 0)
+    assert digits == len(written)
+
+
+def render_blank_like(template, shape):
+    from pipeline.forms import render_blank
+    blank = render_blank(template, 200)
+    assert blank.shape == shape
+    return blank
