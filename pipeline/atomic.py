@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where arrays are written, not by every command's --help
+    import numpy as np
 
 
 def temp_path(path: Path) -> Path:
@@ -45,6 +47,8 @@ def savez_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
 
     def save(tmp: Path) -> None:
         with tmp.open("wb") as fh:
+            import numpy as np
+
             np.savez(fh, **arrays)
 
     return write_atomic(path, save)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,24 +30,97 @@ COMMAND_MODULES = (
     "pipeline.vision.cli",
     "pipeline.model.cli",
     "pipeline.audit.cli",
+    "pipeline.audit.table_cli",
     "pipeline.report.cli",
     "pipeline.run",
     "pipeline.bench",
 )
+#: What each command does and one example, shown by ``python -m pipeline COMMAND --help`` (a stage's own
+#: description, where it sets one, is kept).
+COMMAND_TEXT = {
+    "form": ("Render the blank 1988-style tally sheet (acta) from the form template, to print it or to test the "
+             "reader on it.", "python -m pipeline form --out blank.pdf"),
+    "template": ("Work with form templates: `template check` registers scans with a template and draws its boxes "
+                 "over each page, to check a new form's geometry before reading a batch.",
+                 "python -m pipeline template check my_form.yaml scans/ --out template-check"),
+    "synth": ("Generate synthetic scanned tally sheets with their ground truth.",
+              "python -m pipeline synth --sheets 50 --seed 7 --out data/synthetic/demo"),
+    "read": ("Register each scan onto the form (corner squares, perspective, orientation), cut every count into "
+             "MNIST-style digits and write the run folder (pages.csv, crops.parquet, digits.npy, field images).",
+             "python -m pipeline read data/synthetic/demo --out data/interim/demo"),
+    "train": ("Train the digit CNN on MNIST with handwriting augmentation, calibrate its confidence and save it as "
+              "a new version under models/ (models/current points to it).", "python -m pipeline train --epochs 5"),
+    "recognise": ("Read every digit crop of a run folder with the current model; writes digits_read.parquet and "
+                  "fields.parquet (value, confidence and alternative readings of every field).",
+                  "python -m pipeline recognise data/interim/demo"),
+    "review": ("Export the least confident reads of a run as a CSV plus PNG crops, to correct by hand for "
+               "`retrain`.", "python -m pipeline review data/interim/demo --out labels.csv"),
+    "retrain": ("Fine-tune the current model on corrected labels mixed with MNIST; the new version becomes current "
+                "only if it is better on the crops and no worse on MNIST.",
+                "python -m pipeline retrain --labels labels.csv"),
+    "audit": ("Build the sheet table and flag sheets whose numbers were altered or do not add up, with the "
+              "evidence; adds digit forensics and the Cantú comparison.",
+              "python -m pipeline audit data/interim/demo --out data/processed/demo"),
+    "train-alteration": ("Train the visible-alteration detector (overwrites, erasures, correction fluid, "
+                         "cross-outs) on its own synthetic batch.", "python -m pipeline train-alteration"),
+    "audit-table": ("Audit a published results table (one row per polling station) with a column mapping: "
+                    "arithmetic, cross-station checks and digit forensics.",
+                    "python -m pipeline audit-table results.csv --map mapping.yaml --out data/processed/t"),
+    "report": ("Write the static HTML report of an audited batch: what to check first, every sheet with its scan "
+               "and evidence, forensics, the model, CSV exports.",
+               "python -m pipeline report data/processed/demo --out reports"),
+    "run": ("Run the whole pipeline on your scans: read, recognise, audit and (with --report) the HTML report; "
+            "prints the one-screen summary.",
+            "python -m pipeline run scans/ --out data/processed/scans --report reports"),
+    "summary": ("Print the one-screen summary of an audited batch: sheets, verdicts (one per sheet), flags by rule, "
+                "time per stage.", "python -m pipeline summary data/processed/demo"),
+    "bench": ("Measure the speed and accuracy targets of every stage; writes reports/bench.json.",
+              "python -m pipeline bench --only synth"),
+}
+#: Environment that keeps TensorFlow's C++ start-up messages (oneDNN, CPU features, ...) quiet unless ``-v``.
+QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+#: Python loggers of TensorFlow and its absl logging, raised to errors unless ``-v``.
+QUIET_LOGGERS = ("tensorflow", "absl", "h5py")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every stage's sub-commands registered."""
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="tally-audit: read handwritten tally sheets and flag altered or inconsistent counts.")
+        description="tally-audit: read handwritten tally sheets and flag altered or inconsistent counts.",
+        epilog="example:\n  python -m pipeline run scans/ --out data/processed/scans --report reports\n\n"
+               "`python -m pipeline COMMAND --help` describes each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tally-audit {__version__}")
     parser.add_argument("--config", type=Path, help="YAML file with per-stage settings (sections: synth, read, ...)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages, TensorFlow's included")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for name, command in sub.choices.items():
+        describe(command, *COMMAND_TEXT.get(name, ("", "")))
     return parser
+
+
+def describe(parser: argparse.ArgumentParser, description: str, example: str) -> None:
+    """Give a sub-command its description (unless it has one) and an example, laid out as written."""
+    parser.description = parser.description or description
+    if example:
+        parser.epilog = f"example:\n  {example}"
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Silence TensorFlow's start-up noise unless ``verbose``: set :data:`QUIET_TF_ENV` (before TensorFlow is
+    imported, which only commands that run a model do; worker processes inherit it) and raise its loggers to
+    errors. A value the user set in the environment is kept."""
+    if verbose:
+        return
+    for key, value in QUIET_TF_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def stop_on_sigterm(signum: int, frame) -> None:
@@ -59,6 +133,7 @@ def stop_on_sigterm(signum: int, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler

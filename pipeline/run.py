@@ -20,8 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipeline import config as cfg
 from pipeline.atomic import write_text_atomic
@@ -29,9 +28,11 @@ from pipeline.audit.cli import add_no_alteration_argument
 from pipeline.config import build_settings
 from pipeline.engine import EngineSettings
 from pipeline.engine.lock import folder_lock
-from pipeline.engine.parts import MANIFEST_FILE, mark_stage
 from pipeline.engine.settings import add_engine_arguments, engine_from_args
 from pipeline.errors import InputFileError
+
+if TYPE_CHECKING:  # pandas is loaded only when a command runs, not for --help
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def _run_stages(scans: list[Path], out: Path, report: Path | None, model: Path, 
                 truth: Path | None, engine: EngineSettings, audit_s) -> dict:
     """:func:`run_pipeline`'s stages, with its folders locked and the models checked."""
     from pipeline.audit.audit import run_audit
+    from pipeline.engine.parts import MANIFEST_FILE, mark_stage
     from pipeline.model.recognise import recognise_run
     from pipeline.model.settings import RecogniseSettings
     from pipeline.report import ReportSettings, build_report
@@ -196,12 +198,21 @@ def stage_times(record: dict, reports: Path) -> str:
 
 
 def flagged_text(sheets: pd.DataFrame, flags: pd.DataFrame) -> str:
-    """Flagged sheets by kind: the sheets' overall verdicts (else the flags' verdicts, one per sheet)."""
-    flagged = sheets[sheets["n_flags"] > 0]
-    if "verdict" in sheets.columns:
-        return f"{len(flagged)} ({counts_text(flagged['verdict'])})"
-    first = flags.drop_duplicates("sheet_id")["verdict"]
-    return f"{len(flagged)} ({counts_text(first)})"
+    """Flagged sheets by verdict, one verdict per sheet (:func:`pipeline.report.tables.sheet_verdicts`, the same
+    count as the report's chips and table filter), gravest first, in the report's words."""
+    from pipeline.report import tables, triage
+
+    counts = triage.verdict_counts(tables.sheet_verdicts(sheets, flags))
+    flagged = {v: n for v, n in counts.items() if v != triage.CLEAN_VERDICT}
+    parts = ", ".join(f"{triage.VERDICT_LABELS.get(v, v)} {n}" for v, n in flagged.items()) or "none"
+    return f"{sum(flagged.values())} ({parts})"
+
+
+def reading_text(sheets: pd.DataFrame) -> str:
+    """``"read 290, not a tally sheet 6"``: the pages by reading outcome, in the report's words."""
+    from pipeline.report import triage
+
+    return counts_text(sheets["status"].map(triage.reading_label))
 
 
 def rules_text(flags: pd.DataFrame) -> list[str]:
@@ -220,7 +231,7 @@ def summary_text(processed: Path, reports: Path = cfg.REPORTS_DIR) -> str:
     record = json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
     where = report_location(processed, record, reports)
     lines = [RULE, f"tally-audit summary of {processed}", RULE,
-             f"sheets read      {len(sheets)}  ({counts_text(sheets['status'])})",
+             f"sheets           {len(sheets)}  ({reading_text(sheets)})",
              f"flagged sheets   {flagged_text(sheets, flags)}",
              f"flags            {len(flags)}"]
     lines += [f"  {line}" for line in rules_text(flags)]

@@ -7,6 +7,7 @@ the data it needs is absent; :func:`save` writes it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ MIN_TWO_DIGIT = 10
 FINGERPRINT_BINS = 40
 CONFIDENCE_BINS = 40
 GRID_COLS = 4
+#: The accuracy axis starts here (or lower, if a field reads worse): on 0-1 every bar looks full.
+ACCURACY_AXIS_MIN = 0.8
 
 
 def save(fig: Figure, path: Path, dpi: int) -> str:
@@ -62,11 +65,14 @@ def _digit_panel(ax, digits: np.ndarray, expected: np.ndarray, title: str) -> No
     ax.set_ylim(0, max(float(freq.max()), float(high.max())) * 1.1)
     ax.set_title(f"{title} (n={n})", fontsize=9)
     ax.set_xticks(range(10))
+    ax.set_xlabel("digit", fontsize=7)
+    ax.set_ylabel("share of counts", fontsize=7)
     ax.tick_params(labelsize=7)
 
 
-def last_digit_figure(sheets: pd.DataFrame, fields: list[str]) -> Figure | None:
-    """Small multiples: last-digit frequency per count field (counts >= 10) against the uniform 10% line."""
+def last_digit_figure(sheets: pd.DataFrame, fields: list[str], names: dict[str, str] | None = None) -> Figure | None:
+    """Small multiples: last-digit frequency per count field (counts >= 10) against the uniform 10% line, each
+    panel titled with the field's display name from ``names``."""
     samples = {f: counts_of(sheets, f) for f in fields}
     samples = {f: v[v >= MIN_TWO_DIGIT] % 10 for f, v in samples.items() if (v >= MIN_TWO_DIGIT).any()}
     if not samples:
@@ -75,7 +81,7 @@ def last_digit_figure(sheets: pd.DataFrame, fields: list[str]) -> Figure | None:
     fig = Figure(figsize=(2.6 * GRID_COLS, 2.1 * rows), layout="constrained")
     axes = fig.subplots(rows, GRID_COLS, squeeze=False).ravel()
     for ax, (field, digits) in zip(axes, samples.items(), strict=False):
-        _digit_panel(ax, digits, np.full(10, 0.1), field)
+        _digit_panel(ax, digits, np.full(10, 0.1), (names or {}).get(field, field))
     for ax in axes[len(samples):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="lower left")
@@ -134,6 +140,7 @@ def confidence_figure(fields: pd.DataFrame | None, digits: pd.DataFrame | None) 
         ax.hist(values, bins=CONFIDENCE_BINS, range=(0, 1), color=ACCENT, log=True)
         ax.set_title(f"Confidence of {name} (n={len(values)})", fontsize=9)
         ax.set_xlabel("calibrated confidence", fontsize=8)
+        ax.set_ylabel(f"{name} (log scale)", fontsize=8)
         ax.tick_params(labelsize=7)
     return fig
 
@@ -148,6 +155,8 @@ def confusion_figure(pairs: pd.DataFrame) -> Figure | None:
     ConfusionMatrixDisplay(matrix, display_labels=list(range(10))).plot(ax=ax, cmap="Blues", colorbar=False,
                                                                          values_format="d")
     ax.set_title(f"Digits read vs written (n={len(pairs)})", fontsize=10)
+    ax.set_xlabel("digit read")
+    ax.set_ylabel("digit written")
     return fig
 
 
@@ -158,9 +167,14 @@ def accuracy_figure(per_field: pd.Series | None) -> Figure | None:
     per_field = per_field.dropna()
     fig = Figure(figsize=(5.0, 0.2 * len(per_field) + 0.9), layout="constrained")
     ax = fig.subplots()
-    ax.barh(per_field.index[::-1], per_field.to_numpy()[::-1], color=ACCENT)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of fields read exactly as written")
+    values = per_field.to_numpy()[::-1]
+    ax.barh(per_field.index[::-1], values, color=ACCENT)
+    low = min(ACCURACY_AXIS_MIN, math.floor(float(values.min()) * 20) / 20)  # zoomed: on 0-1 every bar looks full
+    ax.set_xlim(low, 1)
+    for y, v in enumerate(values):
+        ax.text(max(v, low), y, f" {100 * v:.1f}%", va="center", fontsize=7)
+    ax.set_xlabel(f"share of fields read exactly as written (axis from {100 * low:.0f}%)")
+    ax.set_title("Reading accuracy per field", fontsize=10)
     ax.tick_params(labelsize=8)
     return fig
 
@@ -182,8 +196,15 @@ def cantu_figure(groups: list[dict], level: float) -> Figure | None:
     return fig
 
 
-def training_figure(history) -> Figure | None:
-    """Loss and accuracy per epoch from a Keras ``history`` mapping (``{"loss": [...], "val_loss": [...]}``)."""
+def curve_label(key: str) -> str:
+    """A Keras history key in words: ``val_loss`` -> ``validation``, ``loss`` -> ``training``."""
+    return "validation" if key.startswith("val_") else "training" if key in ("loss", "accuracy", "acc") else key
+
+
+def training_figure(history, stop_reason: str | None = None, best_epoch: int | None = None) -> Figure | None:
+    """Loss and accuracy per epoch from a Keras ``history`` mapping (``{"loss": [...], "val_loss": [...]}``), training
+    vs validation, with the best epoch (``best_epoch``, else the lowest validation loss) marked and the stopping
+    reason in the title."""
     if not isinstance(history, dict):
         return None
     curves = {k: v for k, v in history.items() if isinstance(v, list) and len(v) > 0
@@ -192,10 +213,19 @@ def training_figure(history) -> Figure | None:
     panels = [p for p in panels if p]
     if not panels:
         return None
-    fig = Figure(figsize=(4.2 * len(panels), 2.8), layout="constrained")
+    best = best_epoch if isinstance(best_epoch, int) and best_epoch > 0 else \
+        int(np.argmin(curves["val_loss"])) + 1 if "val_loss" in curves else None
+    fig = Figure(figsize=(4.2 * len(panels), 3.0), layout="constrained")
     for ax, keys in zip(fig.subplots(1, len(panels), squeeze=False).ravel(), panels, strict=True):
         for key in keys:
-            ax.plot(np.arange(1, len(curves[key]) + 1), curves[key], marker="o", markersize=3, label=key)
+            ax.plot(np.arange(1, len(curves[key]) + 1), curves[key], marker="o", markersize=3, label=curve_label(key))
+        if best is not None:
+            ax.axvline(best, color=WARN, linestyle="--", linewidth=1, label=f"best epoch ({best})")
+        is_loss = "loss" in keys[0]
+        ax.set_title("Loss (lower is better)" if is_loss else "Accuracy (higher is better)", fontsize=9)
+        ax.set_ylabel("cross-entropy loss" if is_loss else "share of digits right")
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
+    if stop_reason:
+        fig.suptitle(f"Training stopped: {stop_reason}", fontsize=9)
     return fig

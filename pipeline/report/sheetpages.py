@@ -22,12 +22,15 @@ from PIL import Image
 from pipeline.config import MAX_IMAGE_PIXELS
 from pipeline.errors import InputFileError
 from pipeline.forms import Field, Rect, Template
-from pipeline.report.tables import evidence_view, json_safe, parse_json_cell, severity_rank, split_fields
+from pipeline.report import triage
+from pipeline.report.tables import evidence_view, json_safe, parse_json_cell, severity_rank
 
 log = logging.getLogger(__name__)
 
 SCAN_SUFFIXES = (".jpg", ".png")
 FILES_DIR = "files"
+#: Display names of the fields that are not a party count, when the form's field name in words is not clear.
+NAME_OVERRIDES = {"station_type": "station type", "unregistered": "unregistered candidates"}
 
 
 @dataclass(frozen=True)
@@ -61,51 +64,78 @@ def records_by_sheet(df: pd.DataFrame | None) -> dict[str, list[dict]]:
     return buckets
 
 
-def alternatives_text(cell) -> str:
-    """``alternatives`` (JSON list of ``[value, probability]``) as ``"123 (0.80), 128 (0.15)"``."""
-    data = parse_json_cell(cell)
-    if not isinstance(data, list):
-        return ""
-    return ", ".join(f"{v} ({p:.2f})" for v, p in (pair for pair in data if isinstance(pair, list | tuple)
-                                                   and len(pair) == 2 and isinstance(pair[1], int | float)))
+def display_names(template: Template) -> dict[str, str]:
+    """The one name each field has everywhere in the report, from the form template: a party's printed label
+    (``PAN``), a representative tick as ``PAN representative``, any other field's name in words
+    (``total votes``)."""
+    names = {}
+    for f in template.fields:
+        if f.kind == "tick":
+            names[f.name] = f"{f.label} representative"
+        elif f.name in template.parties:
+            names[f.name] = f.label
+        else:
+            names[f.name] = NAME_OVERRIDES.get(f.name, f.name.replace("_", " "))
+    return names
+
+
+def alternatives_text(cell, read=None, min_probability: float = triage.MIN_ALTERNATIVE_PROBABILITY) -> str:
+    """``alternatives`` (JSON list of ``[value, probability]``) as ``"123 (0.80), 128 (0.15)"``: those below
+    ``min_probability`` and the value ``read`` itself left out."""
+    pairs = triage.alternatives_shown(parse_json_cell(cell), min_probability, read)
+    return ", ".join(f"{v} ({p:.2f})" for v, p in pairs)
 
 
 def numeric_overlay(f: Field, read: dict | None, row: dict, flagged: set[str], template: Template,
-                    conf: Confidence) -> dict:
+                    conf: Confidence, names: dict[str, str] | None = None) -> dict:
     """Overlay and table entry of one handwritten field: box, text read, value, confidence and its colour."""
     read = read or {}
     value = json_safe(read.get("value", row.get(f.name)))
     confidence = json_safe(read.get("confidence", row.get(f"{f.name}_conf")))
     text = read.get("text")
     text = str(value) if text is None and value is not None else (text or "")
-    return {"name": f.name, "label": f.label, "kind": f.kind, "box": percent_box(f.bounds, template),
+    return {"name": f.name, "label": (names or {}).get(f.name, f.label), "kind": f.kind,
+            "box": percent_box(f.bounds, template),
             "text": text, "value": value, "confidence": confidence, "conf_class": conf.css_class(confidence),
             "needs_review": bool(json_safe(read.get("needs_review")) or False),
-            "alternatives": alternatives_text(read.get("alternatives")), "flagged": f.name in flagged}
+            "alternatives": alternatives_text(read.get("alternatives"), value), "flagged": f.name in flagged}
 
 
 def tick_overlay(f: Field, row: dict, template: Template) -> list[dict]:
     """Overlay of a tick or choice field: one box per option, marked when the audit table says it is ticked."""
     if f.kind == "tick":
         ticked = json_safe(row.get(f.name))
-        return [{"name": f.name, "box": percent_box(f.boxes[0], template), "on": bool(ticked), "known": ticked
-                 is not None}]
+        return [{"name": f.name, "label": f"{f.label} representative", "box": percent_box(f.boxes[0], template),
+                 "on": bool(ticked), "known": ticked is not None}]
     chosen = json_safe(row.get(f.name))
-    return [{"name": f"{f.name}={opt}", "box": percent_box(b, template), "on": chosen == opt, "known": chosen
-             is not None} for b, opt in zip(f.boxes, f.options, strict=True)]
+    return [{"name": f"{f.name}={opt}", "label": f"{NAME_OVERRIDES.get(f.name, f.name)} {opt}",
+             "box": percent_box(b, template), "on": chosen == opt, "known": chosen is not None}
+            for b, opt in zip(f.boxes, f.options, strict=True)]
 
 
-def mark_entry(f: Field, row: dict) -> dict:
-    """Crop-gallery entry of a flagged tick or choice field: what the audit table says was marked."""
+def mark_entry(f: Field, row: dict, names: dict[str, str] | None = None) -> dict:
+    """Crop entry of a flagged tick or choice field: what the audit table says was marked."""
     value = json_safe(row.get(f.name))
     text = "" if value is None else ("yes" if value is True or value == 1 else "no") if f.kind == "tick" else str(value)
-    return {"name": f.name, "label": f.label, "kind": f.kind, "text": text, "confidence": None, "conf_class": ""}
+    return {"name": f.name, "label": (names or {}).get(f.name, f.label), "kind": f.kind, "text": text,
+            "confidence": None, "conf_class": ""}
+
+
+def up_to_date(dst: Path, src: Path) -> bool:
+    """Whether ``dst`` exists and is no older than ``src`` (a rebuild then keeps it)."""
+    try:
+        return dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime
+    except OSError:
+        return False
 
 
 def copy_file(src: Path, dst: Path) -> bool:
-    """Copy ``src`` to ``dst`` (creating folders); ``False`` when ``src`` does not exist."""
+    """Copy ``src`` to ``dst`` (creating folders) unless ``dst`` is up to date; ``False`` when ``src`` does not
+    exist."""
     if not src.is_file():
         return False
+    if up_to_date(dst, src) and dst.stat().st_size == src.stat().st_size:
+        return True
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     return True
@@ -136,7 +166,10 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def shrink_copy(src: Path, dst_stem: Path, max_width: int, quality: int) -> Path:
     """Copy ``src`` beside ``dst_stem``: as is when it is at most ``max_width`` wide, else resized to that width
-    and saved as JPEG; returns the file written."""
+    and saved as JPEG; returns the file written. A copy from an earlier build that is up to date is kept."""
+    for kept in (dst_stem.with_suffix(src.suffix), dst_stem.with_suffix(".jpg")):
+        if up_to_date(kept, src):
+            return kept
     width, height = image_size(src)
     dst_stem.parent.mkdir(parents=True, exist_ok=True)
     if width <= max_width:
@@ -180,13 +213,20 @@ def place_crops(rundir: Path | None, sheet_id: str, field_names: list[str], out:
     return crops
 
 
-def flag_entries(sheet_flags: list[dict]) -> list[dict]:
-    """A sheet's flags, most severe first, with their evidence laid out for display."""
+def flag_entries(sheet_flags: list[dict], row: dict, names: dict[str, str], conf_high: float) -> list[dict]:
+    """A sheet's flags, gravest first (ranking tier, then severity), each with the fields that caused it
+    (:func:`triage.cause_fields`), a plain-language reason, the audit's own wording, and only the evidence about
+    those fields."""
+    altered = {f for flag in sheet_flags if flag.get("rule") == triage.ALTERATION_RULE
+               for f in triage.flag_fields(flag)}
     entries = []
     for flag in sheet_flags:
-        names = split_fields(flag.get("fields"))
+        causes = triage.cause_fields(flag, row, altered, conf_high)
         entries.append({"rule": flag["rule"], "severity": flag["severity"], "verdict": flag["verdict"],
-                        "reason": flag["reason"], "fields": names, "evidence": evidence_view(flag.get("evidence"))})
-    return sorted(entries, key=lambda e: -severity_rank(e["severity"]))
-
-
+                        "verdict_label": triage.VERDICT_LABELS.get(str(flag["verdict"]), str(flag["verdict"])),
+                        "plain": triage.capitalised(triage.plain_reason(flag, causes, names)),
+                        "reason": flag["reason"], "causes": causes,
+                        "cause_names": [names.get(f, f) for f in causes],
+                        "tier": triage.flag_tier(str(flag["verdict"]), str(flag["severity"])),
+                        "evidence": evidence_view(flag.get("evidence"), causes or None, names)})
+    return sorted(entries, key=lambda e: (e["tier"], -severity_rank(e["severity"])))

@@ -13,16 +13,20 @@ import re
 import numpy as np
 import pandas as pd
 
-SEVERITIES = ("info", "low", "medium", "high")
+from pipeline.report import triage
+
+SEVERITIES = triage.SEVERITIES
 DEFAULT_LEVEL = 0.95
 SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 SLUG_HASH_CHARS = 8
 SLUG_MAX_CHARS = 80
-#: Evidence entries not shown as text (the image paths of the fields; the page shows the crops instead).
-HIDDEN_EVIDENCE = ("images",)
+#: Evidence entries never shown as text: image paths (the page shows the crops), candidate lists, and
+#: probabilities of the audit's internals that need a statistics course to read.
+HIDDEN_EVIDENCE = ("images", "candidates", "fix_probability", "fix_likelihood_ratio", "read_right_probability",
+                   "text", "other_sheets_detail")
 #: Columns of the index table, in display order (those a sheets table lacks are left out).
-INDEX_COLUMNS = ("rank", "sheet_id", "verdict", "status", "severity", "n_flags", "rules", "suspicion",
-                 "alteration_score", "district", "section", "station", "total_votes", "min_conf")
+INDEX_COLUMNS = ("rank", "sheet_id", "verdict", "reason", "suspicion", "reading", "n_flags", "district", "section",
+                 "station", "total_votes", "min_conf")
 
 
 def sheet_slug(sheet_id: str) -> str:
@@ -33,9 +37,7 @@ def sheet_slug(sheet_id: str) -> str:
     return slug
 
 
-def severity_rank(severity: str) -> int:
-    """Order of a severity (``info`` lowest); unknown severities sort below ``info``."""
-    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+severity_rank = triage.severity_rank
 
 
 def flag_summary(flags: pd.DataFrame) -> pd.DataFrame:
@@ -54,15 +56,36 @@ def confidence_columns(sheets: pd.DataFrame) -> list[str]:
     return [c for c in sheets.columns if c.endswith("_conf")]
 
 
-def rank_sheets(sheets: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
-    """Sheets ordered by suspicion (then flags, then id) with ``rank``, ``slug``, ``severity``, ``rules``,
-    ``min_conf``: the order of the index table and of the sheet pages' previous/next links."""
+def sheet_verdicts(sheets: pd.DataFrame, flags: pd.DataFrame) -> pd.Series:
+    """Each sheet's one verdict (:func:`triage.sheet_verdict`: its gravest flag's, ``ok`` for none), in the order
+    of ``sheets``: the value behind the chips, the table filter, ``summary`` and the CSVs."""
+    if flags.empty:
+        return pd.Series(triage.CLEAN_VERDICT, index=sheets.index, dtype=object)
+    per_sheet = flags["verdict"].astype(str).groupby(flags["sheet_id"].astype(str)).agg(triage.sheet_verdict)
+    return sheets["sheet_id"].astype(str).map(per_sheet).fillna(triage.CLEAN_VERDICT)
+
+
+def rank_sheets(sheets: pd.DataFrame, flags: pd.DataFrame, names: dict[str, str] | None = None,
+                conf_high: float = 0.9) -> pd.DataFrame:
+    """Sheets in the report's order (:mod:`pipeline.report.triage`: tier, then the severity that put the sheet
+    there, then suspicion, then id) with ``rank``, ``slug``, ``verdict`` (one per sheet), ``reading``, ``tier``,
+    ``reason``, ``key_field``, ``severity``, ``rules`` and ``min_conf``: the order of the index table, of the
+    sheet pages' previous/next links and of ``sheets.csv``."""
     table = sheets.join(flag_summary(flags), on="sheet_id")
     table["severity"] = table["severity"].fillna("")
     table["rules"] = table["rules"].fillna("")
     conf = confidence_columns(sheets)
     table["min_conf"] = table[conf].min(axis=1) if conf else np.nan
-    table = table.sort_values(["suspicion", "n_flags", "sheet_id"], ascending=[False, False, True],
+    by_sheet: dict[str, list[dict]] = {}
+    for record in flags.to_dict("records"):
+        by_sheet.setdefault(str(record["sheet_id"]), []).append(record)
+    names = names or {}
+    triaged = pd.DataFrame([triage.sheet_triage(row, by_sheet.get(str(row["sheet_id"]), []), names, conf_high)
+                            for row in table.to_dict("records")], index=table.index,
+                           columns=["verdict", "tier", "tier_severity", "reason", "key_field"])
+    table = table.drop(columns=[c for c in triaged.columns if c in table.columns]).join(triaged)
+    table["reading"] = table["status"].map(triage.reading_label)
+    table = table.sort_values(["tier", "tier_severity", "suspicion", "sheet_id"], ascending=[True, False, False, True],
                               na_position="last", kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table["slug"] = table["sheet_id"].map(sheet_slug)
@@ -70,10 +93,12 @@ def rank_sheets(sheets: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
 
 
 def status_counts(sheets: pd.DataFrame) -> list[dict]:
-    """``[{status, n, pct}]``, most common first."""
-    counts = sheets["status"].fillna("unknown").astype(str).value_counts()
+    """``[{reading, n, pct}]``: sheets per reading outcome (the ``reading`` column of :func:`rank_sheets`, else
+    the reader's status in words), most common first."""
+    reading = sheets["reading"] if "reading" in sheets.columns else sheets["status"].map(triage.reading_label)
+    counts = reading.fillna("unknown").astype(str).value_counts()
     total = max(int(counts.sum()), 1)
-    return [{"status": s, "n": int(n), "pct": 100.0 * n / total} for s, n in counts.items()]
+    return [{"reading": s, "n": int(n), "pct": 100.0 * n / total} for s, n in counts.items()]
 
 
 def flags_by_rule(flags: pd.DataFrame) -> pd.DataFrame:
@@ -88,12 +113,9 @@ def flags_by_rule(flags: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("total", ascending=False)
 
 
-def verdict_counts(flags: pd.DataFrame) -> dict[str, int]:
-    """Number of distinct sheets per flag verdict (a sheet counts once per verdict)."""
-    if flags.empty:
-        return {}
-    return {str(k): int(v) for k, v in flags.groupby("verdict")["sheet_id"].nunique().sort_values(
-        ascending=False).items()}
+def verdict_counts(ranked: pd.DataFrame) -> dict[str, int]:
+    """Sheets per verdict, one verdict per sheet (the ``verdict`` column of :func:`rank_sheets`)."""
+    return triage.verdict_counts(ranked["verdict"])
 
 
 def json_safe(value):
@@ -120,20 +142,37 @@ def parse_json_cell(text) -> object:
         return text
 
 
-def evidence_view(text) -> dict:
-    """A flag's evidence for display: scalars as ``(key, value)`` pairs, and the per-field mappings (values,
-    text, confidence ...) side by side as one table ``{"columns": [...], "rows": [(field, [...])]}``. Image
-    paths are left out: the page shows the crops themselves."""
+def _shown_value(value):
+    """An evidence value for a table cell: lists and dicts as compact JSON, floats to 3 significant places."""
+    value = json_safe(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, float) and not value.is_integer():
+        return float(f"{value:.3g}")
+    return value
+
+
+def evidence_view(text, fields: list[str] | None = None, names: dict[str, str] | None = None) -> dict:
+    """A flag's evidence for display, only what supports the finding: scalars as ``(key, value)`` pairs (missing
+    values and the audit's internal probabilities left out), and the per-field mappings (values, confidence,
+    scores ...) side by side as one table ``{"columns": [...], "rows": [(field name, [...])]}`` restricted to
+    ``fields`` when given (the fields that caused the flag), rows with nothing in them dropped. Image paths are
+    left out: the page shows the crops themselves."""
     data = parse_json_cell(text)
+    names = names or {}
     if not isinstance(data, dict):
         return {"items": [("evidence", str(data))] if data not in (None, "", {}) else [], "columns": [], "rows": []}
-    items = [(str(k), json.dumps(v) if isinstance(v, list) else json_safe(v)) for k, v in data.items()
-             if not isinstance(v, dict)]
-    nested = {k: v for k, v in data.items() if isinstance(v, dict) and k not in HIDDEN_EVIDENCE}
+    items = [(str(k), _shown_value(v)) for k, v in data.items()
+             if not isinstance(v, dict) and k not in HIDDEN_EVIDENCE and json_safe(v) not in (None, "", [])]
+    nested = {k: v for k, v in data.items() if isinstance(v, dict) and v and k not in HIDDEN_EVIDENCE}
     keys = list(dict.fromkeys(f for v in nested.values() for f in v))
-    rows = [(f, [json_safe(nested[c].get(f)) if not isinstance(nested[c].get(f), dict | list)
-                 else json.dumps(nested[c].get(f)) for c in nested]) for f in keys]
-    return {"items": items, "columns": list(nested), "rows": rows}
+    if fields is not None:
+        keys = [f for f in keys if f in fields] if any(f in fields for f in keys) else keys
+    rows = [(names.get(f, f), [_shown_value(nested[c].get(f)) for c in nested]) for f in keys]
+    rows = [(f, vals) for f, vals in rows if any(v is not None for v in vals)]
+    columns = [c for i, c in enumerate(nested) if any(vals[i] is not None for _, vals in rows)]
+    keep = [i for i, c in enumerate(nested) if c in columns]
+    return {"items": items, "columns": columns, "rows": [(f, [vals[i] for i in keep]) for f, vals in rows]}
 
 
 def split_fields(text) -> list[str]:
@@ -229,3 +268,34 @@ def cantu_view(cantu: dict) -> dict:
     level = as_float(cantu.get("level"))
     return {"comparisons": comparisons, "level": level if level is not None else DEFAULT_LEVEL,
             "ruling_party": cantu.get("ruling_party")}
+
+
+#: Headline figures of the alteration detector: (label, the last part of a flattened key).
+DETECTOR_HEADLINE = (("threshold", "threshold"), ("precision", "precision"), ("recall", "recall"),
+                     ("ROC AUC", "roc_auc"), ("AUC", "auc"), ("sheets trained on", "n_sheets"))
+#: What the detector cannot see, said on the model page.
+DETECTOR_BLIND_SPOT = ("It looks for visible traces in the field images (overwriting, erasure, correction fluid, "
+                       "cross-outs). A number written wrong from the start, without any trace, is invisible to it: "
+                       "only the arithmetic and the digit tests can catch those.")
+
+
+def detector_view(flat: dict) -> dict:
+    """The alteration detector's description (flattened ``detector.json``) for display: a few headline figures
+    (first key ending in each of :data:`DETECTOR_HEADLINE`), recall per tampering style (``per_style.<style>.*``),
+    and every other scalar for a details list, absolute paths left out (they name the machine that trained it)."""
+    headline = []
+    for label, suffix in DETECTOR_HEADLINE:
+        key = next((k for k in flat if (k == suffix or k.endswith("." + suffix)) and "per_style" not in k
+                    and isinstance(flat[k], int | float) and not isinstance(flat[k], bool)), None)
+        if key is not None:
+            headline.append((label, flat[key]))
+    styles: dict[str, dict] = {}
+    for key, value in flat.items():
+        head, _, rest = key.partition("per_style.")
+        if rest and "." in rest:
+            style, _, metric = rest.partition(".")
+            styles.setdefault(style, {})[metric] = value
+    per_style = [{"style": k.replace("_", " "), "field_recall": v.get("field_recall"),
+                  "sheet_recall": v.get("sheet_recall"), "n": v.get("n_fields")} for k, v in sorted(styles.items())]
+    rest = [(k, v) for k, v in flat.items() if not (isinstance(v, str) and v.startswith("/"))]
+    return {"headline": headline, "per_style": per_style, "all": rest, "blind_spot": DETECTOR_BLIND_SPOT}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,22 +18,31 @@ from pipeline.forms import render_blank
 
 DPI = 80
 ODD_ID = 'odd <b>&"id"'  # a file stem may hold any character but '/'
-#: (sheet_id, status, suspicion, alteration_score); the unreadable one has no scan.
-SHEETS = [("s001", "ok", 0.10, 0.05), ("s002", "ok", 0.95, 0.90), (ODD_ID, "ok", 0.50, 0.20),
-          ("s004", "ok", 0.05, 0.01), ("s005", "not_a_form", 0.30, None)]
-VERDICTS = {"s001": "ok", "s002": "altered", ODD_ID: "needs_review", "s004": "ok", "s005": "needs_review"}
+#: (sheet_id, status, suspicion, alteration_score); the unreadable one has no scan. s004 has no flag but a high
+#: score and s001 only a statistical flag: the ranking must still put every sheet to check above them.
+SHEETS = [("s001", "ok", 0.60, 0.05), ("s002", "ok", 0.95, 0.90), (ODD_ID, "ok", 0.50, 0.20),
+          ("s004", "ok", 0.70, 0.01), ("s005", "not_a_form", 0.30, None)]
+VERDICTS = {"s001": "suspicious", "s002": "altered", ODD_ID: "needs_review", "s004": "ok", "s005": "needs_review"}
+#: The order the report must rank them in (tier, then severity, then score).
+RANKED = ["s002", "s005", ODD_ID, "s001", "s004"]
 PARTY_VOTES = {"pan": 31, "pri": 142, "pps": 7, "parm": 5, "pfcrn": 12, "pms": 18, "pdm": 2, "prt": 0}
+VOTE_FIELDS = (*PARTY_VOTES, "unregistered", "null_votes", "total_votes")
 FLAGS = [
-    ("s002", "total_votes;pan;pri", "arithmetic_total", "high", "inconsistent",
-     "The party votes add up to 217 but the total says 271.", {"sum_of_parties": 217, "total_votes": 271}),
-    ("s002", "pri", "alteration", "medium", "altered", "The PRI count looks overwritten.",
-     {"alteration_score": 0.9, "detector": "v1"}),
-    (ODD_ID, "pan", "low_confidence", "low", "needs_review", "PAN read as <31> with low confidence & no check.",
-     {"confidence": 0.41, "alternatives": [[31, 0.41], [37, 0.3]]}),
-    ("s005", "", "unreadable", "info", "needs_review", "The page is not a tally sheet.", {}),
+    ("s002", ";".join(VOTE_FIELDS), "votes_add_up", "high", "needs_review",
+     "PAN+PRI+... = 217 but total votes says 271; no alternative reading at least 1/5000 as likely",
+     {"sum_of_parts": 217, "total_votes": 271, "difference": 54, "values": {f: 1 for f in VOTE_FIELDS},
+      "confidence": {f: 0.75 if f == "pri" else 0.98 for f in VOTE_FIELDS}, "fix": None,
+      "read_right_probability": 0.6}),
+    ("s002", "pri", "visible_alteration", "medium", "altered", "PRI (score 0.90) looks altered (threshold 0.50)",
+     {"scores": {f: 0.9 if f == "pri" else 1.2e-05 for f in VOTE_FIELDS}, "threshold": 0.5,
+      "values": {"pri": 149}}),
+    (ODD_ID, "pan", "unreadable", "low", "needs_review", "PAN read as <31> with low confidence & no check.",
+     {"confidence": {"pan": 0.41}, "candidates": {"pan": [[31, 0.41], [37, 0.3]]}}),
+    ("s005", "", "page_not_read", "medium", "needs_review", "page was not read (status not_a_form)",
+     {"status": "not_a_form"}),
+    ("s001", "pan", "district_outlier", "low", "suspicious", "PAN share 0.40 vs district median 0.20 (robust z +4.1)",
+     {"value": {"share_pan": 0.4}, "district_median": {"share_pan": 0.2}}),
 ]
-
-
 @dataclass(frozen=True)
 class Fixture:
     """Paths of one hand-built batch."""
@@ -46,7 +56,7 @@ class Fixture:
 def counts_for(i: int) -> dict[str, int]:
     """Plausible counts for sheet ``i`` (varied so the digit figures have something to show)."""
     votes = {p: v + 7 * i for p, v in PARTY_VOTES.items()}
-    total = sum(votes.values())
+    total = sum(votes.values()) + 3
     return {**votes, "unregistered": 0, "null_votes": 3, "total_votes": total, "ballots_received": 450,
             "ballots_left_over": 450 - total, "registered_voters": 480}
 
@@ -169,9 +179,19 @@ def write_models(models: Path) -> None:
             "history": {"loss": [0.9, 0.3, 0.2], "val_loss": [0.5, 0.3, 0.25], "accuracy": [0.8, 0.95, 0.97]},
             "metrics": {"test_accuracy": acc, "test_ece_after": 0.01}}))
     (models / "current").symlink_to("v2")
+    layers = [{"class_name": "InputLayer", "config": {"name": "digit", "batch_shape": [None, 28, 28, 1]}},
+              {"class_name": "Conv2D", "config": {"name": "conv0", "filters": 8, "kernel_size": [3, 3],
+                                                  "strides": [1, 1], "padding": "same", "use_bias": False}},
+              {"class_name": "MaxPooling2D", "config": {"name": "pool0", "pool_size": [2, 2], "strides": [2, 2],
+                                                        "padding": "valid"}},
+              {"class_name": "Flatten", "config": {"name": "flat"}},
+              {"class_name": "Dense", "config": {"name": "logits", "units": 10}}]
+    with zipfile.ZipFile(models / "v2" / "model.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"layers": layers}}))
     cv2.imwrite(str(models / "v2" / "calibration_curve.png"), np.full((60, 80), 200, np.uint8))
     (models / "alteration").mkdir()
-    (models / "alteration" / "detector.json").write_text(json.dumps({"threshold": 0.5, "metrics": {"auc": 0.93}}))
+    (models / "alteration" / "detector.json").write_text(json.dumps({"threshold": 0.5, "metrics": {
+        "auc": 0.93, "fabricated_only_flagged_rate_on_the_heldout_evaluation_batch": 0.0}}))
 
 
 @pytest.fixture(scope="session")

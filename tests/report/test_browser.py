@@ -1,14 +1,18 @@
 """The report in a real headless Chromium: no console errors, the table sorts, filters and pages, a flagged
-sheet shows its crops and reasons, every image loads. Screenshots go to reports/ (the lead looks at them)."""
+sheet shows its crops and reasons, every image loads; "check these first" is on the first screen on a desktop and
+on a phone, the verdict chips count what the filter shows, nothing scrolls sideways at 400 px. Screenshots go to
+a temporary folder, never into reports/."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline import config as cfg
 from pipeline.report.browser import VIEWPORT, PageCheck, chromium_path, inspect_report, launch, open_page, watch
-from pipeline.report.tables import sheet_slug
 from tests.report.conftest import ODD_ID, SHEETS
+from tests.report.test_build import chip_counts
+
+DESKTOP = {"width": 1400, "height": 1000}
+PHONE = {"width": 400, "height": 800}
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(chromium_path() is None, reason="chromium not installed (apt-get install chromium)")]
@@ -50,7 +54,8 @@ def test_index_loads_every_chunk_without_errors(built_report, page):
     page.wait_for_function(f"document.getElementById('table-count').textContent.includes('of {len(SHEETS)}')")
     assert check.ok, check
     assert page.inner_text("#page-info") == "page 1 of 3"
-    assert column(page, "sheet_id") == ["s002", ODD_ID]
+    assert column(page, "sheet_id") == ["s002", "s005"]
+    assert column(page, "reason")[0].startswith("PRI looks altered")
 
 
 def test_table_sorts_filters_and_pages(built_report, page):
@@ -68,7 +73,7 @@ def test_table_sorts_filters_and_pages(built_report, page):
     page.fill("#filter-text", "")
     page.check("#filter-flagged")
     show_all(page)
-    assert page.inner_text("#table-count").startswith("3 of")
+    assert page.inner_text("#table-count").startswith("4 of")
     page.select_option("#filter-verdict", "altered")
     assert column(page, "sheet_id") == ["s002"]
 
@@ -83,22 +88,75 @@ def test_flagged_sheet_page_shows_crops_reasons_and_images(built_report, page):
     check.broken_images.extend(page.evaluate("Array.from(document.images).filter(i => i.naturalWidth === 0)"
                                              ".map(i => i.src)"))
     assert check.ok, check
-    assert "The party votes add up to 217" in page.inner_text("#flags")
-    crops = page.eval_on_selector_all("#crops img", "imgs => imgs.map(i => i.naturalWidth)")
-    assert len(crops) == 3 and all(w > 0 for w in crops)
+    assert "The votes add up to 217 but the total says 271" in page.inner_text("#flags")
+    crops = page.eval_on_selector_all("#flags .flag .crops img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert len(crops) == 2 and all(w > 0 for w in crops)  # PRI under the sum and under the alteration
     assert page.eval_on_selector("#scan-image", "i => i.naturalWidth") > 0
-    assert page.locator(".scan .box.flagged").count() == 3
+    assert page.locator(".scan .box.flagged").count() == 1
+    assert "Ranked 1 of 5" in page.inner_text("#rank-reason")
     page.click("#next-sheet")
     page.wait_for_load_state("load")
-    assert page.url.endswith(f"sheets/{sheet_slug(ODD_ID)}.html")
-    assert ODD_ID in page.inner_text("h1")
+    assert page.url.endswith("sheets/s005.html")
+    assert "s005" in page.inner_text("h1")
 
 
-def test_screenshots_of_index_and_flagged_sheet(built_report, browser):
+def test_screenshots_of_index_and_flagged_sheet(built_report, browser, tmp_path):
     """The same check the lead runs on the real report (python -m pipeline.report.browser reports)."""
-    shots = cfg.REPORTS_DIR
-    shots.mkdir(parents=True, exist_ok=True)
-    check = inspect_report(browser, built_report, shots)
+    check = inspect_report(browser, built_report, tmp_path)
     assert check.ok, check
     assert [p.name for p in check.screenshots] == ["screenshot_index.png", "screenshot_sheet.png"]
     assert all(p.stat().st_size > 10_000 for p in check.screenshots)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1400x1000", "400px"])
+def test_check_these_first_is_on_the_first_screen(built_report, browser, viewport):
+    page = browser.new_page(viewport=viewport)
+    try:
+        check = PageCheck()
+        watch(page, check)
+        open_page(page, built_report / "index.html", check)
+        first = page.locator("#check-first .check-item").first.bounding_box()
+        heading = page.locator("#check-first h2").bounding_box()
+        assert heading["y"] >= 0 and first["y"] + first["height"] <= viewport["height"], (heading, first)
+        assert page.locator("#check-first .check-item").count() == 3
+        assert check.ok, check
+    finally:
+        page.close()
+
+
+def test_chips_count_what_the_filter_shows(built_report, page):
+    open_page(page, built_report / "index.html", PageCheck())
+    page.wait_for_function(f"document.getElementById('table-count').textContent.startsWith('{len(SHEETS)} of')")
+    chips = chip_counts((built_report / "index.html").read_text(encoding="utf-8"))
+    assert sum(chips.values()) == len(SHEETS)
+    for verdict, n in chips.items():
+        page.click(f"#verdict-chips [data-verdict='{verdict}']")
+        assert page.input_value("#filter-verdict") == verdict
+        assert page.inner_text("#table-count").startswith(f"{n} of {len(SHEETS)}"), verdict
+
+
+@pytest.mark.parametrize("name", ["index.html", "sheets/s002.html", "sheets/s004.html", "forensics.html",
+                                  "model.html"])
+def test_nothing_scrolls_sideways_on_a_phone(built_report, browser, name):
+    page = browser.new_page(viewport=PHONE)
+    try:
+        open_page(page, built_report / name, PageCheck())
+        page.wait_for_load_state("load")
+        width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"{name}: {width[0]} px wide in a {width[1]} px window"
+    finally:
+        page.close()
+
+
+def test_the_current_view_downloads_as_csv_with_reasons(built_report, page, tmp_path):
+    open_page(page, built_report / "index.html", PageCheck())
+    page.wait_for_function(f"document.getElementById('table-count').textContent.startsWith('{len(SHEETS)} of')")
+    page.select_option("#filter-verdict", "needs_review")
+    with page.expect_download() as info:
+        page.click("#download-view")
+    path = tmp_path / "view.csv"
+    info.value.save_as(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("rank,sheet_id,verdict,reason") and len(lines) == 3  # header + the two on every page
+    assert lines[1].startswith("2,s005,needs_review,The page could not be read") and lines[1].endswith(
+        "sheets/s005.html")

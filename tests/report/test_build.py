@@ -14,7 +14,7 @@ from pipeline.errors import ExitCode, InputFileError
 from pipeline.report import ReportSettings, build_report
 from pipeline.report.build import format_number
 from pipeline.report.tables import sheet_slug
-from tests.report.conftest import ODD_ID, SHEETS
+from tests.report.conftest import ODD_ID, RANKED, SHEETS
 
 MAX_PAGE_BYTES = 3_000_000
 LINK = re.compile(r'(?:href|src)="([^"]*)"')
@@ -48,21 +48,46 @@ def test_links_are_relative_and_resolve(built_report):
 
 
 def test_sheet_pages_link_in_ranked_order(built_report):
-    ranked = sorted(SHEETS, key=lambda s: -s[2])
-    first, second = (built_report / "sheets" / f"{sheet_slug(s[0])}.html" for s in ranked[:2])
+    first, second = (built_report / "sheets" / f"{sheet_slug(s)}.html" for s in RANKED[:2])
     assert 'id="prev-sheet"' not in read(first)
-    assert f'href="{sheet_slug(ranked[1][0])}.html" rel="next"' in read(first)
-    assert f'href="{sheet_slug(ranked[0][0])}.html" rel="prev"' in read(second)
+    assert f'href="{sheet_slug(RANKED[1])}.html" rel="next"' in read(first)
+    assert f'href="{sheet_slug(RANKED[0])}.html" rel="prev"' in read(second)
 
 
-def test_flagged_sheet_shows_crops_reasons_and_evidence(built_report):
+def test_every_sheet_page_says_why_it_ranks_where_it_does(built_report):
+    s004 = read(built_report / "sheets" / "s004.html")
+    assert "Ranked 5 of 5: no check flagged this sheet, so it comes after every flagged sheet" in s004
+    s001 = read(built_report / "sheets" / "s001.html")
+    assert "Ranked 4 of 5: group 4 of 5 (statistical outlier)" in s001 and "score 0.600" in s001
+    assert 'href="../index.html#ranking-rule"' in s001
+
+
+def test_flagged_sheet_shows_each_finding_with_the_fields_that_caused_it(built_report):
     page = read(built_report / "sheets" / "s002.html")
-    assert "The party votes add up to 217 but the total says 271." in page
-    assert "<th>sum of parties</th><td>217</td>" in page
-    for field in ("total_votes", "pan", "pri"):
-        assert (built_report / "sheets" / "files" / "s002" / f"field-{field}.png").is_file()
-        assert f'src="files/s002/field-{field}.png"' in page
-    assert page.count('class="box ') == 18 and page.count("flagged\"") >= 3
+    assert "The votes add up to 217 but the total says 271 (54 off); PRI may be misread" in page
+    assert "PRI looks altered: overwritten, erased, covered or crossed out" in page
+    assert "Field to look at:\n          PRI" in page
+    # only the doubtful or altered field is outlined and cropped, not every addend of the sum
+    assert page.count('src="files/s002/field-pri.png"') == 2 and "field-pan.png" not in page
+    assert [p.name for p in (built_report / "sheets" / "files" / "s002").glob("field-*")] == ["field-pri.png"]
+    assert page.count('class="box ') == 18 and page.count('flagged"') == 1
+    # the evidence holds only what supports the finding: the altered field's score, none of the other 12
+    assert "<th>sum of parts</th><td>217</td>" in page and "1.2e-05" not in page
+    assert "read right probability" not in page and "the audit's wording" in page
+    # one name per field: the table, overlay and findings never use the printed label or the column name
+    assert "VOTACION TOTAL" not in page and ">total votes<" in page
+
+
+def test_clean_sheet_shows_the_checks_that_pass(built_report):
+    page = read(built_report / "sheets" / "s004.html")
+    assert "No finding on this sheet." in page and 'id="passed-checks"' in page
+    assert "52 + 163 + 28 + 26 + 33 + 39 + 23 + 21 + 0 + 3 = 388 = total votes" in page
+    assert "388 votes + 62 left over = 450 = ballots received" in page
+
+
+def test_alternatives_below_the_display_threshold_are_hidden(built_report):
+    page = read(built_report / "sheets" / "s002.html")
+    assert "(0.02)" not in page and "(0.25)" in page
 
 
 def test_unreadable_sheet_has_a_page_without_scan(built_report):
@@ -74,7 +99,7 @@ def test_data_chunks_hold_every_sheet_in_rank_order(built_report):
     chunks = sorted((built_report / "data").glob("sheets-*.js"))
     assert [p.name for p in chunks] == ["sheets-000.js", "sheets-001.js", "sheets-002.js"]
     rows = [r for p in chunks for r in json.loads(read(p)[read(p).index("(") + 1:read(p).rindex(")")])]
-    assert [r[1] for r in rows] == [s[0] for s in sorted(SHEETS, key=lambda s: -s[2])]
+    assert [r[1] for r in rows] == RANKED
     assert rows[0][-1] == "s002"
 
 
@@ -90,14 +115,21 @@ def test_summary_pages_show_the_audit_results(built_report):
     assert "opposition absent" in index and "50.0%" in index and "needs sheets both with and without" in index
     assert 'id="truth-summary"' in index
     forensics = read(built_report / "forensics.html")
-    assert 'class="alarm"' in forensics and "second_digit_2bl" in forensics
-    assert "1 test(s) skipped for lack of data" in forensics and "only 4 stations (&lt; 25)" in forensics
+    assert 'class="test-card alarm" id="test-second_digit_2bl"' in forensics
+    assert "Whether the second digits of the counts follow Benford&#39;s second-digit law." in forensics
+    assert "Alarm: a deviation this large would be rare in honest counts (adjusted p &lt; 0.001" in forensics
+    assert "Source: Mebane (2006)" in forensics and "Digit tests are weak evidence" in forensics
+    assert "Not run: only 4 stations (&lt; 25)." in forensics
+    # alarms first
+    assert forensics.index('id="test-second_digit_2bl"') < forensics.index('id="test-last_digit_uniform"')
     for fig in ("last_digits", "second_digits", "fingerprint", "confidence", "confusion", "accuracy"):
         assert f'src="figures/{fig}.png"' in forensics, fig
     model = read(built_report / "model.html")
     assert "<code>v2</code> <span class=\"badge sev-info\">current</span>" in model
     assert 'src="figures/model_training.png"' in model and "0.9810" in model
     assert 'src="figures/model/calibration_curve.png"' in model
+    assert 'id="architecture-table"' in model and "W = (28 + 2·1 − 3) / 1 + 1 = 28" in model
+    assert "14 x 14 x 8" in model and "15,762" in model  # 72 + (1,568 + 1) x 10
 
 
 def test_no_page_is_large(built_report):
@@ -176,3 +208,64 @@ def test_the_first_screen_says_when_the_alteration_check_did_not_run(built_repor
     build_report(processed, tmp_path / "report", batch.rundir, models_dir=batch.models)
     index = read(tmp_path / "report" / "index.html")
     assert 'id="alteration-off"' in index and "--no-alteration" in index
+
+
+def chip_counts(index: str) -> dict[str, int]:
+    """The verdict chips of the index page: ``{verdict: sheets}``."""
+    found = re.findall(r'data-verdict="([^"]+)"[^>]*>.*?<span class="chip-n">([\d,]+)</span>', index, re.S)
+    return {v: int(n.replace(",", "")) for v, n in found}
+
+
+def test_chips_table_filter_summary_and_csv_count_the_same_sheets(built_report, batch):
+    from pipeline.report.triage import VERDICT_LABELS
+    from pipeline.run import summary_text
+
+    chips = chip_counts(read(built_report / "index.html"))
+    assert chips == {"altered": 1, "suspicious": 1, "needs_review": 2, "ok": 1}
+    assert sum(chips.values()) == len(SHEETS)  # sheets, not flags: 5 flags on 4 flagged sheets
+    chunks = sorted((built_report / "data").glob("sheets-*.js"))
+    rows = [r for p in chunks for r in json.loads(read(p)[read(p).index("(") + 1:read(p).rindex(")")])]
+    filtered = pd.Series([r[2] for r in rows]).value_counts().to_dict()  # the filter compares the verdict column
+    assert filtered == chips
+    assert pd.read_csv(built_report / "data" / "sheets.csv")["verdict"].value_counts().to_dict() == chips
+    flagged = {v: n for v, n in chips.items() if v != "ok"}
+    parts = ", ".join(f"{VERDICT_LABELS[v]} {n}" for v, n in flagged.items())
+    assert f"flagged sheets   {sum(flagged.values())} ({parts})" in summary_text(batch.processed, built_report)
+
+
+def test_check_these_first_comes_before_everything_with_reasons_and_crops(built_report):
+    index = read(built_report / "index.html")
+    block = index[index.index('id="check-first"'):index.index('id="verdict-chips"')]
+    assert index.index('id="check-first"') < index.index('id="sheets"') < index.index('id="cantu"')
+    items = re.findall(r'data-sheet="([^"]+)"', block)
+    assert items == ["s002", "s005", "odd &lt;b&gt;&amp;&#34;id&#34;"]  # outliers and clean sheets stay out
+    assert "PRI looks altered: overwritten, erased, covered or crossed out (+1 other finding)" in block
+    assert 'src="sheets/files/s002/field-pri.png"' in block
+    assert 'id="ranking-rule"' in index and "A sheet with no finding never ranks above a flagged one" in index
+
+
+def test_flagged_csv_holds_the_flagged_sheets_in_rank_order_with_reasons(built_report):
+    flagged = pd.read_csv(built_report / "data" / "flagged.csv")
+    assert flagged["sheet_id"].tolist() == [s for s in RANKED if s != "s004"]
+    assert flagged["reason"].str.len().min() > 10 and (flagged["verdict"] != "ok").all()
+
+
+def test_a_rebuild_rewrites_only_the_sheet_pages_that_changed(batch, tmp_path):
+    processed, out = tmp_path / "processed", tmp_path / "r"
+    shutil.copytree(batch.processed, processed)
+
+    def build() -> None:
+        build_report(processed, out, batch.rundir, truth=batch.truth, models_dir=batch.models)
+
+    build()
+    scan = out / "sheets" / "files" / "s001" / "scan.jpg"
+    before = scan.stat().st_mtime_ns
+    build()
+    assert json.loads(read(out / "data" / "manifest.json"))["sheet_pages"] == {"written": 0, "kept": 5, "removed": 0}
+    assert scan.stat().st_mtime_ns == before
+    flags = pd.read_parquet(processed / "flags.parquet")
+    flags.loc[flags["sheet_id"] == "s001", "reason"] = "PAN share 0.41 vs district median 0.20 (robust z +4.2)"
+    flags.to_parquet(processed / "flags.parquet")
+    build()
+    assert json.loads(read(out / "data" / "manifest.json"))["sheet_pages"] == {"written": 1, "kept": 4, "removed": 0}
+    assert "robust z +4.2" in read(out / "sheets" / "s001.html")

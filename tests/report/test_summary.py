@@ -12,9 +12,9 @@ from pipeline.run import RUN_FILE, summary_text
 
 def test_summary_counts_statuses_verdicts_rules_and_points_to_the_report(batch, built_report):
     text = summary_text(batch.processed, built_report)
-    assert "sheets read      5  (ok 4, not_a_form 1)" in text
-    assert "flagged sheets   3 (needs_review 2, altered 1)" in text
-    assert "arithmetic_total: 1 (high 1)" in text and "flags            4" in text
+    assert "sheets           5  (read 4, not a tally sheet 1)" in text
+    assert "flagged sheets   4 (visibly altered 1, suspicious 1, check the reading 2)" in text
+    assert "votes_add_up: 1 (high 1)" in text and "flags            5" in text
     assert f"report           {built_report / 'index.html'}" in text
     assert "time per stage   report" in text and "read, recognise, audit not timed" in text
     assert len(text.splitlines()) <= 24

@@ -31,13 +31,21 @@ def sheets_and_flags():
     return sheets, flags
 
 
-def test_rank_orders_by_suspicion_then_flags_then_id():
+def test_rank_orders_by_tier_then_severity_then_score_and_never_puts_an_unflagged_sheet_first():
     ranked = tables.rank_sheets(*sheets_and_flags())
-    assert ranked["sheet_id"].tolist() == ["b", "c", "a", "d"]
-    assert ranked["rank"].tolist() == [1, 2, 3, 4]
+    assert ranked["sheet_id"].tolist() == ["b", "d", "c", "a"]
+    assert ranked["rank"].tolist() == [1, 2, 3, 4] and ranked["tier"].tolist() == [1, 3, 3, 5]
     b = ranked.iloc[0]
-    assert (b["severity"], b["rules"], b["min_conf"]) == ("high", "alteration;sum", 0.5)
-    assert ranked.iloc[2]["severity"] == "" and ranked.iloc[2]["rules"] == ""
+    assert (b["severity"], b["rules"], b["min_conf"], b["verdict"]) == ("high", "alteration;sum", 0.5, "altered")
+    a = ranked.iloc[3]
+    assert (a["severity"], a["rules"], a["verdict"], a["reason"]) == ("", "", "ok", "")
+    assert ranked["reading"].tolist() == ["read", "unreadable", "read", "read"]
+
+
+def test_sheet_verdicts_are_one_per_sheet_in_the_audit_order():
+    sheets, flags = sheets_and_flags()
+    assert tables.sheet_verdicts(sheets, flags).tolist() == ["ok", "altered", "needs_review", "needs_review"]
+    assert tables.verdict_counts(tables.rank_sheets(sheets, flags)) == {"altered": 1, "needs_review": 2, "ok": 1}
 
 
 def test_flags_by_rule_counts_severities_and_sheets():
@@ -52,7 +60,7 @@ def test_flags_by_rule_counts_severities_and_sheets():
 def test_status_counts_shares_add_up():
     sheets, _ = sheets_and_flags()
     counts = tables.status_counts(sheets)
-    assert counts[0] == {"status": "ok", "n": 3, "pct": 75.0}
+    assert counts[0] == {"reading": "read", "n": 3, "pct": 75.0}
     assert sum(c["pct"] for c in counts) == pytest.approx(100)
 
 
@@ -60,16 +68,19 @@ def test_table_rows_are_json_with_nulls_for_missing():
     ranked = tables.rank_sheets(*sheets_and_flags())
     rows = tables.table_rows(ranked, ["sheet_id", "suspicion", "min_conf"])
     text = json.dumps(rows, allow_nan=False)
-    assert json.loads(text)[-1] == ["d", None, None, "d"]
+    assert json.loads(text)[1] == ["d", None, None, "d"]
 
 
 def test_evidence_view_puts_per_field_mappings_side_by_side():
     view = tables.evidence_view(json.dumps({
         "sum": 217, "alternatives": [[31, 0.4]], "note": "x", "fix": None, "values": {"pan": 31, "pri": 186},
         "confidence": {"pan": 0.4}, "images": {"pan": "../fields/s/pan.png"}}))
-    assert view["items"] == [("sum", 217), ("alternatives", "[[31, 0.4]]"), ("note", "x"), ("fix", None)]
+    assert view["items"] == [("sum", 217), ("alternatives", "[[31, 0.4]]"), ("note", "x")]
     assert view["columns"] == ["values", "confidence"]
     assert view["rows"] == [("pan", [31, 0.4]), ("pri", [186, None])]
+    only_pri = tables.evidence_view(json.dumps({"scores": {"pan": 1.2e-05, "pri": 0.91234}, "empty": {}}), ["pri"],
+                                    {"pri": "PRI"})
+    assert only_pri == {"items": [], "columns": ["scores"], "rows": [("PRI", [0.912])]}
     assert tables.evidence_view("not json")["items"] == [("evidence", "not json")]
     assert tables.evidence_view("{}") == {"items": [], "columns": [], "rows": []}
 
@@ -108,3 +119,14 @@ def test_digit_pairs_join_reads_to_written_digits():
                           "digit": [1, 2, -1]})
     pairs = tables.digit_pairs(digits, boxes)
     assert pairs[["truth", "label"]].values.tolist() == [[1, 1], [2, 7]]
+
+
+def test_detector_view_headlines_styles_and_no_absolute_paths():
+    flat = {"threshold": 0.41, "metrics.cv.precision": 0.93, "metrics.cv.recall": 0.97, "metrics.cv.roc_auc": 0.99,
+            "metrics.cv.per_style.overwrite.field_recall": 0.9, "metrics.cv.per_style.overwrite.sheet_recall": 0.95,
+            "metrics.cv.per_style.overwrite.n_fields": 40, "batch": "/tmp/abc/alteration-train", "seed": 1001}
+    view = tables.detector_view(flat)
+    assert view["headline"] == [("threshold", 0.41), ("precision", 0.93), ("recall", 0.97), ("ROC AUC", 0.99)]
+    assert view["per_style"] == [{"style": "overwrite", "field_recall": 0.9, "sheet_recall": 0.95, "n": 40}]
+    assert ("batch", "/tmp/abc/alteration-train") not in view["all"] and ("seed", 1001) in view["all"]
+    assert "without any trace" in view["blind_spot"]

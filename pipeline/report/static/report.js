@@ -4,8 +4,17 @@
 (function () {
   "use strict";
   var table = document.getElementById("sheets-table");
-  var state = { rows: [], view: [], sortKey: null, sortDir: 1, page: 0, pending: [] };
-  window.tallyReport = { receive: function (rows) { state.rows = state.rows.concat(rows); refresh(false); loadNext(); } };
+  var state = { rows: [], sorted: [], view: [], sortKey: null, sortDir: 1, page: 0, pending: [] };
+  /* Tables above this many rows wait for a pause in typing before searching (a 50,000-row search per keystroke
+   * would make typing lag); smaller ones search at once. */
+  var DEBOUNCE_ROWS = 5000, DEBOUNCE_MS = 150;
+  window.tallyReport = { receive: function (rows) {
+    rows.forEach(searchText);
+    state.rows = state.rows.concat(rows);
+    resort();
+    refresh(false);
+    loadNext();
+  } };
   if (!table) { return; }
   var columns = JSON.parse(table.dataset.columns);
   var pageSize = parseInt(table.dataset.pageSize, 10) || 50;
@@ -15,6 +24,10 @@
   var controls = [$("filter-text"), $("filter-flagged")].concat(selects);
   var colIndex = {};
   columns.forEach(function (c, i) { colIndex[c.key] = i; });
+  var verdictLabels = {};
+  Array.prototype.forEach.call(document.querySelectorAll("#filter-verdict option"), function (o) {
+    if (o.value) { verdictLabels[o.value] = o.textContent; }
+  });
 
   function loadNext() {
     var src = state.pending.shift();
@@ -27,32 +40,64 @@
 
   function fmt(value, col) {
     if (value === null || value === undefined || value === "") { return "–"; }
+    if (col.key === "suspicion" && typeof value === "number") { return (Math.floor(value * 1000) / 1000).toFixed(3); }
     if (typeof value === "number" && !Number.isInteger(value)) { return value.toFixed(3); }
     if (typeof value === "number" && col.key !== "section") { return value.toLocaleString("en-US"); }
     return String(value);
   }
 
-  function matches(row) {
-    var text = $("filter-text").value.trim().toLowerCase();
-    var rejected = selects.some(function (s) {
-      return s.value && String(row[colIndex[s.dataset.filter]]) !== s.value;
-    });
-    if (rejected) { return false; }
-    if ($("filter-flagged").checked && !(row[colIndex.n_flags] > 0)) { return false; }
-    if (!text) { return true; }
-    return ["sheet_id", "verdict", "status", "rules", "severity"].some(function (k) {
-      return k in colIndex && String(row[colIndex[k]] || "").toLowerCase().indexOf(text) >= 0;
-    });
+  /* The current filters, read from the controls once per refresh (not once per row). */
+  function filters() {
+    return {
+      text: $("filter-text").value.trim().toLowerCase(),
+      flagged: $("filter-flagged").checked,
+      selects: selects.filter(function (s) { return s.value; }).map(function (s) {
+        return { index: colIndex[s.dataset.filter], value: s.value };
+      })
+    };
   }
 
-  function compare(a, b) {
-    var i = colIndex[state.sortKey];
-    var x = a[i], y = b[i];
-    if (x === y) { return 0; }
-    if (x === null || x === undefined || x === "") { return 1; }
-    if (y === null || y === undefined || y === "") { return -1; }
-    if (typeof x === "number" && typeof y === "number") { return (x - y) * state.sortDir; }
-    return String(x).localeCompare(String(y), undefined, { numeric: true }) * state.sortDir;
+  /* A row's searchable text (id, verdict and its words, reading, reason), lower-cased once and kept. */
+  function searchText(row) {
+    if (row.q === undefined) {
+      row.q = ["sheet_id", "verdict", "reading", "reason"].filter(function (k) { return k in colIndex; })
+        .map(function (k) { return String(row[colIndex[k]] || ""); })
+        .concat("verdict" in colIndex ? [verdictLabels[row[colIndex.verdict]] || ""] : [])
+        .join("\u0001").toLowerCase();
+    }
+    return row.q;
+  }
+
+  function matches(row, f) {
+    for (var i = 0; i < f.selects.length; i++) {
+      if (String(row[f.selects[i].index]) !== f.selects[i].value) { return false; }
+    }
+    if (f.flagged && !(row[colIndex.n_flags] > 0)) { return false; }
+    return !f.text || searchText(row).indexOf(f.text) >= 0;
+  }
+
+  function isMissing(x) { return x === null || x === undefined || x === ""; }
+
+  /* A string's sort key: lower-case, with every run of digits zero-padded so that plain comparison orders
+   * "s2" before "s10" (what a numeric collator does, at a fraction of the cost on 50,000 rows). */
+  function sortKey(value) {
+    return String(value).toLowerCase().replace(/\d+/g, function (d) { return d.length >= 15 ? d : ("000000000000000" + d).slice(-15); });
+  }
+
+  /* Rows in the current sort order: sorted once per sort change (or new chunk), never per keystroke. Missing
+   * values go last in either direction; ties keep the ranking order (the sort is stable). */
+  function resort() {
+    if (!state.sortKey) { state.sorted = state.rows; return; }
+    var i = colIndex[state.sortKey], dir = state.sortDir;
+    var numeric = state.rows.every(function (r) { return isMissing(r[i]) || typeof r[i] === "number"; });
+    var decorated = state.rows.map(function (r) {
+      return { row: r, missing: isMissing(r[i]), key: isMissing(r[i]) ? null : (numeric ? r[i] : sortKey(r[i])) };
+    });
+    decorated.sort(function (a, b) {
+      if (a.missing || b.missing) { return a.missing === b.missing ? 0 : (a.missing ? 1 : -1); }
+      return a.key < b.key ? -dir : a.key > b.key ? dir : 0;
+    });
+    state.sorted = decorated.map(function (d) { return d.row; });
   }
 
   function cell(row, col, i) {
@@ -69,10 +114,10 @@
       b.className = "badge sev-" + value;
       b.textContent = value;
       td.appendChild(b);
-    } else if (col.key === "status" || col.key === "verdict") {
+    } else if (col.key === "verdict") {
       var s = document.createElement("span");
-      s.className = col.key + " " + col.key + "-" + value;
-      s.textContent = fmt(value, col);
+      s.className = "verdict verdict-" + value;
+      s.textContent = verdictLabels[value] || fmt(value, col);
       td.appendChild(s);
     } else if (col.key === "rules") {
       td.textContent = value ? String(value).split(";").join(", ") : "–";
@@ -102,10 +147,17 @@
   }
 
   function refresh(resetPage) {
-    state.view = state.rows.filter(matches);
-    if (state.sortKey) { state.view.sort(compare); }
+    var f = filters();
+    state.view = state.sorted.filter(function (row) { return matches(row, f); });
     if (resetPage) { state.page = 0; }
     render();
+  }
+
+  var timer = null;
+  function refreshSoon() {
+    if (state.rows.length <= DEBOUNCE_ROWS) { refresh(true); return; }
+    clearTimeout(timer);
+    timer = setTimeout(function () { refresh(true); }, DEBOUNCE_MS);
   }
 
   function sortBy(th) {
@@ -114,6 +166,7 @@
     state.sortKey = key;
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (h) { h.setAttribute("aria-sort", "none"); });
     th.setAttribute("aria-sort", state.sortDir > 0 ? "ascending" : "descending");
+    resort();
     refresh(true);
   }
 
@@ -121,9 +174,46 @@
     th.addEventListener("click", function () { sortBy(th); });
     th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(th); } });
   });
-  ["input", "change"].forEach(function (ev) {
-    controls.forEach(function (c) { c.addEventListener(ev, function () { refresh(true); }); });
+  $("filter-text").addEventListener("input", refreshSoon);
+  controls.forEach(function (c) { c.addEventListener("change", function () { refresh(true); }); });
+  Array.prototype.forEach.call(document.querySelectorAll("#verdict-chips [data-verdict]"), function (chip) {
+    chip.addEventListener("click", function () {
+      var select = $("filter-verdict");
+      if (!select) { return; }
+      select.value = chip.dataset.verdict;
+      refresh(true);
+      $("sheets").scrollIntoView();
+    });
   });
+  /* One CSV field: quoted when needed; a leading = + - @ is neutralised so that a spreadsheet never runs it. */
+  function csvField(value) {
+    var text = value === null || value === undefined ? "" : String(value);
+    if (/^[=+\-@\t\r]/.test(text)) { text = "'" + text; }
+    return /[",\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+
+  /* The rows the table shows now (every page of the filtered, sorted view) as CSV text. */
+  function viewCsv() {
+    var lines = [columns.map(function (c) { return csvField(c.key); }).concat("page").join(",")];
+    state.view.forEach(function (row) {
+      lines.push(columns.map(function (c, i) { return csvField(row[i]); })
+        .concat(csvField("sheets/" + row[slugIndex] + ".html")).join(","));
+    });
+    return lines.join("\r\n") + "\r\n";
+  }
+
+  if ($("download-view")) {
+    $("download-view").addEventListener("click", function () {
+      var url = URL.createObjectURL(new Blob([viewCsv()], { type: "text/csv" }));
+      var a = document.createElement("a");
+      a.href = url;
+      a.download = "sheets-view.csv";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+    });
+  }
   $("page-prev").addEventListener("click", function () { state.page -= 1; render(); });
   $("page-next").addEventListener("click", function () { state.page += 1; render(); });
   state.pending = JSON.parse(table.dataset.chunks);
