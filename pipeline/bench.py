@@ -22,9 +22,11 @@ from pipeline.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-BENCH_STAGES = ("synth", "vision", "model", "audit", "report", "scale", "fuzz", "faults", "tables", "forms")
+BENCH_STAGES = ("synth", "vision", "model", "audit", "alteration", "report", "scale", "fuzz", "faults", "tables",
+                "forms")
 BENCH_MODULES = {"scale": "pipeline.engine.bench", "fuzz": "pipeline.engine.fuzz_bench",
-                 "faults": "pipeline.engine.faults", "tables": "pipeline.audit.table_bench"}
+                 "faults": "pipeline.engine.faults", "tables": "pipeline.audit.table_bench",
+                 "alteration": "pipeline.audit.alteration_bench"}
 
 
 def machine_info() -> dict:

@@ -2,10 +2,32 @@
 
 ``run_audit(rundir, out, settings, truth=None)`` is the Python API of ``python -m pipeline audit``; the visible
 alteration detector is trained by ``python -m pipeline train-alteration``. See docs/DATA.md section 4.
+``python -m pipeline audit-table`` audits a published results table instead (:mod:`pipeline.audit.table_audit`).
+
+The names below are imported on first use (PEP 562), so that ``import pipeline.audit`` and the results-table
+modules do not load OpenCV or tqdm, which only the scanned-sheet audit needs.
 """
 
-from pipeline.audit.audit import AuditResult, run_audit
-from pipeline.audit.flags import Flag
-from pipeline.audit.settings import AlterationSettings, AuditSettings
+from __future__ import annotations
 
-__all__ = ["AlterationSettings", "AuditResult", "AuditSettings", "Flag", "run_audit"]
+import importlib
+
+#: Public name -> the module defining it.
+_EXPORTS = {
+    "AuditResult": "pipeline.audit.audit",
+    "run_audit": "pipeline.audit.audit",
+    "Flag": "pipeline.audit.flags",
+    "AlterationSettings": "pipeline.audit.settings",
+    "AuditSettings": "pipeline.audit.settings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pipeline.audit' has no attribute {name!r}")

@@ -1,10 +1,18 @@
 """The visible-alteration detector (the Cantu check): a score per count field image and per sheet.
 
-A small neural network (scikit-learn's ``MLPClassifier``) over the hand-made features of :mod:`features`, trained
-on synthetic altered and clean fields by ``python -m pipeline train-alteration``. It is stored without pickle:
-``detector.npz`` holds the standardisation and the weight arrays (loaded with ``allow_pickle=False``) and
-``detector.json`` the feature names, settings, the sheet-level threshold and the validation metrics; scoring is a
-plain NumPy forward pass. A sheet's score is the highest of its fields' scores.
+Two scores over the hand-made features of :mod:`features`, and a field's score is the higher of the two:
+
+* a small neural network (scikit-learn's ``MLPClassifier``) trained on synthetic altered and clean fields by
+  ``python -m pipeline train-alteration``: it knows the tampering styles it was shown;
+* a novelty score (:class:`Novelty`) fitted on the clean fields alone: how far the field's most unusual feature
+  lies beyond what honest fields show, in units of the clean fields' own upper spread. It knows no tampering
+  style, so a style the network never saw still scores high when it leaves any trace the features measure (more
+  junctions, a covered box line, grey smudge, hatching, a straight stroke through the boxes, ...). A discriminative
+  network alone scores an unseen style as clean (leave-one-style-out recall near 0 on our own four kinds).
+
+It is stored without pickle: ``detector.npz`` holds the standardisation, the weight arrays and the novelty centre
+and spread (loaded with ``allow_pickle=False``) and ``detector.json`` the feature names, settings, the sheet-level
+threshold and the validation metrics; scoring is plain NumPy. A sheet's score is the highest of its fields' scores.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.atomic import savez_atomic, write_text_atomic
-from pipeline.audit.features import feature_names, field_features, read_field_image, sheet_context
+from pipeline.audit.features import feature_names, field_features, read_field_image
 from pipeline.audit.flags import Flag
 from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, display_name
 from pipeline.audit.settings import AlterationSettings
@@ -41,11 +49,41 @@ HIGH_SCORE = 0.9
 PARALLEL_MIN_FIELDS = 500
 #: Field images per task sent to a worker.
 FEATURE_CHUNK = 64
+#: Paper measures (feature names or box measure prefixes) left out of the novelty score.
+NOVELTY_PAPER_MEASURES = ("grey", "paper_drop", "paper_texture", "paper_std", "bright", "flat")
+#: Smallest novelty span of a feature and smallest novelty level ``at`` (features are fractions, counts and ratios).
+NOVELTY_MIN_SPAN = 1e-3
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """How far a field lies beyond the clean fields: ``level = max over features of (x - centre) / span``.
+
+    ``centre`` is the clean fields' median of each feature and ``span`` its upper spread (see
+    :func:`fit_novelty`). Below the level ``at`` the score is 0, so the network alone decides there and honest
+    variation adds no noise to its scores; from ``at`` it rises from 0.5 towards 1 (``level = 2 * at`` scores
+    ``1 - exp(-slope) / 2``).
+    """
+
+    centre: np.ndarray
+    span: np.ndarray
+    at: float
+    slope: float
+
+    def level(self, x: np.ndarray) -> np.ndarray:
+        """The novelty level of each row of ``x`` (row by row, element-wise: independent of the other rows)."""
+        return ((np.asarray(x, float) - self.centre) / self.span).max(axis=1)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Score in [0, 1) of each row of ``x``: 0 below level ``at``, 0.5 at it, rising towards 1 past it."""
+        past = self.level(x) / self.at - 1.0
+        return np.where(past >= 0, 1.0 - 0.5 * np.exp(-self.slope * np.maximum(past, 0.0)), 0.0)
 
 
 @dataclass(frozen=True)
 class Detector:
-    """Standardisation, MLP weights (ReLU hidden layers, logistic output) and the sheet-level threshold."""
+    """Standardisation, MLP weights (ReLU hidden layers, logistic output), the sheet-level threshold and the
+    novelty score (``None``: the network alone)."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -53,18 +91,70 @@ class Detector:
     biases: tuple[np.ndarray, ...]
     threshold: float
     metadata: dict
+    novelty: Novelty | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Probability that each row of features ``x`` comes from an altered field."""
+        """Probability that each row of features ``x`` comes from an altered field.
+
+        Each row's score depends on that row alone, to the last bit, however many rows come with it (see
+        :func:`dense`): scoring a batch whole or chunk by chunk gives the same files.
+        """
         h = (np.asarray(x, float) - self.mean) / self.scale
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            h = np.maximum(h @ w + b, 0.0)
-        z = (h @ self.weights[-1] + self.biases[-1]).ravel()
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+            h = np.maximum(dense(h, w, b), 0.0)
+        z = dense(h, self.weights[-1], self.biases[-1]).ravel()
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+        return p if self.novelty is None else np.maximum(p, self.novelty.predict(x))
+
+    def with_threshold(self, threshold: float, metadata: dict) -> Detector:
+        """The same detector with another sheet-level threshold and metadata."""
+        return Detector(self.mean, self.scale, self.weights, self.biases, threshold, metadata, self.novelty)
+
+
+def dense(h: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``h @ w + b``, summed over the inputs in their order, one input at a time, with plain element-wise
+    operations.
+
+    ``h @ w`` goes to BLAS, whose kernels (and so the order and fusion of the additions) change with the number of
+    rows: one sheet scored alone and in a chunk of a hundred differed in the 17th significant digit, enough to
+    change a file. Element-wise products and sums are rounded the same way for any number of rows.
+    """
+    out = np.zeros((h.shape[0], w.shape[1]))
+    for i in range(w.shape[0]):
+        out += h[:, i:i + 1] * w[i]
+    return out + b
+
+
+def novelty_features() -> np.ndarray:
+    """Which features the novelty score looks at: all but those of the paper itself (grey, smudge, brightness,
+    flatness, texture), which scan damage never seen in training (toner banding, shadows, faded copies) moves as
+    much as an eraser or fluid does. The network still sees them, with the damage it was trained on."""
+    paper = NOVELTY_PAPER_MEASURES
+    return np.array([name not in paper and not name.split("_", 1)[-1].startswith(paper) for name in feature_names()])
+
+
+def fit_novelty(clean: np.ndarray, s: AlterationSettings) -> Novelty:
+    """The novelty score of :class:`Novelty` fitted on the features of clean fields.
+
+    A feature's span is the distance from its median to its ``novelty_tail`` quantile, at least its interquartile
+    range and ``novelty_min_std`` of its standard deviation (so a feature that is almost always 0 on clean fields,
+    such as ink beside the boxes, is not divided by ~0). ``at`` is the level that only ``novelty_field_fpr`` of
+    the clean fields reach.
+    """
+    centre = np.median(clean, axis=0)
+    q25, q75, tail = np.quantile(clean, [0.25, 0.75, s.novelty_tail], axis=0)
+    span = np.maximum.reduce([tail - centre, q75 - q25, s.novelty_min_std * clean.std(axis=0),
+                              np.full(clean.shape[1], NOVELTY_MIN_SPAN)])
+    if clean.shape[1] == len(feature_names()):  # the paper measures take no part
+        span = np.where(novelty_features(), span, np.inf)
+    novelty = Novelty(centre, span, 1.0, s.novelty_slope)
+    at = float(np.quantile(novelty.level(clean), 1.0 - s.novelty_field_fpr))
+    return Novelty(centre, span, max(at, NOVELTY_MIN_SPAN), s.novelty_slope)
 
 
 def fit_detector(x: np.ndarray, y: np.ndarray, s: AlterationSettings) -> Detector:
-    """Fit the standardisation and the MLP on field features ``x`` and labels ``y`` (threshold 0.5 until chosen)."""
+    """Fit the standardisation and the MLP on field features ``x`` and labels ``y``, and the novelty score on the
+    clean fields (when ``s.novelty``); the threshold is 0.5 until chosen."""
     # scikit-learn is imported here, not with the module: scoring needs none of it, and every feature worker
     # imports this module, so a module-level import would cost each audit worker most of a second
     from sklearn.exceptions import ConvergenceWarning
@@ -78,7 +168,8 @@ def fit_detector(x: np.ndarray, y: np.ndarray, s: AlterationSettings) -> Detecto
     with warnings.catch_warnings():  # running out of iterations is expected with early stopping off
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit((x - scaler.mean_) / scale, y.astype(int))
-    return Detector(scaler.mean_, scale, tuple(mlp.coefs_), tuple(mlp.intercepts_), 0.5, {})
+    novelty = fit_novelty(x[~y.astype(bool)], s) if s.novelty else None
+    return Detector(scaler.mean_, scale, tuple(mlp.coefs_), tuple(mlp.intercepts_), 0.5, {}, novelty)
 
 
 def choose_threshold(scores: np.ndarray, labels: np.ndarray, target_recall: float) -> tuple[float, float, float]:
@@ -100,29 +191,39 @@ def save_detector(detector: Detector, folder: Path) -> Path:
     arrays = {"mean": detector.mean, "scale": detector.scale}
     arrays.update({f"w{i}": w for i, w in enumerate(detector.weights)})
     arrays.update({f"b{i}": b for i, b in enumerate(detector.biases)})
+    novelty = {}
+    if detector.novelty is not None:
+        arrays.update({"novelty_centre": detector.novelty.centre, "novelty_span": detector.novelty.span})
+        novelty = {"novelty_at": detector.novelty.at, "novelty_slope": detector.novelty.slope}
     savez_atomic(folder / DETECTOR_NPZ, arrays)
     meta = {**detector.metadata, "threshold": detector.threshold, "n_layers": len(detector.weights),
-            "feature_names": feature_names(), "model_file": DETECTOR_NPZ}
+            "feature_names": feature_names(), "model_file": DETECTOR_NPZ, **novelty}
     return write_text_atomic(folder / DETECTOR_JSON, json.dumps(meta, indent=2, sort_keys=True))
 
 
-def load_detector(folder: Path) -> Detector | None:
-    """The detector saved in ``folder``; ``None`` (with a warning) when there is none.
+#: Verdict of the Cantu comparison, and what the report says, when the audit ran without the alteration check.
+NO_CHECK = "the visible-alteration check was off (--no-alteration): no sheet can be found altered"
+
+
+def load_detector(folder: Path) -> Detector:
+    """The detector saved in ``folder``.
 
     Raises:
-        ModelError: the files exist but are corrupt or do not match this code's features.
+        ModelError: there is no detector in ``folder`` (without it no altered sheet is found, so the audit does not
+            go on silently), or its files are corrupt or do not match this code's features.
     """
     meta_path, npz_path = folder / DETECTOR_JSON, folder / DETECTOR_NPZ
     if not meta_path.is_file():
-        log.warning("no alteration detector in %s: alteration scores left empty "
-                    "(run `python -m pipeline train-alteration`)", folder)
-        return None
+        raise ModelError(f"{folder}: no alteration detector; train one with `python -m pipeline train-alteration` "
+                         f"(about 3 min), or audit without the visible-alteration check with --no-alteration")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         with np.load(npz_path, allow_pickle=False) as z:
             n = int(meta["n_layers"])
+            novelty = (Novelty(z["novelty_centre"], z["novelty_span"], float(meta["novelty_at"]),
+                               float(meta["novelty_slope"])) if "novelty_at" in meta else None)
             detector = Detector(z["mean"], z["scale"], tuple(z[f"w{i}"] for i in range(n)),
-                                tuple(z[f"b{i}"] for i in range(n)), float(meta["threshold"]), meta)
+                                tuple(z[f"b{i}"] for i in range(n)), float(meta["threshold"]), meta, novelty)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{folder}: cannot load the alteration detector ({exc})") from exc
     if meta.get("feature_names") != feature_names() or detector.mean.shape != (len(feature_names()),):
@@ -172,9 +273,8 @@ def map_features(paths: list[Path], pool: Executor | None = None) -> list[np.nda
 
 
 def feature_matrix(rundir: Path, sheet_ids: list[str], pool: Executor | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Features of every count field image of ``sheet_ids``: ``(keys, x)`` with keys ``sheet_id, field``, each
-    field compared with its sheet's other fields (:func:`sheet_context`); computed on ``pool`` (see
-    :func:`map_features`).
+    """Features of every count field image of ``sheet_ids``: ``(keys, x)`` with keys ``sheet_id, field``; computed
+    on ``pool`` (see :func:`map_features`). Each field's features come from its own image alone.
 
     A missing or unreadable image is skipped with a warning (its field gets no score), never fatal.
     """
@@ -184,7 +284,7 @@ def feature_matrix(rundir: Path, sheet_ids: list[str], pool: Executor | None = N
     frame = pd.DataFrame([key for key, _ in kept], columns=["sheet_id", "field"], dtype="string")
     if not kept:
         return frame, np.zeros((0, len(feature_names())))
-    return frame, sheet_context(frame, np.vstack([x for _, x in kept]))
+    return frame, np.vstack([x for _, x in kept])
 
 
 def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector,

@@ -1,39 +1,45 @@
 """Hand-made features of one count field's image for the visible-alteration detector.
 
 The reader writes each count field as a grey image registered onto the template: the three digit boxes with a
-margin, extended to the right over the area where a crossed-out number's replacement is written. What the
-features look for, after Cantu (2019):
+margin, extended to the right over the area where a crossed-out number's replacement is written. The features
+describe what any alteration leaves on paper, whoever made it and however it was drawn (after Cantu 2019), and
+each one is measured **inside one box** (or over the field's own paper), never against the sheet's other fields
+or at a fixed position in the image: an honest writer whose digits differ in stroke weight or pressure from box to
+box must not look altered, and a detector that learned where our generator puts its traces would not generalise.
 
-* overwriting: more and darker ink in a box, strokes over strokes (more components, thicker strokes), and a pen
-  or hand that differs from the rest of the sheet;
-* erasing: faint grey remains and smudges (ink far lighter than the pen);
-* correction fluid: patches smoother and brighter than the paper, covering the printed box lines;
-* crossing out: a long horizontal stroke through the boxes, and a new number written beside them.
+* two layers of writing in one box (overwriting): the stroke width and the ink darkness along the strokes' centre
+  lines spread wide or split in two, a lighter layer of ink under a darker one, more stroke ends and junctions,
+  enclosed holes and pieces than one digit has, a longer stroke skeleton;
+* erasing: faint grey remains, paper darker than the field's own paper (a smudge) or its texture disturbed;
+* correction fluid: flat patches brighter than the paper, covering the printed box outline;
+* scratching out or hatching: ink density far above a digit's, many parallel strokes (a high coherence of the
+  stroke orientations over the box);
+* crossing out: a long straight stroke through the boxes (level or slanted), ink in the gaps between the boxes
+  and above or below them, and a new number written beside them.
 
-Three groups: scalars over the whole field, the same per digit box (boxes located from the printed lines and the
-template's box layout), and a coarse grid of darkness, grey and flat fractions on the image resized to a fixed
-size (all fields share one template geometry). :func:`sheet_context` then adds, per field, how its pen (stroke
-width, ink darkness) differs from the sheet's other fields: an altering hand stands out against the sheet's own
-writer better than against every writer.
+The per-box measures are summarised over the field's boxes by their maximum and their mean, so no feature says
+which box it came from.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 from pipeline.config import MAX_IMAGE_PIXELS
 from pipeline.errors import InputFileError
 from pipeline.forms import load_template
 
-#: Ink darkness levels (0 paper, 1 the page's darkest print): stroke ink, heavy ink, and faint grey remains.
+#: Ink darkness levels (0 paper, 1 the page's darkest print): stroke ink, and faint grey remains.
 INK = 0.5
-HEAVY = 0.85
 GREY = (0.08, 0.35)
+#: Faint grey in a box counts only below this share of the darkness of the box's own writing (its stroke centre
+#: lines' 90th percentile) as well as below ``GREY[1]``.
+FAINT_SHARE = 0.5
 #: Percentile of the field's grey levels taken as paper white, and the smallest paper-to-ink contrast assumed.
 PAPER_PERCENTILE = 90
 BLACK_PERCENTILE = 0.5
@@ -45,37 +51,60 @@ FLAT_WINDOW = 5
 BRIGHT_DELTA = 6.0
 #: Rows (fractions of the height) inside the boxes, clear of their printed top and bottom lines.
 MIDDLE_BAND = (0.3, 0.7)
-#: Where the comb ends and the area beside it begins, as a fraction of the field image's width.
+#: Where the comb ends and the area beside it begins, and where that area ends (a crossed-out number's
+#: replacement is written next to the comb; stamps, signatures and the page edge lie further right), as
+#: fractions of the field image's width.
 BESIDE_FROM = 0.45
-#: Smallest ink component counted, as a fraction of the image height squared.
-MIN_COMPONENT = 0.004
+BESIDE_TO = 0.9
+#: Smallest ink component or enclosed hole counted, as a fraction of the box height squared.
+MIN_COMPONENT = 0.01
+MIN_HOLE = 0.004
 #: Fraction of a box's width and height left out at its edges, so the printed outline is not counted as ink.
 BOX_INSET = 0.14
 #: A column is a printed vertical box line when this fraction of the box height is ink.
 LINE_FILL = 0.7
-#: Grid (rows, columns) of the position-aware features, and the fixed size images are resized to for it.
-GRID = (4, 20)
-CANONICAL = (32, 160)
+#: Printed vertical lines are taken as found when each box's two lie within this fraction of its template width.
+LINE_TOLERANCE = 0.15
+#: Half-width (fraction of the box height) of the band searched for a printed box line around its expected place.
+LINE_BAND = 0.05
+#: Lighting flattening: the background is estimated at 1/BACKGROUND_SCALE resolution with a maximum filter
+#: this fraction of the field image's height across (about half a box: wider than any stroke).
+BACKGROUND_SCALE = 4
+BACKGROUND_WINDOW = 0.35
 #: Grey levels of an 8-bit field image.
 GREY_LEVELS = 256
-#: Neighbourhood of the ridge test in :func:`stroke_width` (a pixel at least as far from paper as its 8 neighbours).
+#: A stroke centre line pixel is "lighter" (a second, fainter layer) below this fraction of the box's darkest
+#: centre-line ink (its 90th percentile).
+LIGHT_LAYER = 0.65
+#: Straight-stroke probes: lengths (fractions of a box width) of the level one and of the slanted ones (long enough
+#: to cross a gap between boxes, which no honest digit does) and the slants (degrees) of the line kernels.
+STRAIGHT_LENGTH = 1.3
+SLANT_LENGTH = 2.0
+STRAIGHT_ANGLES = (-20.0, 20.0)
+#: Smallest paper texture (grey levels) a box's paper is compared with, so clean scans do not divide by ~0.
+MIN_TEXTURE = 0.5
+MAX_TEXTURE = 10.0
+#: Straight-stroke probes shorter than twice this (pixels) run at full resolution.
+MIN_PROBE = 12
+#: Most thinning passes of the skeleton (a stroke this many pixels thick is thinned completely).
+MAX_THINNING = 40
+#: Neighbourhood of the ridge test (a pixel at least as far from paper as its 8 neighbours).
 _RIDGE_KERNEL = np.ones((3, 3), np.uint8)
-SCALARS = ("ink", "heavy", "grey", "mean_dark", "ink_dark_mean", "ink_dark_std", "ink_dark_p10", "ink_dark_p90",
-           "flat", "bright", "beside_ink", "beside_components", "box_components", "strike_run", "strike_long")
-BOX_MEASURES = ("ink", "heavy", "grey", "components", "stroke", "dark")
-#: Box measures compared with the median over every inked box of the sheet (see :func:`sheet_context`).
-PEN_MEASURES = ("ink", "heavy", "components", "stroke", "dark")
+#: Bit of each 8-neighbour in a neighbourhood code: N, NE, E, SE, S, SW, W, NW (clockwise from north).
+_NEIGHBOUR_BITS = np.array([[128, 1, 2], [64, 0, 4], [32, 16, 8]], np.float32)
+SCALARS = ("ink", "flat", "beside_ink", "beside_components", "strike_run", "strike_long", "slant_long", "gutter_ink",
+           "outside_ink", "paper_std")
+BOX_MEASURES = ("ink", "grey", "components", "holes", "endpoints", "junctions", "skeleton", "stroke",
+                "stroke_cv", "stroke_spread", "dark_std", "dark_spread", "light_layer", "coherence",
+                "paper_drop", "paper_texture", "flat", "bright", "line_gap")
+BOX_AGGREGATES = ("max", "mean")
 _BOX = load_template().fields_of_kind("count")[0]
 N_BOXES = len(_BOX.boxes)
 
 
 def feature_names() -> list[str]:
-    """Names of the features :func:`sheet_context` returns, in order."""
-    boxes = [f"box{i}_{m}" for i in range(N_BOXES) for m in BOX_MEASURES]
-    aggregates = [f"box_{m}_{agg}" for m in BOX_MEASURES for agg in ("max", "mean")]
-    cells = [f"{m}_r{r}c{c}" for m in ("dark", "grey", "flat") for r in range(GRID[0]) for c in range(GRID[1])]
-    context = [f"{m}_vs_sheet_max" for m in PEN_MEASURES] + [f"{m}_vs_sheet_min" for m in PEN_MEASURES]
-    return list(SCALARS) + boxes + aggregates + cells + context
+    """Names of the features :func:`field_features` returns, in order."""
+    return list(SCALARS) + [f"box_{m}_{agg}" for m in BOX_MEASURES for agg in BOX_AGGREGATES]
 
 
 def read_field_image(path: Path) -> np.ndarray:
@@ -93,11 +122,7 @@ def read_field_image(path: Path) -> np.ndarray:
 
 
 def grey_histogram(grey: np.ndarray) -> np.ndarray:
-    """Pixel count of each of the 256 grey levels of a uint8 image.
-
-    Every per-pixel quantity below is a function of the grey level alone, so its order statistics and the
-    fractions of pixels over a threshold follow from this histogram without sorting or scanning the image again.
-    """
+    """Pixel count of each of the 256 grey levels of a uint8 image."""
     return np.bincount(grey.ravel(), minlength=GREY_LEVELS)
 
 
@@ -120,21 +145,23 @@ def sorted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float
     return float(b - step * (1 - t) if t >= 0.5 else a + step * t)
 
 
-def darkness_levels(hist: np.ndarray) -> tuple[np.ndarray, float]:
+def darkness_levels(hist: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Ink darkness (0 paper .. 1 darkest print) of each grey level against the field's own paper white (the
-    :data:`PAPER_PERCENTILE` of its grey levels); also that paper level. ``levels[grey]`` is the darkness image."""
+    :data:`PAPER_PERCENTILE` of its grey levels); also that paper level and the contrast used.
+    ``levels[grey]`` is the darkness image."""
     g = np.arange(GREY_LEVELS, dtype=np.float32)
     paper = sorted_percentile(g, hist, PAPER_PERCENTILE)
     black = sorted_percentile(g, hist, BLACK_PERCENTILE)
-    return np.clip((paper - g) / max(paper - black, MIN_CONTRAST), 0.0, 1.0), paper
+    contrast = max(paper - black, MIN_CONTRAST)
+    return np.clip((paper - g) / contrast, 0.0, 1.0), paper, contrast
 
 
-def flat_mask(grey: np.ndarray, dark: np.ndarray) -> np.ndarray:
-    """Paper-coloured pixels with almost no texture or noise around them (correction fluid is smooth)."""
+def local_std(grey: np.ndarray) -> np.ndarray:
+    """Grey-level standard deviation of each pixel's :data:`FLAT_WINDOW` square neighbourhood."""
     g = grey.astype(np.float32)
     mean = cv2.blur(g, (FLAT_WINDOW, FLAT_WINDOW))
     var = cv2.blur(g * g, (FLAT_WINDOW, FLAT_WINDOW)) - mean * mean
-    return (np.sqrt(np.clip(var, 0, None)) < FLAT_STD) & (dark < GREY[0])
+    return np.sqrt(np.clip(var, 0, None))
 
 
 def label_type(shape: tuple[int, int]) -> int:
@@ -163,45 +190,109 @@ def longest_run(mask: np.ndarray) -> int:
     return int((ends - starts).max()) if starts.size else 0
 
 
-def locate_boxes(ink: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """The digit boxes ``(x0, y0, x1, y1)`` in the field image, from its printed lines and the template layout.
+def line_centres(profile: np.ndarray, fill: float) -> list[float]:
+    """Centres of the runs of ``profile`` (ink fraction per row or column) at or above ``fill``."""
+    padded = np.concatenate([[False], profile >= fill, [False]]).astype(np.int8)
+    edges = np.diff(padded)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(a + b - 1) / 2 for a, b in zip(starts, ends, strict=True)]
 
-    The top and bottom box lines are the inkiest rows of the comb's half of the image; their distance is the
-    box height, which gives the scale; the first printed vertical line gives the left edge.
+
+def locate_boxes(ink: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The digit boxes ``(x0, y0, x1, y1)`` in the field image (centres of their printed lines), from the printed
+    lines and the template layout.
+
+    The top and bottom box lines are the inkiest rows of each half of the comb's side of the image (the centre of
+    the rows at least :data:`LINE_FILL` as inky as the inkiest); their distance is the box height, which gives the
+    scale. The vertical lines are the columns inked over :data:`LINE_FILL` of that height: where every box's two
+    are found they are used as they are, otherwise the first one places the template's layout.
     """
     h, w = ink.shape
-    rows = ink[:, : int(w * BESIDE_FROM)].mean(axis=1)
-    top = int(np.argmax(rows[: h // 2]))
-    bottom = h // 2 + int(np.argmax(rows[h // 2:]))
+    rows = np.count_nonzero(ink[:, : int(w * BESIDE_FROM)], axis=1) / max(int(w * BESIDE_FROM), 1)
+    half = h // 2
+    top_runs = line_centres(rows[:half], LINE_FILL * rows[:half].max()) if rows[:half].max() > 0 else []
+    bottom_runs = line_centres(rows[half:], LINE_FILL * rows[half:].max()) if rows[half:].max() > 0 else []
+    top = round(max(top_runs, key=lambda c: rows[round(c)])) if top_runs else int(np.argmax(rows[:half]))
+    bottom = half + (round(max(bottom_runs, key=lambda c: rows[half + round(c)])) if bottom_runs
+                     else int(np.argmax(rows[half:])))
     scale = max(bottom - top, 1) / _BOX.boxes[0].h
-    cols = ink[top:bottom + 1, :].mean(axis=0)
-    lines = np.flatnonzero(cols >= LINE_FILL)
-    left = int(lines[0]) if lines.size else int(round((_BOX.boxes[0].x - _BOX.bounds.x) * scale))
-    return [(left + round((b.x - _BOX.boxes[0].x) * scale), top, left + round((b.x - _BOX.boxes[0].x + b.w) * scale),
-             bottom) for b in _BOX.boxes]
+    verticals = line_centres(np.count_nonzero(ink[top:bottom + 1, :], axis=0) / (bottom + 1 - top), LINE_FILL)
+    expected = [(b.x - _BOX.boxes[0].x, b.x - _BOX.boxes[0].x + b.w) for b in _BOX.boxes]
+    if len(verticals) >= 2 * N_BOXES:
+        found = verticals[: 2 * N_BOXES]
+        width = np.diff(found)[::2]
+        if np.all(np.abs(width - _BOX.boxes[0].w * scale) < LINE_TOLERANCE * _BOX.boxes[0].w * scale):
+            return [(round(found[2 * i]), top, round(found[2 * i + 1]), bottom) for i in range(N_BOXES)]
+    left = verticals[0] if verticals else (_BOX.boxes[0].x - _BOX.bounds.x) * scale
+    return [(round(left + a * scale), top, round(left + b * scale), bottom) for a, b in expected]
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of the ink in ``mask``: twice the mean distance of ink pixels' ridge to the paper."""
-    if not mask.any():
-        return 0.0
-    # paper all round, so an all-ink patch has finite distances
-    padded = cv2.copyMakeBorder(mask.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)
-    ridge = (dist >= cv2.dilate(dist, _RIDGE_KERNEL)) & padded.view(bool)
-    return float(2.0 * dist[ridge].mean()) if ridge.any() else 0.0
+def _thinning_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per 8-neighbourhood code: deletable in Zhang-Suen's first and second sub-pass, the number of set
+    neighbours, and the crossing number (paper-to-ink transitions going once round the pixel)."""
+    codes = np.arange(256)
+    p = [(codes >> k) & 1 for k in range(8)]  # P2 (N) .. P9 (NW), clockwise
+    n = sum(p)
+    crossings = sum((p[k] == 0) & (p[(k + 1) % 8] == 1) for k in range(8))
+    p2, _, p4, _, p6, _, p8, _ = p
+    base = (n >= 2) & (n <= 6) & (crossings == 1)
+    first = base & (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+    second = base & (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+    return first, second, n.astype(np.uint8), crossings.astype(np.uint8)
 
 
-def box_measures(dark: np.ndarray, box: tuple[int, int, int, int], min_area: float) -> np.ndarray:
-    """:data:`BOX_MEASURES` inside one box (its printed outline left out)."""
+_DELETE_FIRST, _DELETE_SECOND, _NEIGHBOURS, _CROSSINGS = _thinning_tables()
+
+
+def neighbour_codes(mask: np.ndarray) -> np.ndarray:
+    """The 8-neighbourhood code (bits as in :data:`_NEIGHBOUR_BITS`) of every pixel of a boolean mask."""
+    return cv2.filter2D(mask.view(np.uint8), -1, _NEIGHBOUR_BITS, borderType=cv2.BORDER_CONSTANT)
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """One-pixel-wide centre lines of the ink in ``mask`` (Zhang-Suen thinning through lookup tables)."""
+    skel = mask.copy()
+    for _ in range(MAX_THINNING):
+        changed = False
+        for table in (_DELETE_FIRST, _DELETE_SECOND):
+            delete = skel & table[neighbour_codes(skel)]
+            if delete.any():
+                skel &= ~delete
+                changed = True
+        if not changed:
+            break
+    return skel
+
+
+def skeleton_points(skel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stroke ends (one neighbour) and junctions (three or more branches) of a skeleton, as masks."""
+    codes = neighbour_codes(skel)
+    return skel & (_NEIGHBOURS[codes] == 1), skel & (_CROSSINGS[codes] >= 3)
+
+
+def inner_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Row and column slices of a box with its printed outline left out (:data:`BOX_INSET`)."""
     x0, y0, x1, y1 = box
     dx, dy = round((x1 - x0) * BOX_INSET), round((y1 - y0) * BOX_INSET)
-    inner = dark[max(y0 + dy, 0): max(y1 - dy, 1), max(x0 + dx, 0): max(x1 - dx, 1)]
-    if inner.size == 0:
-        return np.zeros(len(BOX_MEASURES))
-    ink = inner > INK
-    return np.array([fraction(ink), fraction(inner > HEAVY), fraction((inner > GREY[0]) & (inner < GREY[1])),
-                     _components(ink, min_area), stroke_width(ink), inner[ink].mean() if ink.any() else 0.0])
+    return (slice(min(max(y0 + dy, 0), shape[0] - 1), max(min(y1 - dy, shape[0]), 1)),
+            slice(min(max(x0 + dx, 0), shape[1] - 1), max(min(x1 - dx, shape[1]), 1)))
+
+
+def outline_gap(ink: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Fraction of a box's printed outline (top, bottom, left, right) that shows no ink (covered by fluid)."""
+    h, w = ink.shape
+    x0, y0, x1, y1 = box
+    r = max(1, round((y1 - y0) * LINE_BAND))
+    present = []
+    for y in (y0, y1):
+        band = ink[max(y - r, 0): min(y + r + 1, h), max(x0, 0): min(x1, w)]
+        if band.size:
+            present.append(band.any(axis=0))
+    for x in (x0, x1):
+        band = ink[max(y0, 0): min(y1, h), max(x - r, 0): min(x + r + 1, w)]
+        if band.size:
+            present.append(band.any(axis=1))
+    return 1.0 - float(np.concatenate(present).mean()) if present else 0.0
 
 
 def fraction(mask: np.ndarray) -> float:
@@ -209,82 +300,253 @@ def fraction(mask: np.ndarray) -> float:
     return np.count_nonzero(mask) / mask.size
 
 
-def level_fraction(hist: np.ndarray, selected: np.ndarray) -> float:
-    """Fraction of the image's pixels whose grey level is ``selected`` (a boolean per level)."""
-    return float(hist[selected].sum() / hist.sum())
+def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Quantiles ``qs`` (0-1) of a non-empty sample, linear between order statistics (``np.quantile``'s default
+    method, without its per-call overhead on the few hundred values of a box)."""
+    ordered = np.sort(values)
+    position = np.asarray(qs) * (len(ordered) - 1)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
-def scalar_features(grey: np.ndarray, dark: np.ndarray, flat: np.ndarray, hist: np.ndarray, levels: np.ndarray,
-                    paper: float) -> np.ndarray:
-    """The :data:`SCALARS` of one field image (fractions of its area or width, so any resolution compares).
+def spread(values: np.ndarray) -> float:
+    """``(p90 - p10) / median`` of positive values: how far a box's stroke widths are from one pen's."""
+    p10, p50, p90 = quantiles(values, (0.1, 0.5, 0.9))
+    return float((p90 - p10) / p50) if p50 > 0 else 0.0
 
-    ``hist`` is the image's :func:`grey_histogram` and ``levels`` the darkness of each grey level, so whole-image
-    fractions and the ink's darkness percentiles come from 256 numbers rather than every pixel.
-    """
-    h, w = dark.shape
-    ink = dark > INK
-    inked_levels = levels > INK
-    if inked_levels @ hist:
-        ink_values = dark[ink]
-        order = np.flatnonzero(inked_levels)[::-1]  # darkness falls as the grey level rises
-        ink_p10, ink_p90 = (sorted_percentile(levels[order], hist[order], q) for q in (10, 90))
-    else:
-        ink_values, ink_p10, ink_p90 = np.zeros(1, np.float32), 0.0, 0.0
-    split = int(w * BESIDE_FROM)
-    band = ink[int(h * MIDDLE_BAND[0]): int(h * MIDDLE_BAND[1])]
-    min_area = MIN_COMPONENT * h * h
-    long_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, w // 8), 1))
-    bright = np.arange(GREY_LEVELS, dtype=np.float32) > paper + BRIGHT_DELTA
+
+def median_grey(values: np.ndarray) -> float:
+    """Median of uint8 grey levels, from their histogram (the lower middle value for an even count)."""
+    cum = np.cumsum(np.bincount(values, minlength=GREY_LEVELS))
+    return float(np.searchsorted(cum, (cum[-1] + 1) // 2))
+
+
+def box_stroke_measures(dist: np.ndarray, ridge: np.ndarray, dark: np.ndarray, height: int) -> np.ndarray:
+    """Stroke width (relative to the box height), its coefficient of variation and spread, and the darkness along
+    the strokes' centre lines (``ridge`` of the distance to paper ``dist``): standard deviation, p90 - p10 spread
+    and the share of it lighter than :data:`LIGHT_LAYER` of the darkest (a second layer of ink). All inside one
+    box; zeros when it holds no ink."""
+    if not ridge.any():
+        return np.zeros(6)
+    widths = 2.0 * dist[ridge]
+    tone = dark[ridge]
+    low, top = quantiles(tone, (0.1, 0.9))
+    return np.array([widths.mean() / height, widths.std() / widths.mean(), spread(widths), tone.std(), top - low,
+                     fraction(tone < LIGHT_LAYER * top) if top > 0 else 0.0])
+
+
+def coherence(gxx: float, gyy: float, gxy: float) -> float:
+    """How much a box's strokes share one direction, from its summed gradient structure tensor: 0 no preferred
+    direction, 1 all strokes parallel. Hatching is near 1 over a dense box."""
+    energy = gxx + gyy
+    return float(np.sqrt((gxx - gyy) ** 2 + 4 * gxy * gxy) / energy) if energy > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class CombMaps:
+    """Maps of the inked part of the comb, computed once for all its boxes: the ink inside the boxes (printed
+    outlines left out), its skeleton, stroke ends and junctions, distance to paper and its ridge, the gradient
+    structure tensor's products, and the centroids of ink pieces and of enclosed holes with their areas."""
+
+    ink: np.ndarray
+    skel: np.ndarray
+    ends: np.ndarray
+    junctions: np.ndarray
+    dist: np.ndarray
+    ridge: np.ndarray
+    gxx: np.ndarray
+    gyy: np.ndarray
+    gxy: np.ndarray
+    pieces: np.ndarray
+    holes: np.ndarray
+
+
+def blobs(mask: np.ndarray, connectivity: int, enclosed: bool) -> np.ndarray:
+    """``(x, y, area)`` of the connected components of ``mask``; with ``enclosed``, only those not touching the
+    image's edge (on the paper of an ink mask, with 4-connectivity: the holes the strokes enclose; a single digit
+    has at most two, an 8, while strokes written over strokes or a scribble make more)."""
+    _, _, stats, centroids = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=connectivity,
+                                                              ltype=label_type(mask.shape))
+    s, c = stats[1:], centroids[1:]
+    keep = np.ones(len(s), bool)
+    if enclosed:
+        h, w = mask.shape
+        keep = ((s[:, cv2.CC_STAT_LEFT] > 0) & (s[:, cv2.CC_STAT_TOP] > 0)
+                & (s[:, cv2.CC_STAT_LEFT] + s[:, cv2.CC_STAT_WIDTH] < w)
+                & (s[:, cv2.CC_STAT_TOP] + s[:, cv2.CC_STAT_HEIGHT] < h))
+    return np.column_stack([c[keep], s[keep, cv2.CC_STAT_AREA]])
+
+
+def comb_maps(ink: np.ndarray, dark: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> CombMaps:
+    """The :class:`CombMaps` of a field, over the smallest rectangle holding the ink inside its boxes (zeros
+    elsewhere; blob coordinates are the field image's)."""
+    inner = np.zeros_like(ink)
+    for box in boxes:
+        rows, cols = inner_box(box, ink.shape)
+        inner[rows, cols] = ink[rows, cols]
+    maps = {k: np.zeros_like(ink) for k in ("skel", "ends", "junctions", "ridge")}
+    maps.update({k: np.zeros(ink.shape, np.float32) for k in ("dist", "gxx", "gyy", "gxy")})
+    ys, xs = np.nonzero(inner)
+    if not ys.size:
+        return CombMaps(inner, **maps, pieces=np.zeros((0, 3)), holes=np.zeros((0, 3)))
+    y0, x0 = max(ys.min() - 2, 0), max(xs.min() - 2, 0)
+    crop = (slice(y0, ys.max() + 3), slice(x0, xs.max() + 3))
+    mask = inner[crop]
+    maps["skel"][crop] = skeleton(mask)
+    maps["ends"][crop], maps["junctions"][crop] = skeleton_points(maps["skel"][crop])
+    dist = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 3)  # the crop's edge rows are paper
+    maps["dist"][crop] = dist
+    maps["ridge"][crop] = (dist >= cv2.dilate(dist, _RIDGE_KERNEL)) & mask
+    d = dark[crop]
+    gx, gy = cv2.Sobel(d, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(d, cv2.CV_32F, 0, 1, ksize=3)
+    maps["gxx"][crop], maps["gyy"][crop], maps["gxy"][crop] = gx * gx, gy * gy, gx * gy
+    offset = np.array([x0, y0, 0])
+    return CombMaps(inner, **maps, pieces=blobs(mask, 8, False) + offset, holes=blobs(~mask, 4, True) + offset)
+
+
+def _count_in(blobs: np.ndarray, rows: slice, cols: slice, min_area: float) -> int:
+    """Blobs of at least ``min_area`` pixels whose centroid lies in the rectangle ``rows`` x ``cols``."""
+    x, y, a = blobs[:, 0], blobs[:, 1], blobs[:, 2]
+    return int(np.count_nonzero((a >= min_area) & (x >= cols.start) & (x < cols.stop) & (y >= rows.start)
+                                & (y < rows.stop)))
+
+
+def box_measures(grey: np.ndarray, dark: np.ndarray, flat: np.ndarray, maps: CombMaps,
+                 box: tuple[int, int, int, int], paper: dict) -> np.ndarray:
+    """:data:`BOX_MEASURES` of one box (its printed outline left out); ``paper`` holds the field's paper level,
+    contrast and texture, ``maps`` the field's :func:`comb_maps`."""
+    rows, cols = inner_box(box, dark.shape)
+    inner, g = dark[rows, cols], grey[rows, cols]
+    height = max(box[3] - box[1], 1)
+    ink = maps.ink[rows, cols]
+    ridge = maps.ridge[rows, cols]
+    # faint grey counts up to a share of the box's own darkest writing, so a light pen is not "erased remains"
+    faint_top = min(GREY[1], FAINT_SHARE * float(quantiles(inner[ridge], (0.9,))[0])) if ridge.any() else GREY[1]
+    area = height * height
+    blank = ~ink & (inner < GREY[1])
+    paper_grey = g[blank] if blank.any() else np.full(1, round(paper["level"]), np.uint8)
+    has_ink = ink.any()
+    strokes = (box_stroke_measures(maps.dist[rows, cols], ridge, inner, height) if has_ink
+               else np.zeros(6))
     return np.array([
-        level_fraction(hist, inked_levels), level_fraction(hist, levels > HEAVY),
-        level_fraction(hist, (levels > GREY[0]) & (levels < GREY[1])), dark.mean(),
-        ink_values.mean(), ink_values.std(), ink_p10, ink_p90,
-        fraction(flat), level_fraction(hist, bright),
-        fraction(ink[:, split:]), _components(ink[:, split:], min_area), _components(ink[:, :split], min_area),
-        longest_run(band) / w, fraction(cv2.morphologyEx(band.view(np.uint8), cv2.MORPH_OPEN, long_kernel)),
+        fraction(ink), fraction((inner > GREY[0]) & (inner < faint_top)),
+        _count_in(maps.pieces, rows, cols, MIN_COMPONENT * area), _count_in(maps.holes, rows, cols, MIN_HOLE * area),
+        np.count_nonzero(maps.ends[rows, cols]), np.count_nonzero(maps.junctions[rows, cols]),
+        np.count_nonzero(maps.skel[rows, cols]) / height, *strokes,
+        coherence(float(maps.gxx[rows, cols].sum()), float(maps.gyy[rows, cols].sum()),
+                  float(maps.gxy[rows, cols].sum())) if has_ink else 0.0,
+        (paper["level"] - median_grey(paper_grey)) / paper["contrast"],
+        float(paper_grey.std()) / paper["texture"], fraction(flat[rows, cols]),
+        fraction(g > paper["bright"]), outline_gap(dark > INK, box),
     ], dtype=np.float64)
 
 
-def grid_features(dark: np.ndarray, grey_remains: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """Mean darkness, grey-remains fraction and flat fraction on a :data:`GRID` over the resized image."""
-    rows, cols = GRID
-    out = []
-    for layer in (dark, grey_remains.astype(np.float32), flat.astype(np.float32)):
-        small = cv2.resize(layer, (CANONICAL[1], CANONICAL[0]), interpolation=cv2.INTER_AREA)
-        out.append(small.reshape(rows, CANONICAL[0] // rows, cols, CANONICAL[1] // cols).mean(axis=(1, 3)).ravel())
-    return np.concatenate(out).astype(np.float64)
+def straight_strokes(ink: np.ndarray, length: int, angles: tuple[float, ...]) -> float:
+    """Fraction of the image covered by straight ink strokes at least ``length`` pixels long at one of
+    ``angles`` (degrees): a slanted line struck through the boxes."""
+    best = 0.0
+    u8 = ink.view(np.uint8)
+    if length > 2 * MIN_PROBE:  # half resolution is plenty for a line this long, and four times cheaper
+        u8 = (cv2.resize(u8, (u8.shape[1] // 2, u8.shape[0] // 2), interpolation=cv2.INTER_AREA) > 0).view(
+            np.uint8)
+        length //= 2
+    for angle in angles:
+        t = np.deg2rad(angle)
+        dx, dy = length * np.cos(t) / 2, length * np.sin(t) / 2
+        size = (2 * int(np.ceil(abs(dx))) + 1, 2 * int(np.ceil(abs(dy))) + 1)
+        kernel = np.zeros((size[1], size[0]), np.uint8)
+        cx, cy = size[0] // 2, size[1] // 2
+        cv2.line(kernel, (round(cx - dx), round(cy - dy)), (round(cx + dx), round(cy + dy)), 1, 1)
+        best = max(best, fraction(cv2.morphologyEx(u8, cv2.MORPH_OPEN, kernel)))
+    return best
+
+
+def comb_masks(shape: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The gaps between neighbouring boxes (between their top and bottom lines) and the margins above and below
+    the comb, with the printed lines' own band left out."""
+    h, w = shape
+    gutter, outside = np.zeros(shape, bool), np.zeros(shape, bool)
+    y0, y1 = boxes[0][1], boxes[0][3]
+    r = max(1, round((y1 - y0) * LINE_BAND))
+    for (_, _, a, _), (b, _, _, _) in zip(boxes[:-1], boxes[1:], strict=True):
+        gutter[max(y0 + 2 * r, 0): max(y1 - 2 * r, 0), max(a + r + 1, 0): max(b - r, 0)] = True
+    x0, x1 = max(boxes[0][0] - r, 0), min(boxes[-1][2] + r + 1, w)
+    outside[: max(y0 - 2 * r, 0), x0:x1] = True
+    outside[min(y1 + 2 * r + 1, h):, x0:x1] = True
+    return gutter, outside
+
+
+def scalar_features(dark: np.ndarray, flat: np.ndarray, boxes: list[tuple[int, int, int, int]],
+                    paper: dict) -> np.ndarray:
+    """The :data:`SCALARS` of one field image (fractions of its area or width, so any resolution compares). Grey
+    remains and bright paint are measured per box only: over the whole field, toner banding and shadows look
+    the same."""
+    h, w = dark.shape
+    ink = dark > INK
+    split = int(w * BESIDE_FROM)
+    beside = ink[:, split: max(int(w * BESIDE_TO), split + 1)]
+    band = ink[int(h * MIDDLE_BAND[0]): int(h * MIDDLE_BAND[1]), :split]
+    box_h = max(boxes[0][3] - boxes[0][1], 1)
+    box_w = max(boxes[0][2] - boxes[0][0], 1)
+    long_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, round(box_w * STRAIGHT_LENGTH)), 1))
+    gutter, outside = comb_masks(ink.shape, boxes)
+    return np.array([
+        fraction(ink), fraction(flat), fraction(beside), _components(beside, MIN_COMPONENT * box_h * box_h),
+        longest_run(band) / box_w, fraction(cv2.morphologyEx(band.view(np.uint8), cv2.MORPH_OPEN, long_kernel)),
+        straight_strokes(ink[:, :split], round(box_w * SLANT_LENGTH), STRAIGHT_ANGLES),
+        fraction(ink[gutter]) if gutter.any() else 0.0, fraction(ink[outside]) if outside.any() else 0.0,
+        paper["texture"] / paper["contrast"],
+    ], dtype=np.float64)
+
+
+def paper_texture(texture: np.ndarray, paper_px: np.ndarray) -> float:
+    """Typical local grey-level standard deviation of the field's paper (mean over every other row and column, each
+    value capped at :data:`MAX_TEXTURE` so stroke edges do not count; at least :data:`MIN_TEXTURE`): the reference
+    a box's paper texture is compared with."""
+    sample = texture[::2, ::2][paper_px[::2, ::2]]
+    return max(float(np.minimum(sample, MAX_TEXTURE).mean()) if sample.size else MIN_TEXTURE, MIN_TEXTURE)
+
+
+def odd(n: float) -> int:
+    """The odd integer at or just above ``n`` (at least 3): a filter window."""
+    return max(3, int(np.ceil(n)) | 1)
+
+
+def flatten_lighting(grey: np.ndarray) -> np.ndarray:
+    """The field image with uneven lighting taken out: divided by its paper background and scaled back to the
+    background's median, so a shadow, a fold's shade or a darker scan over the field is not read as grey remains
+    or smudged paper.
+
+    The background is the image with the ink filtered out (a maximum filter :data:`BACKGROUND_WINDOW` of the
+    image height across, wider than any stroke or printed line), smoothed over twice that, computed at a quarter
+    of the resolution. Changes of the paper smaller than the window (an eraser's smudge on one digit) stay.
+    """
+    h, w = grey.shape
+    small = cv2.resize(grey, (max(w // BACKGROUND_SCALE, 1), max(h // BACKGROUND_SCALE, 1)),
+                       interpolation=cv2.INTER_AREA)
+    window = odd(h * BACKGROUND_WINDOW / BACKGROUND_SCALE)
+    background = cv2.dilate(small, np.ones((window, window), np.uint8))
+    background = cv2.blur(background, (2 * window + 1, 2 * window + 1)).astype(np.float32)
+    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+    level = float(np.median(background))
+    return np.clip(grey * (level / np.maximum(background, 1.0)) + 0.5, 0, GREY_LEVELS - 1).astype(np.uint8)
 
 
 def field_features(grey: np.ndarray) -> np.ndarray:
-    """Every per-field feature of one field image (all of :func:`feature_names` but the sheet comparisons)."""
+    """Every feature of one field image (its lighting flattened first), in the order of :func:`feature_names`."""
+    grey = flatten_lighting(grey)
     hist = grey_histogram(grey)
-    levels, paper = darkness_levels(hist)
+    levels, level, contrast = darkness_levels(hist)
     dark = levels[grey]
-    flat = flat_mask(grey, dark)
-    min_area = MIN_COMPONENT * dark.shape[0] ** 2
-    boxes = np.array([box_measures(dark, b, min_area) for b in locate_boxes(dark > INK)])
-    aggregates = np.column_stack([boxes.max(axis=0), boxes.mean(axis=0)]).ravel()
-    return np.concatenate([scalar_features(grey, dark, flat, hist, levels, paper), boxes.ravel(), aggregates,
-                           grid_features(dark, (dark > GREY[0]) & (dark < GREY[1]), flat)])
-
-
-def sheet_context(keys: pd.DataFrame, x: np.ndarray) -> np.ndarray:
-    """Append, per field, the largest and smallest ratio of its boxes' :data:`PEN_MEASURES` to the sheet's median.
-
-    The median runs over every inked box of the sheet's count fields: the honest writer fills most of them, so a
-    box written over (more ink, thicker or darker strokes, more pieces) or in another pen stands out. Blank boxes
-    take no part and give ratio 1, as does a measure whose sheet median is 0.
-    """
-    names = feature_names()
-    columns = {m: [names.index(f"box{i}_{m}") for i in range(N_BOXES)] for m in PEN_MEASURES}
-    inked = x[:, columns["ink"]] > 0
-    sheets = keys["sheet_id"].to_numpy()
-    out = []
-    for agg in (np.max, np.min):
-        for m in PEN_MEASURES:
-            values = pd.DataFrame(np.where(inked, x[:, columns[m]], np.nan))
-            median = values.stack().groupby(sheets[values.stack().index.get_level_values(0)]).median()
-            ref = median.reindex(sheets).to_numpy()[:, None]
-            ratio = np.where(inked & (ref > 0), values.to_numpy() / np.where(ref > 0, ref, 1.0), 1.0)
-            out.append(agg(ratio, axis=1))
-    return np.column_stack([x, *out])
+    texture = local_std(grey)
+    paper_px = dark < GREY[0]
+    flat = (texture < FLAT_STD) & paper_px
+    paper = {"level": level, "contrast": contrast, "texture": paper_texture(texture, paper_px),
+             "bright": int(np.floor(level + BRIGHT_DELTA))}
+    ink = dark > INK
+    boxes = locate_boxes(ink)
+    maps = comb_maps(ink, dark, boxes)
+    per_box = np.array([box_measures(grey, dark, flat, maps, b, paper) for b in boxes])
+    aggregates = np.column_stack([per_box.max(axis=0), per_box.mean(axis=0)]).ravel()
+    return np.concatenate([scalar_features(dark, flat, boxes, paper), aggregates])

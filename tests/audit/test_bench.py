@@ -31,3 +31,55 @@ def test_excess_p_value_is_small_only_when_alarms_clearly_exceed_the_level():
     assert excess_p_value(22, 400, 0.05) > 0.3  # 5.5% in 400 batches: within Monte-Carlo error of 5%
     assert excess_p_value(40, 400, 0.05) < 0.001  # 10%: the level is exceeded
     assert excess_p_value(0, 0, 0.05) == 1.0
+
+
+def toy_field_set(rng, sheets=60):
+    """Labelled fields of ``sheets`` sheets (4 fields each): a third of the sheets have one field altered in
+    style "a" or "b", which push different features up."""
+    import pandas as pd
+
+    from pipeline.audit.train import FieldSet
+
+    keys = pd.DataFrame([(f"s{i:03d}", f"f{j}") for i in range(sheets) for j in range(4)],
+                        columns=["sheet_id", "field"])
+    x = rng.normal(size=(len(keys), 4))
+    styles = np.full(len(keys), "none", dtype=object)
+    for i in range(sheets):
+        if i % 3 == 0:
+            styles[4 * i + 1] = "a" if i % 2 else "b"
+    x[styles == "a", 0] += 6
+    x[styles == "b", 1] += 6
+    return FieldSet(keys, x, styles != "none", styles.astype(str))
+
+
+def test_leave_one_style_out_reports_each_left_out_style():
+    from pipeline.audit.bench import detection_figures, leave_one_style_out
+    from pipeline.audit.settings import AlterationSettings
+
+    rng = np.random.default_rng(0)
+    train, test = toy_field_set(rng), toy_field_set(rng)
+    s = AlterationSettings(hidden_units=(4,), max_iter=200, folds=2, novelty_field_fpr=0.01)
+    out = leave_one_style_out(train, test, s)
+    assert set(out) == {"a", "b"}
+    for style, r in out.items():
+        assert r["n_fields"] == int((test.styles == style).sum()) and 0 <= r["field_recall"] <= 1
+        assert r["n_clean_sheets"] == 40 and 0 <= r["clean_sheets_flagged"] <= 1
+        # the other style teaches the network nothing about this one: the novelty score finds it
+        assert r["field_recall"] >= 0.8
+    figures = detection_figures(test, test.x.max(axis=1), 3.0)
+    assert figures["n_sheets"] == 60 and figures["n_altered"] == 20 and figures["recall"] == 1.0
+    assert set(figures["per_style"]) == {"a", "b"}
+
+
+def test_reweight_box_changes_the_stroke_weight_in_one_box_only():
+    from pipeline.audit.bench import reweight_box
+    from pipeline.audit.features import inner_box
+    from tests.audit.test_features import BOXES, pen_field
+
+    img = pen_field(np.random.default_rng(1), "120", (3, 3, 3))
+    heavy, light = reweight_box(img, BOXES[1], True), reweight_box(img, BOXES[1], False)
+    rows, cols = inner_box(BOXES[1], img.shape)
+    outside = np.ones(img.shape, bool)
+    outside[rows, cols] = False
+    assert (heavy[outside] == img[outside]).all() and (light[outside] == img[outside]).all()
+    assert (heavy[rows, cols] < 128).sum() > (img[rows, cols] < 128).sum() > (light[rows, cols] < 128).sum()
