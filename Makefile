@@ -18,7 +18,7 @@ ALTER  := models/alteration/detector.json
 SYNSRC := $(wildcard pipeline/synth/*.py pipeline/forms/*.py pipeline/forms/*.yaml)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv all summary data form train read recognise audit report run retrain review test test-all bench lint clean
+.PHONY: help venv all summary data form train read recognise audit audit-table report run retrain review test test-all bench lint clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ $(RUN)/fields.parquet: $(RUN)/crops.parquet $(MODEL)
 audit: $(OUT)/flags.csv ## build the table of counts and flag sheets
 $(OUT)/flags.csv: $(RUN)/fields.parquet $(ALTER)
 	$(PIPE) audit $(RUN) --out $(OUT) --truth $(SYN)/truth.csv
+
+audit-table: $(STAMP) ## audit a published results table: make audit-table RESULTS=table.csv.zip MAP=mappings/x.yaml
+	@test -n "$(RESULTS)" -a -n "$(MAP)" || (echo "usage: make audit-table RESULTS=table.csv MAP=mapping.yaml [TABLE_OUT=dir]" && exit 2)
+	$(PIPE) audit-table $(RESULTS) --map $(MAP) --out $(or $(TABLE_OUT),data/processed/table-$(basename $(notdir $(MAP))))
 
 report: reports/index.html ## write the HTML report
 reports/index.html: $(OUT)/flags.csv

@@ -45,7 +45,7 @@ S = TypeVar("S")
 
 #: Every section of a config file that some stage reads; any other is a typo (``raed:``) and refused.
 SECTIONS = ("synth", "read", "train", "recognise", "review", "retrain", "audit", "alteration", "report", "engine",
-            "scale_bench")
+            "scale_bench", "table_audit", "table_forensics")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,249 @@
+"""``python -m pipeline bench --only tables``: the results-table audit's false-alarm rate, power, speed and memory,
+and its figures on the two real elections next to the published ones.
+
+* False alarms: ``clean_tables`` clean synthetic tables shaped like the 2012 table (its station sizes and regions,
+  subsampled to ``stations`` stations; each region's spreads fitted on its bulk), each test's alarm rate at
+  alpha = 5%, nationally and in any region, with its 95% Clopper-Pearson interval. A test passes when the interval
+  reaches down to 5% or below.
+* Power: for each fraud kind, tables with fraud planted in 5% of all stations, and in 30% of the stations of three
+  regions; the share of tables where each test alarms nationally, and the share of planted regions it finds.
+* Real data: ``audit-table`` on ``ru2012`` and ``ru2016`` in a child process (1,000 Monte-Carlo draws): wall time,
+  peak memory (the child's maximum resident set), and the integer-percentage figures next to Kobak et al.'s.
+* Scaling: the same on clean synthetic tables of 10,000, 95,000 and 500,000 stations, 60 columns wide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from pipeline import config as cfg
+from pipeline.audit.table_forensics import TableForensicsSettings, run_table_forensics
+from pipeline.audit.table_synth import (
+    FRAUD_KINDS,
+    TableShape,
+    clean_table,
+    plant_fraud,
+    random_shape,
+    shape_from_stations,
+    stations_from_table,
+    subsample_shape,
+)
+
+log = logging.getLogger(__name__)
+
+#: Where the real tables are looked for (``$ELECTIONS_DIR`` first).
+ELECTIONS_ENV_VAR = "ELECTIONS_DIR"
+ELECTIONS_DIR = cfg.PROJ_ROOT.parent / "shared" / "data" / "elections"
+MAPPINGS_DIR = cfg.PROJ_ROOT / "mappings"
+#: Published figures to compare with (Kobak, Shpilkin & Pshenichnikov 2016 and their code, as issue 16 quotes).
+PUBLISHED = {"ru2012": {"integer_excess": 1160, "integer_z": 10,
+                        "top_regions": ["Республика Татарстан (Татарстан)", "Республика Башкортостан",
+                                        "Республика Дагестан"]}}
+#: Fraud strengths used for the power figures.
+STRENGTH = {"stuffing": 0.5, "switching": 0.5, "extreme": 0.95, "rounding": 1.0}
+FULL = {"clean_tables": 200, "power_tables": 20, "stations": 4000, "draws": 200,
+        "scaling": (10_000, 95_000, 500_000)}
+QUICK = {"clean_tables": 10, "power_tables": 3, "stations": 2000, "draws": 50, "scaling": (2_000, 10_000)}
+#: Columns of the synthetic tables of the scaling figures (the mapped ones plus unmapped filler, as wide tables have).
+SCALING_COLUMNS = 60
+SCALING_REGIONS = 80
+
+
+def elections_dir() -> Path:
+    """The folder of the real tables."""
+    env = os.environ.get(ELECTIONS_ENV_VAR)
+    return Path(env) if env else ELECTIONS_DIR
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact binomial interval of a rate ``k / n``."""
+    a = (1 - level) / 2
+    low = stats.beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
+    high = stats.beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
+    return float(low), float(high)
+
+
+def real_shape(stations: int) -> tuple[TableShape, str]:
+    """The 2012 table's shape if the data is there, else a random shape (and which one it is)."""
+    path = elections_dir() / "ru2012.csv.zip"
+    if not path.is_file():
+        return random_shape(stations, 20, seed=0), "random (../shared/data/elections absent)"
+    import pandas as pd
+
+    from pipeline.audit.table_forensics import Stations
+
+    frame = pd.read_csv(path)
+    frame = frame[~frame["region"].str.contains("за пределами|Байконур")]
+    cols = frame.columns
+    issued = frame[[c for c in cols if "бюллетеней, выданных" in c]].sum(axis=1).to_numpy()
+    ballots = frame[[c for c in cols if c.startswith(("Число действительных", "Число недействительных"))]].sum(
+        axis=1).to_numpy()
+    codes, names = pd.factorize(frame["region"])
+    registered = [c for c in cols if c.startswith("Число избирателей")][0]
+    st = Stations(voters=frame[registered].to_numpy(), turnout_count=issued, ballots=ballots,
+                  leader=frame["Путин Владимир Владимирович"].to_numpy(),
+                  scopes={"region": (codes.astype(np.int32), [str(n) for n in names])})
+    return shape_from_stations(st, "region"), "ru2012 (sizes, regions, regional spreads of the bulk)"
+
+
+def false_alarms(shape: TableShape, n_tables: int, stations: int, s: TableForensicsSettings) -> dict:
+    """Each test's alarm rate on clean tables, nationally and in any region."""
+    counts: dict[str, dict[str, int]] = {}
+    start = time.perf_counter()
+    for i in range(n_tables):
+        table = clean_table(subsample_shape(shape, stations, seed=i), seed=10_000 + i)
+        results, _ = run_table_forensics(stations_from_table(table), s)
+        for name, test in results["tests"].items():
+            c = counts.setdefault(name, {"national": 0, "any_region": 0})
+            c["national"] += int(test["national"]["alarm"])
+            c["any_region"] += int(any(r["alarm"] for rows in test["scopes"].values() for r in rows))
+    out = {"tables": n_tables, "stations_per_table": stations, "draws": s.mc_draws, "alpha": s.alpha,
+           "seconds_per_table": round((time.perf_counter() - start) / max(n_tables, 1), 2), "tests": {}}
+    for name, c in counts.items():
+        row = {}
+        for where, k in c.items():
+            low, high = clopper_pearson(k, n_tables)
+            row[where] = {"alarms": k, "rate": k / n_tables, "interval": [low, high], "passes": low <= s.alpha}
+        out["tests"][name] = row
+    return out
+
+
+def power(shape: TableShape, n_tables: int, stations: int, s: TableForensicsSettings) -> dict:
+    """For each fraud kind: national alarm rate per test at 5% of all stations, and the share of planted regions
+    found per test at 30% of the stations of three regions."""
+    out = {}
+    for kind in FRAUD_KINDS:
+        national: dict[str, int] = {}
+        regional: dict[str, int] = {}
+        for i in range(n_tables):
+            table = clean_table(subsample_shape(shape, stations, seed=500 + i), seed=20_000 + i)
+            spread, _ = plant_fraud(table, kind, 0.05, seed=i, strength=STRENGTH[kind])
+            results, _ = run_table_forensics(stations_from_table(spread), s)
+            for name, test in results["tests"].items():
+                national[name] = national.get(name, 0) + int(test["national"]["alarm"])
+            regions = tuple(sorted(table["region"].value_counts().index[:3]))
+            local, _ = plant_fraud(table, kind, 0.30, seed=i, strength=STRENGTH[kind], regions=regions)
+            results, _ = run_table_forensics(stations_from_table(local), s)
+            for name in results["tests"]:
+                found = set(results["alarms"][name].get("region", []))
+                regional[name] = regional.get(name, 0) + len(found & set(regions))
+        out[kind] = {"strength": STRENGTH[kind], "tables": n_tables,
+                     "national_alarm_rate_at_5pct_of_stations": {k: v / n_tables for k, v in national.items()},
+                     "planted_regions_found_at_30pct_in_3_regions": {k: v / (3 * n_tables)
+                                                                     for k, v in regional.items()}}
+    return out
+
+
+CHILD = """
+import json, resource, sys, time
+from pipeline.cli import main
+start = time.perf_counter()
+code = main(sys.argv[1:])
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("BENCH " + json.dumps({"rc": code, "seconds": time.perf_counter() - start,
+      "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}))
+"""
+
+
+def _child_audit(path: Path, mapping: Path, draws: int, out: str) -> tuple[dict | None, str]:
+    """Run ``audit-table`` in a child process; its wall and CPU time (the CPU time includes the process start and
+    imports) and peak memory, or None and the error text."""
+    args = ["audit-table", str(path), "--map", str(mapping), "--out", out, "--draws", str(draws)]
+    proc = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True,
+                          cwd=cfg.PROJ_ROOT, check=False)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("BENCH ")]
+    if proc.returncode != 0 or not line:
+        return None, proc.stderr[-2000:]
+    return json.loads(line[-1][6:]), ""
+
+
+def scaling(sizes: tuple[int, ...], draws: int) -> list[dict]:
+    """Wall time and peak memory of ``audit-table`` on clean synthetic tables of each size, 60 columns wide."""
+    import yaml
+
+    from pipeline.audit.table_synth import SYNTH_MAPPING
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        mapping = Path(tmp) / "map.yaml"
+        mapping.write_text(yaml.safe_dump(SYNTH_MAPPING), encoding="utf-8")
+        for n in sizes:
+            table = clean_table(random_shape(n, SCALING_REGIONS, seed=n), seed=n)
+            rng = np.random.default_rng(n)
+            for k in range(SCALING_COLUMNS - table.shape[1]):
+                table[f"extra_{k + 1}"] = rng.integers(0, 1000, n)
+            path = Path(tmp) / f"table_{n}.csv.gz"
+            table.to_csv(path, index=False)
+            del table
+            run, error = _child_audit(path, mapping, draws, str(Path(tmp) / f"out_{n}"))
+            row = {"stations": n, "columns": SCALING_COLUMNS, "draws": draws}
+            row.update({"seconds": round(run["seconds"], 1), "cpu_seconds": round(run["cpu_seconds"], 1),
+                        "peak_rss_mb": round(run["peak_rss_mb"])} if run else {"error": error})
+            out.append(row)
+            path.unlink()
+    return out
+
+
+def real_tables(draws: int) -> dict:
+    """``audit-table`` on each real table in a child process: time, peak memory and the forensic figures."""
+    out = {}
+    for name in ("ru2012", "ru2016"):
+        path = elections_dir() / f"{name}.csv.zip"
+        if not path.is_file():
+            out[name] = {"skipped": f"{path} absent"}
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            run, error = _child_audit(path, MAPPINGS_DIR / f"{name}.yaml", draws, tmp)
+            if run is None:
+                out[name] = {"error": error}
+                continue
+            summary = json.loads((Path(tmp) / "forensics.json").read_text(encoding="utf-8"))
+        out[name] = _real_figures(summary, run, draws)
+        if name in PUBLISHED:
+            out[name]["published"] = PUBLISHED[name]
+    return out
+
+
+def _real_figures(summary: dict, run: dict, draws: int) -> dict:
+    integer = summary["tests"]["integer_percentages"]
+    corner = summary["tests"]["klimek_corner"]
+    regions = integer["scopes"].get("region", [])
+    top = sorted(regions, key=lambda r: -r["excess"])[:5]
+    return {
+        "rows": summary["rows"], "statuses": summary["statuses"], "draws": draws,
+        "seconds": round(run["seconds"], 1), "cpu_seconds": round(run["cpu_seconds"], 1),
+        "peak_rss_mb": round(run["peak_rss_mb"]), "load_average": os.getloadavg()[0],
+        "rules_failed": {r["name"]: r["failed"] for r in summary["rules"]},
+        "excluded": summary["excluded"],
+        "integer": {k: integer["national"][k] for k in ("stations", "observed", "null_mean", "null_sd", "excess",
+                                                        "z", "effect", "alarm")},
+        "integer_top_regions": [{"region": r["scope"], "excess": round(r["excess"], 1), "z": round(r["z"], 1),
+                                 "alarm": r["alarm"]} for r in top],
+        "corner": {k: corner["national"][k] for k in ("observed", "expected", "interval", "observed_share",
+                                                      "expected_share", "unmodelled_stations", "alarm")},
+        "full_turnout": {k: summary["tests"]["full_turnout"]["national"][k] for k in ("observed", "expected")},
+        "regions_alarming": {k: len(v.get("region", [])) for k, v in summary["alarms"].items()},
+        "regions": len(regions),
+    }
+
+
+def run_bench(config: dict, quick: bool = False) -> dict:
+    """Every figure of the results-table audit (see the module docstring)."""
+    sizes = QUICK if quick else FULL
+    s = TableForensicsSettings(mc_draws=sizes["draws"])
+    shape, shape_source = real_shape(sizes["stations"])
+    result = {"shape": shape_source, "false_alarms": false_alarms(shape, sizes["clean_tables"], sizes["stations"], s),
+              "power": power(shape, sizes["power_tables"], sizes["stations"], s)}
+    result["real"] = real_tables(50 if quick else 1000)
+    result["scaling"] = scaling(sizes["scaling"], 50 if quick else 1000)
+    return result

@@ -1,0 +1,447 @@
+"""Forensics of a published results table: integer percentages, the Klimek corner, and 100% turnout by size.
+
+Every test gives, for the whole table and for each scope of each forensic level (e.g. each region), an observed
+figure, what clean counts would give, an effect size, a p-value, the Holm-adjusted p-value of its family and an
+alarm. A scope alarms only when its adjusted p-value is below ``alpha`` **and** its effect reaches the test's
+minimum effect (a setting with a documented default): with 95,000 stations a p-value alone flags differences too
+small to matter.
+
+Families (Holm): the national results of all tests form one family; at each forensic level, each test's results
+over that level's scopes form one family (85 regions: one family of 85 p-values per test), so adding a level does
+not silence national findings.
+
+* **Integer percentages** (Kobak, Shpilkin & Pshenichnikov 2016, AoAS 10(1):54-73). Stations whose turnout or
+  leader share lies within ``integer_window_pp`` of an integer percentage, counted against a Monte-Carlo null
+  that redraws each station's counts binomially from its own totals (turnout count ~ Bin(registered, turnout),
+  leader votes ~ Bin(ballots, share)). Their inclusion rules: ballots > 0, at least ``integer_min_registered``
+  registered, and only integers up to ``integer_max_percent`` count (100% is routine at small stations).
+  Effect: the excess as a share of the included stations. p-value: the upper Poisson tail at the null mean
+  (a sum of independent Bernoulli draws is less spread than a Poisson of the same mean, so this is conservative).
+* **Klimek corner** (Klimek, Yegorov, Hanel & Thurner 2012, PNAS 109(41)). The share of stations with turnout and
+  leader share both at least ``corner_threshold``, against a model of the bulk: in each scope the turnout and the
+  share are logit-normal across stations, fitted by maximum likelihood on the stations below ``bulk_max`` only
+  (a normal truncated above, so a fraudulent top does not shape the fit), and each station's own binomial noise is
+  added through its size (Gauss-Hermite quadrature over the fitted spread). Expected count, a 95% interval
+  (normal approximation of the sum of the stations' probabilities), p-value (upper Poisson tail). A scope with
+  fewer than ``min_bulk_stations`` stations below ``bulk_max`` (in turnout or in share) has no bulk to model: it
+  is reported as not modelled (``unmodelled_stations``) and not tested, rather than judged by another scope's fit
+  (a region where nearly every station sits above 80% cannot be told apart from a genuinely uniform one by this
+  test; the integer test still covers it).
+* **100% turnout by size.** Stations at 100% turnout are compared with the number expected from the same fitted
+  turnout spread and each station's size (a 20-voter station reaches 100% far more easily than a 2,000-voter one);
+  each such station gets the probability of its 100% under that model, and is flagged when it is below
+  ``full_turnout_station_p``. The scope-level count is reported only (``full_turnout_alarm``, off by default):
+  special stations with closed lists reach 100% legitimately.
+
+These are statistical irregularities to look into, not proof of fraud.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import optimize, special, stats
+
+#: Gauss-Hermite nodes used to integrate over a scope's fitted logit-normal spread.
+QUADRATURE_NODES = 40
+#: Smallest / largest standard deviation (logit units) a bulk fit may return.
+SIGMA_RANGE = (0.05, 3.0)
+#: Elements per Monte-Carlo block (draws x stations): bounds the memory of the null at a few tens of MB.
+BLOCK_ELEMENTS = 2_000_000
+#: Percentages whose integer excess is listed one by one (the plot's x axis).
+INTEGER_RANGE = (50, 100)
+#: Probabilities below this are written as this bound.
+TINY_P = 1e-300
+
+
+@dataclass(frozen=True)
+class TableForensicsSettings:
+    """Settings of the results-table forensics (validated on construction).
+
+    Defaults: ``alpha`` 5%; 1,000 Monte-Carlo draws (Kobak et al. used 1,000 too); a 0.05-pp window and the
+    100-voter minimum of Kobak et al.; minimum effects chosen so that a scope must shift by a fifth of a percent of
+    its stations (integer test) or half a percent (corner, 100% turnout) before it alarms, whatever its p-value.
+    """
+
+    alpha: float = 0.05
+    mc_draws: int = 1000
+    seed: int = 0
+    integer_window_pp: float = 0.05
+    integer_min_registered: int = 100
+    integer_max_percent: int = 99
+    integer_min_effect: float = 0.002
+    corner_threshold: float = 0.95
+    bulk_max: float = 0.80
+    corner_min_effect: float = 0.005
+    full_turnout_min_effect: float = 0.005
+    full_turnout_station_p: float = 0.001
+    #: The scope-level 100%-turnout count raises no alarm by default: special stations (hospitals, ships, remote
+    #: units with closed voter lists) reach 100% legitimately and the bulk model does not know them (on the 2012
+    #: table it would alarm in most regions). The count, its expectation and every station's probability are
+    #: still reported, and stations improbable for their size are flagged one by one.
+    full_turnout_alarm: bool = False
+    min_scope_stations: int = 30
+    min_bulk_stations: int = 20
+
+    def __post_init__(self) -> None:
+        checks = {
+            "alpha": 0 < self.alpha < 1,
+            "mc_draws": isinstance(self.mc_draws, int) and 10 <= self.mc_draws <= 100_000,
+            "seed": isinstance(self.seed, int) and self.seed >= 0,
+            "integer_window_pp": 0 < self.integer_window_pp < 0.5,
+            "integer_min_registered": isinstance(self.integer_min_registered, int) and self.integer_min_registered >= 1,
+            "integer_max_percent": isinstance(self.integer_max_percent, int) and 1 <= self.integer_max_percent <= 100,
+            "integer_min_effect": 0 <= self.integer_min_effect < 1,
+            "corner_threshold": 0.5 < self.corner_threshold <= 1,
+            "bulk_max": 0.1 < self.bulk_max < self.corner_threshold,
+            "corner_min_effect": 0 <= self.corner_min_effect < 1,
+            "full_turnout_min_effect": 0 <= self.full_turnout_min_effect < 1,
+            "full_turnout_station_p": 0 < self.full_turnout_station_p < 1,
+            "full_turnout_alarm": isinstance(self.full_turnout_alarm, bool),
+            "min_scope_stations": isinstance(self.min_scope_stations, int) and self.min_scope_stations >= 1,
+            "min_bulk_stations": isinstance(self.min_bulk_stations, int) and self.min_bulk_stations >= 3,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            from pipeline.errors import ConfigError
+            raise ConfigError(f"table forensics: bad value for {', '.join(bad)} ("
+                              + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad) + ")")
+
+
+@dataclass(frozen=True)
+class Stations:
+    """The per-station numbers the forensics use (one entry per audited station).
+
+    ``voters``: turnout denominator (registered); ``turnout_count``: its numerator (ballots issued);
+    ``ballots``: the leader share's denominator; ``leader``: the leader's votes; ``scopes``: for each forensic
+    level, an integer code per station and the names of the codes.
+    """
+
+    voters: np.ndarray
+    turnout_count: np.ndarray
+    ballots: np.ndarray
+    leader: np.ndarray
+    scopes: dict[str, tuple[np.ndarray, list[str]]]
+
+    def __len__(self) -> int:
+        return len(self.voters)
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN entries are left out and stay NaN)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if ok.size == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out
+
+
+def poisson_upper(observed: np.ndarray | float, mean: np.ndarray | float) -> np.ndarray:
+    """P(X >= observed) for X ~ Poisson(mean) (1 where observed <= 0)."""
+    observed = np.asarray(observed, dtype=float)
+    mean = np.maximum(np.asarray(mean, dtype=float), 1e-12)
+    return np.maximum(stats.poisson.sf(observed - 1, mean), TINY_P)
+
+
+def near_integer(count: np.ndarray, total: np.ndarray, window_pp: float, max_percent: int) -> np.ndarray:
+    """Whether ``100 * count / total`` lies within ``window_pp`` of an integer no larger than ``max_percent``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = 100.0 * count / total
+    nearest = np.rint(pct)
+    return (np.abs(pct - nearest) < window_pp) & (nearest <= max_percent) & (total > 0)
+
+
+def _scope_sort(codes: np.ndarray, n_scopes: int) -> tuple[np.ndarray, np.ndarray]:
+    """An order that groups stations by scope code, and the start of each scope in it."""
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(n_scopes))
+    return order, starts
+
+
+def _segment_sums(matrix: np.ndarray, starts: np.ndarray, n_total: int) -> np.ndarray:
+    """Sums of ``matrix``'s columns (already sorted by scope) within each scope; empty scopes give 0."""
+    out = np.zeros((matrix.shape[0], len(starts)))
+    nonempty = np.flatnonzero(np.diff(np.append(starts, n_total)) > 0)
+    if nonempty.size:
+        sums = np.add.reduceat(matrix, starts[nonempty], axis=1)
+        out[:, nonempty] = sums
+    return out
+
+
+def integer_percentages(st: Stations, s: TableForensicsSettings) -> dict:
+    """The integer-percentage test (module docstring): national, per integer, and per scope of each level."""
+    include = (st.ballots > 0) & (st.voters >= s.integer_min_registered)
+    n = st.voters[include].astype(np.int64)
+    t = np.minimum(st.turnout_count[include], n).astype(np.int64)
+    b = st.ballots[include].astype(np.int64)
+    lead = np.minimum(st.leader[include], b).astype(np.int64)
+    lo, hi = INTEGER_RANGE
+    width = hi - lo + 1
+    obs_t = near_integer(t, n, s.integer_window_pp, s.integer_max_percent)
+    obs_s = near_integer(lead, b, s.integer_window_pp, s.integer_max_percent)
+    observed = obs_t | obs_s
+    levels = {}
+    for level, (codes, names) in st.scopes.items():
+        c = codes[include]
+        order, starts = _scope_sort(c, len(names))
+        levels[level] = (c, names, order, starts)
+    rng = np.random.default_rng(s.seed)
+    p_t, p_s = t / np.maximum(n, 1), lead / np.maximum(b, 1)
+    total = np.zeros(s.mc_draws)
+    per_t = np.zeros((s.mc_draws, width))
+    per_s = np.zeros((s.mc_draws, width))
+    per_level = {lv: np.zeros((s.mc_draws, len(v[1]))) for lv, v in levels.items()}
+    block = max(1, BLOCK_ELEMENTS // max(1, n.size))
+    for first in range(0, s.mc_draws, block):
+        k = min(block, s.mc_draws - first)
+        dt = rng.binomial(n, p_t, size=(k, n.size))
+        ds = rng.binomial(b, p_s, size=(k, n.size))
+        near_t = near_integer(dt, n, s.integer_window_pp, s.integer_max_percent)
+        near_s = near_integer(ds, b, s.integer_window_pp, s.integer_max_percent)
+        hit = near_t | near_s
+        total[first:first + k] = hit.sum(axis=1)
+        per_t[first:first + k] = _per_integer(dt, n, near_t, lo, width)
+        per_s[first:first + k] = _per_integer(ds, b, near_s, lo, width)
+        for lv, (_c, _names, order, starts) in levels.items():
+            per_level[lv][first:first + k] = _segment_sums(hit[:, order].astype(np.float32), starts, n.size)
+    national = _integer_row("all", int(observed.sum()), total, int(n.size))
+    integers = []
+    obs_pt = _per_integer(t[None], n, obs_t[None], lo, width)[0]
+    obs_ps = _per_integer(lead[None], b, obs_s[None], lo, width)[0]
+    for i in range(width):
+        integers.append({"percent": lo + i,
+                         "turnout_observed": int(obs_pt[i]), "turnout_null_mean": float(per_t[:, i].mean()),
+                         "share_observed": int(obs_ps[i]), "share_null_mean": float(per_s[:, i].mean())})
+    scopes = {}
+    for lv, (c, names, _order, _starts) in levels.items():
+        obs_counts = np.bincount(c, weights=observed, minlength=len(names))
+        sizes = np.bincount(c, minlength=len(names))
+        scopes[lv] = [_integer_row(names[j], int(obs_counts[j]), per_level[lv][:, j], int(sizes[j]))
+                      for j in range(len(names))]
+    return {"test": "integer_percentages", "included": int(n.size), "excluded": int((~include).sum()),
+            "draws": s.mc_draws, "national": national, "per_integer": integers, "scopes": scopes}
+
+
+def _per_integer(draws: np.ndarray, total: np.ndarray, near: np.ndarray, lo: int, width: int) -> np.ndarray:
+    """For each draw (row), how many stations sit near each integer percentage ``lo .. lo + width - 1``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.rint(100.0 * draws / total).astype(np.int64) - lo
+    rows = np.broadcast_to(np.arange(draws.shape[0])[:, None], draws.shape)
+    keep = near & (k >= 0) & (k < width)
+    flat = rows[keep] * width + k[keep]
+    return np.bincount(flat, minlength=draws.shape[0] * width).reshape(draws.shape[0], width)
+
+
+def _integer_row(scope: str, observed: int, null: np.ndarray, stations: int) -> dict:
+    mean, sd = float(null.mean()), float(null.std(ddof=1)) if null.size > 1 else 0.0
+    excess = observed - mean
+    return {"scope": scope, "stations": stations, "observed": observed, "null_mean": mean, "null_sd": sd,
+            "excess": excess, "z": excess / sd if sd > 0 else (0.0 if excess <= 0 else math.inf),
+            "effect": excess / stations if stations else 0.0,
+            "p": float(poisson_upper(observed, mean)) if stations else math.nan}
+
+
+def logit_values(count: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Logits of ``count / total`` with the usual half-count correction (finite at 0% and 100%)."""
+    return np.log((count + 0.5) / (total - count + 0.5))
+
+
+def fit_truncated_normal(y: np.ndarray, upper: float) -> tuple[float, float]:
+    """Maximum-likelihood (mu, sigma) of a normal seen only below ``upper`` (its values ``y`` < upper)."""
+    mu0, sd0 = float(np.median(y)), float(np.clip(np.std(y), *SIGMA_RANGE))
+
+    def nll(params: np.ndarray) -> float:
+        mu, log_sd = params
+        sd = math.exp(log_sd)
+        z = (y - mu) / sd
+        return float(0.5 * np.sum(z * z) + y.size * (log_sd + special.log_ndtr((upper - mu) / sd)))
+
+    res = optimize.minimize(nll, np.array([mu0, math.log(sd0)]), method="Nelder-Mead",
+                            options={"xatol": 1e-4, "fatol": 1e-4, "maxiter": 400})
+    mu, log_sd = res.x if res.success or np.all(np.isfinite(res.x)) else (mu0, math.log(sd0))
+    mu = float(np.clip(mu, upper - 12, upper + 6))
+    return mu, float(np.clip(math.exp(log_sd), *SIGMA_RANGE))
+
+
+def bulk_fit(count: np.ndarray, total: np.ndarray, bulk_max: float, min_stations: int,
+             fallback: tuple[float, float] | None) -> tuple[float, float]:
+    """The logit-normal spread of ``count / total`` over stations, fitted on the stations below ``bulk_max``."""
+    ok = total > 0
+    y = logit_values(count[ok], total[ok])
+    upper = float(special.logit(bulk_max))
+    below = y[y < upper]
+    if below.size < min_stations:
+        if fallback is not None:
+            return fallback
+        below = y[y < np.quantile(y, 0.5)] if y.size else np.array([0.0])
+        upper = float(np.max(below)) + 1e-9 if below.size else upper
+    return fit_truncated_normal(below, upper)
+
+
+def reach_probability(total: np.ndarray, threshold: float, mu: float, sigma: float) -> np.ndarray:
+    """P(count / total >= threshold) per station, count ~ Bin(total, p), logit(p) ~ N(mu, sigma)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    weights = weights / weights.sum()
+    p = special.expit(mu + sigma * nodes)
+    need = np.ceil(threshold * total - 1e-9)
+    sf = stats.binom.sf(need[:, None] - 1, total[:, None], p[None, :])
+    return sf @ weights
+
+
+def full_probability(total: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    """P(count == total) per station under the same model (E[p ** total])."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    weights = weights / weights.sum()
+    log_p = -np.logaddexp(0.0, -(mu + sigma * nodes))
+    return np.exp(total[:, None] * log_p[None, :]) @ weights
+
+
+def bulk_size(count: np.ndarray, total: np.ndarray, bulk_max: float) -> int:
+    """How many stations lie below ``bulk_max`` (on the logit scale the fits use)."""
+    ok = total > 0
+    return int(np.sum(logit_values(count[ok], total[ok]) < special.logit(bulk_max)))
+
+
+def _model_rows(st: Stations, s: TableForensicsSettings) -> tuple[dict, dict]:
+    """Per station: probability of the corner and of 100% turnout under its scope's fitted bulk (NaN where the
+    scope's bulk is too small to fit: fewer than ``min_bulk_stations`` stations below ``bulk_max`` in turnout or
+    share; such a scope is reported as not modelled, never compared with another scope's fit); per-scope fits."""
+    ok = (st.voters > 0) & (st.ballots > 0)
+    n = st.voters.astype(float)
+    t = np.minimum(st.turnout_count, st.voters).astype(float)
+    b = st.ballots.astype(float)
+    lead = np.minimum(st.leader, st.ballots).astype(float)
+    q_corner = np.full(len(st), np.nan)
+    q_full = np.full(len(st), np.nan)
+    finest = list(st.scopes)[-1] if st.scopes else None
+    if finest is None:
+        scopes = [("all", np.flatnonzero(ok))]
+    else:
+        codes, names = st.scopes[finest]
+        scopes = [(name, np.flatnonzero(ok & (codes == j))) for j, name in enumerate(names)]
+    fits = {}
+    for name, idx in scopes:
+        if idx.size == 0:
+            continue
+        sizes = (bulk_size(t[idx], n[idx], s.bulk_max), bulk_size(lead[idx], b[idx], s.bulk_max))
+        if min(sizes) < s.min_bulk_stations:
+            fits[name] = {"scope": name, "modelled": False,
+                          "why": f"{min(sizes)} stations below {100 * s.bulk_max:.0f}% (at least "
+                                 f"{s.min_bulk_stations} needed to fit the bulk)"}
+            continue
+        ft = bulk_fit(t[idx], n[idx], s.bulk_max, s.min_bulk_stations, None)
+        fs = bulk_fit(lead[idx], b[idx], s.bulk_max, s.min_bulk_stations, None)
+        fits[name] = {"scope": name, "modelled": True, "turnout_mu_sigma": ft, "share_mu_sigma": fs}
+        q_corner[idx] = (reach_probability(n[idx], s.corner_threshold, *ft)
+                         * reach_probability(b[idx], s.corner_threshold, *fs))
+        q_full[idx] = full_probability(n[idx], *ft)
+    return {"corner": q_corner, "full": q_full, "ok": ok}, fits
+
+
+def _expectation_row(scope: str, observed: int, q: np.ndarray, stations: int, unmodelled: int = 0) -> dict:
+    """Observed vs expected count; ``q``: the modelled stations' probabilities (none: the scope is not tested)."""
+    row = {"scope": scope, "stations": stations, "unmodelled_stations": unmodelled, "observed": observed}
+    if q.size == 0:
+        return {**row, "expected": math.nan, "interval": [math.nan, math.nan], "excess": math.nan,
+                "observed_share": observed / stations if stations else 0.0, "expected_share": math.nan,
+                "effect": math.nan, "p": math.nan}
+    expected = float(q.sum())
+    sd = float(np.sqrt(np.sum(q * (1 - q))))
+    excess = observed - expected
+    return {**row, "expected": expected, "interval": [max(0.0, expected - 1.96 * sd), expected + 1.96 * sd],
+            "excess": excess, "observed_share": observed / q.size, "expected_share": expected / q.size,
+            "effect": excess / q.size, "p": float(poisson_upper(observed, expected))}
+
+
+def corner_and_full_turnout(st: Stations, s: TableForensicsSettings) -> tuple[dict, dict, np.ndarray]:
+    """The Klimek corner test and the 100%-turnout test, over the stations whose scope could be modelled; also each
+    station's probability of its 100% turnout (NaN for stations not at 100% or not modelled)."""
+    model, fits = _model_rows(st, s)
+    ok = model["ok"]
+    modelled = ok & np.isfinite(model["corner"])
+    in_corner = modelled & (st.turnout_count >= s.corner_threshold * st.voters) & \
+        (st.leader >= s.corner_threshold * st.ballots)
+    full = modelled & (st.turnout_count >= st.voters)
+    lost = int((ok & ~modelled).sum())
+    corner = {"test": "klimek_corner", "threshold": s.corner_threshold, "bulk_max": s.bulk_max,
+              "national": _expectation_row("all", int(in_corner.sum()), model["corner"][modelled], int(ok.sum()),
+                                           lost),
+              "scopes": {}, "fits": fits}
+    full_t = {"test": "full_turnout",
+              "national": _expectation_row("all", int(full.sum()), model["full"][modelled], int(ok.sum()), lost),
+              "scopes": {}}
+    for level, (codes, names) in st.scopes.items():
+        rows_c, rows_f = [], []
+        for j, name in enumerate(names):
+            scope = ok & (codes == j)
+            sel = modelled & scope
+            m, unmodelled = int(scope.sum()), int((scope & ~modelled).sum())
+            rows_c.append(_expectation_row(name, int(in_corner[sel].sum()), model["corner"][sel], m, unmodelled))
+            rows_f.append(_expectation_row(name, int(full[sel].sum()), model["full"][sel], m, unmodelled))
+        corner["scopes"][level] = rows_c
+        full_t["scopes"][level] = rows_f
+    station_p = np.where(full, model["full"], np.nan)
+    return corner, full_t, station_p
+
+
+def _alarm(row: dict, min_effect: float, alpha: float, min_stations: int) -> None:
+    """Set ``alarm`` (and ``tested``) on a result row whose ``p_holm`` is set."""
+    tested = row["stations"] >= min_stations and not math.isnan(row.get("p_holm", math.nan)) and \
+        not math.isnan(row["effect"])
+    row["tested"] = bool(tested)
+    row["alarm"] = bool(tested and row["p_holm"] < alpha and row["effect"] >= min_effect)
+
+
+def apply_families(results: list[dict], s: TableForensicsSettings) -> None:
+    """Holm-adjust in place: the national rows of all tests as one family, and each test's scopes at each level
+    as one family; then set each row's alarm (adjusted p < alpha and effect >= the test's minimum effect)."""
+    min_effect = {"integer_percentages": s.integer_min_effect, "klimek_corner": s.corner_min_effect,
+                  "full_turnout": s.full_turnout_min_effect}
+    for r in results:
+        r["report_only"] = r["test"] == "full_turnout" and not s.full_turnout_alarm
+    tested = [r for r in results if not r["report_only"]]
+    national = [r["national"] for r in tested]
+    for row, p in zip(national, holm(np.array([r["p"] for r in national])), strict=True):
+        row["p_holm"] = float(p)
+    for result in results:
+        if result["report_only"]:
+            for row in [result["national"], *(x for rows in result["scopes"].values() for x in rows)]:
+                row.update(p_holm=math.nan, tested=False, alarm=False)
+            continue
+        _alarm(result["national"], min_effect[result["test"]], s.alpha, 1)
+        for rows in result["scopes"].values():
+            p = np.array([r["p"] if r["stations"] >= s.min_scope_stations else math.nan for r in rows])
+            for row, q in zip(rows, holm(p), strict=True):
+                row["p_holm"] = float(q)
+                _alarm(row, min_effect[result["test"]], s.alpha, s.min_scope_stations)
+
+
+def run_table_forensics(st: Stations, s: TableForensicsSettings) -> tuple[dict, np.ndarray]:
+    """Every test on ``st``; returns the JSON-ready results and each station's 100%-turnout probability."""
+    integer = integer_percentages(st, s)
+    corner, full, station_p = corner_and_full_turnout(st, s)
+    results = [integer, corner, full]
+    apply_families(results, s)
+    alarms = {r["test"]: {"national": r["national"]["alarm"],
+                          **{lv: sorted((row["scope"] for row in rows if row["alarm"]),
+                                        key=lambda name, rows=rows: -next(x["effect"] for x in rows
+                                                                          if x["scope"] == name))
+                             for lv, rows in r["scopes"].items()}}
+              for r in results}
+    return {"settings": asdict(s), "tests": {r["test"]: r for r in results}, "alarms": alarms}, station_p
+
+
+def any_alarm(results: dict) -> dict[str, bool]:
+    """For each test, whether it alarmed nationally or in any scope (the bench's alarm-rate unit)."""
+    out = {}
+    for name, r in results["tests"].items():
+        out[name] = bool(r["national"]["alarm"] or any(row["alarm"] for rows in r["scopes"].values()
+                                                        for row in rows))
+    return out
