@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline.config import load_config_file
-from pipeline.errors import ExitCode, TallyAuditError, os_error_message
+from pipeline.errors import ExitCode, TallyAuditError, os_error_message, with_output_folder
 
 log = logging.getLogger("pipeline")
 
@@ -145,15 +145,24 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: Arguments that name what a command writes, in the order a failed write is most likely to concern.
+OUTPUT_ARGUMENTS = ("out", "interim", "report", "rundir")
+
+
+def output_folder(args: argparse.Namespace) -> object | None:
+    """The folder the command writes (the first of :data:`OUTPUT_ARGUMENTS` it was given), for error messages."""
+    return next((getattr(args, name) for name in OUTPUT_ARGUMENTS if getattr(args, name, None)), None)
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run the parsed command; failures the user can act on become a message and an exit code."""
     try:
         return int(args.func(args, load_config_file(args.config)) or ExitCode.ok)
     except TallyAuditError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {with_output_folder(str(exc), output_folder(args))}", file=sys.stderr)
         return int(exc.exit_code)
     except OSError as exc:  # a full disk, a read-only or forbidden folder: one line, not a traceback
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"error: {with_output_folder(os_error_message(exc), output_folder(args))}", file=sys.stderr)
         return int(ExitCode.output_error)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

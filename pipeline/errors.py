@@ -73,9 +73,19 @@ def is_fatal_os_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in FATAL_ERRNOS
 
 
+#: Stands for the path in the message of a file-system error that did not name one (a write to an open file); the
+#: command line puts its output folder there (:func:`with_output_folder`).
+NO_PATH = "(no path)"
+
+
+def with_output_folder(message: str, folder: object | None) -> str:
+    """``message`` with :data:`NO_PATH` replaced by the output ``folder`` the command was writing, if known."""
+    return message if folder is None else message.replace(NO_PATH, f"{folder} (writing the output)", 1)
+
+
 def os_error_message(exc: OSError) -> str:
     """One line for a file-system error: the path, what went wrong and what to do."""
-    where = exc.filename if exc.filename is not None else "(no path)"
+    where = exc.filename if exc.filename is not None else NO_PATH
     if isinstance(where, bytes):
         where = where.decode("utf-8", "backslashreplace")
     where = str(where).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -17,6 +17,9 @@ import logging
 import multiprocessing
 import os
 import resource
+import select
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 #: Modules the fork server imports once, so that each worker forked from it starts with them loaded.
 PRELOAD = ("numpy", "cv2", "pandas")
 MB = 2**20
+#: Exit status of a pool worker that ended because the process that started the batch is gone.
+ORPHAN_EXIT = 70
+#: Where the kernel cannot signal a process's end (no pidfd), how often a worker checks that its batch lives.
+PARENT_POLL_S = 1.0
 #: Error text (and ``pages.csv`` status) of an item that killed the worker process running it.
 WORKER_DIED = "worker_died"
 RAY_MISSING = ("--engine ray needs Ray, which is an optional extra: install the 'ray' extra "
@@ -107,7 +114,41 @@ def _failed(chunk: list, exc: BaseException) -> list[ItemResult]:
 
 
 def _new_pool(workers: int, initializer) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=process_context(), initializer=initializer)
+    return ProcessPoolExecutor(workers, mp_context=process_context(),
+                               initializer=partial(exit_with, os.getpid(), initializer))
+
+
+def exit_with(batch_pid: int, then: Callable[[], None] | None = None) -> None:
+    """Pool worker initializer: end this worker as soon as the process running the batch ends, then run ``then``.
+
+    A worker's parent is the fork server, not the batch, so nothing else tells it that the batch was killed
+    (``kill -9``, the out-of-memory killer): it would run on, and with it the fork server and the resource tracker,
+    whose pipes it holds.
+    """
+    threading.Thread(target=_exit_when_gone, args=(batch_pid,), daemon=True).start()
+    if then is not None:
+        then()
+
+
+def _exit_when_gone(pid: int) -> None:
+    """Block until process ``pid`` has ended, then leave at once (``os._exit``: nothing of the batch is left)."""
+    try:
+        handle = os.pidfd_open(pid)
+        select.select([handle], [], [])
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
+        while _alive(pid):
+            time.sleep(PARENT_POLL_S)
+    os._exit(ORPHAN_EXIT)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:

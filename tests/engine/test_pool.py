@@ -185,3 +185,20 @@ def test_sigterm_stops_every_child_process(tmp_path, scans):
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in children if alive(pid)], "child processes outlived the run"
+
+
+def test_kill_9_of_the_batch_leaves_no_worker_behind(tmp_path, scans):
+    """A batch killed outright (kill -9, the out-of-memory killer) runs no handler: its workers must notice alone."""
+    cmd = [sys.executable, "-m", "pipeline", "read", str(scans), "--out", str(tmp_path / "run"), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + HANG_TIMEOUT_S
+    while len(descendants(proc.pid)) < 3:  # the fork server and two workers at least
+        assert proc.poll() is None and time.monotonic() < deadline, "read ended before its workers started"
+        time.sleep(0.05)
+    children = descendants(proc.pid)
+    proc.kill()
+    proc.wait(timeout=HANG_TIMEOUT_S)
+    deadline = time.monotonic() + HANG_TIMEOUT_S
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if alive(pid)], "child processes outlived the killed run"

@@ -209,6 +209,22 @@ def test_a_full_disk_is_one_line_naming_the_path_and_its_exit_code(tmp_path, mon
     assert str(tmp_path / "run" / "parts") in err[-1] and "Traceback" not in "\n".join(err)
 
 
+def test_a_full_disk_that_names_no_file_is_reported_with_the_output_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from pipeline.engine import parts
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")  # a write to an open file names no path
+
+    monkeypatch.setattr(parts, "write_part", full)
+    (tmp_path / "a.png").write_bytes(b"")
+    assert main(["read", str(tmp_path), "--out", str(tmp_path / "run"), "--workers", "1"]) == ExitCode.output_error
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tmp_path / 'run'} (writing the output): No space left on device")
+    assert "(no path)" not in last
+
+
 def test_a_file_that_killed_its_worker_is_recorded_and_never_read_again(tmp_path, monkeypatch):
     from pipeline.engine.pool import WORKER_DIED, ItemResult
     from pipeline.vision import batch
