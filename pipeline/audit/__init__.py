@@ -10,7 +10,7 @@ modules do not load OpenCV or tqdm, which only the scanned-sheet audit needs.
 
 from __future__ import annotations
 
-import importlib
+from pipeline.lazy import lazy_getattr
 
 #: Public name -> the module defining it.
 _EXPORTS = {
@@ -24,10 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    """Import a public name's module on first use."""
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pipeline.audit' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

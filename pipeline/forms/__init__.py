@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from pipeline.lazy import lazy_getattr
 
 #: Public name -> the module defining it (imported on first use).
 _EXPORTS = {
@@ -18,11 +18,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    """Import a public name's module on first use (PEP 562), so that importing the package (as every
-    ``python -m pipeline`` call does through its command modules) loads no heavy library."""
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
