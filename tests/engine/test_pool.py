@@ -171,14 +171,19 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_stops_every_child_process(tmp_path, scans):
+def read_with_workers(tmp_path: Path, scans: Path) -> tuple[subprocess.Popen, set[int]]:
+    """A ``read`` of ``scans`` on 2 workers, once its fork server and workers run, with its child processes."""
     cmd = [sys.executable, "-m", "pipeline", "read", str(scans), "--out", str(tmp_path / "run"), "--workers", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + HANG_TIMEOUT_S
     while len(descendants(proc.pid)) < 3:  # the fork server and two workers at least
         assert proc.poll() is None and time.monotonic() < deadline, "read ended before its workers started"
         time.sleep(0.05)
-    children = descendants(proc.pid)
+    return proc, descendants(proc.pid)
+
+
+def test_sigterm_stops_every_child_process(tmp_path, scans):
+    proc, children = read_with_workers(tmp_path, scans)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=HANG_TIMEOUT_S) == 128 + signal.SIGTERM
     deadline = time.monotonic() + 10
@@ -189,13 +194,7 @@ def test_sigterm_stops_every_child_process(tmp_path, scans):
 
 def test_kill_9_of_the_batch_leaves_no_worker_behind(tmp_path, scans):
     """A batch killed outright (kill -9, the out-of-memory killer) runs no handler: its workers must notice alone."""
-    cmd = [sys.executable, "-m", "pipeline", "read", str(scans), "--out", str(tmp_path / "run"), "--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + HANG_TIMEOUT_S
-    while len(descendants(proc.pid)) < 3:  # the fork server and two workers at least
-        assert proc.poll() is None and time.monotonic() < deadline, "read ended before its workers started"
-        time.sleep(0.05)
-    children = descendants(proc.pid)
+    proc, children = read_with_workers(tmp_path, scans)
     proc.kill()
     proc.wait(timeout=HANG_TIMEOUT_S)
     deadline = time.monotonic() + HANG_TIMEOUT_S
