@@ -31,6 +31,7 @@ from pipeline.vision.register import (
     RegistrationError,
     line_agreement,
     register,
+    warp_from_source,
     warp_source,
     warp_to_template,
 )
@@ -224,14 +225,14 @@ def registered_page(grey: np.ndarray, reg: Registration, template: Template,
     A page whose printed lines land worse than ``unbend_below`` (curled, wavy) is unbent
     (:mod:`pipeline.vision.unbend`); the unbent page is kept only if its lines land better.
     """
-    registered = warp_to_template(grey, reg, template, settings)
+    source, hom = warp_source(grey, reg, settings)
+    registered = warp_from_source(source, hom, reg, template, settings)
     agreement = line_agreement(registered, reg, template, settings)
     if agreement >= settings.unbend_below:
         return registered, agreement, None
     disp = estimate_displacement(registered, template, settings)
     if disp is None:
         return registered, agreement, None
-    source, hom = warp_source(grey, reg, settings)
     unbent = unbend(source, hom, disp, reg.paper)
     unbent_agreement = line_agreement(unbent, reg, template, settings)
     if unbent_agreement <= agreement:

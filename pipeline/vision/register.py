@@ -28,10 +28,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from pipeline.forms.render import render_blank
 from pipeline.forms.template import MM_PER_INCH, Rect, Template
 from pipeline.vision.settings import ReadSettings
-from pipeline.vision.unbend import Displacement, blank_print, measure_displacement
+from pipeline.vision.unbend import PRINT_GREY, Displacement, blank_print, measure_displacement, template_key
 
 #: Side of the coarse paper-level filter, in fiducial sizes: it must span a fiducial to see paper around it.
 PAPER_FILTER_SIDES = 2.5
@@ -44,8 +43,6 @@ BLACK_PERCENTILE, PAPER_PERCENTILE = 5.0, 95.0
 #: Half-width of the window a square's centre is refined in, in square sides: room for the coarse position's
 #: error, not for the neighbours (the mark is 2 mm from the top-left fiducial).
 REFINE_WINDOW = 0.8
-#: Grey level below which a pixel of the rendered blank form is print.
-PRINT_GREY = 128
 #: Margin around each fiducial left out of the template fit (mm): a fiducial fits wherever it is mapped.
 FIDUCIAL_CLEAR_MM = 1.5
 #: Tolerance of the coarse template fit: scan ink within this many coarse pixels of the print counts.
@@ -249,14 +246,14 @@ _PRINT_MASKS: dict[tuple, np.ndarray] = {}
 
 def _print_mask(template: Template, dpi: float) -> np.ndarray:
     """The blank form's print at ``dpi`` (1 = print), fiducials cleared: what a right registration must hit."""
-    key = (template.name, template.fields, template.frame, template.fiducials, template.orientation_mark, dpi)
+    key = (*template_key(template), dpi)
     if key not in _PRINT_MASKS:
         _PRINT_MASKS[key] = _render_print_mask(template, dpi)
     return _PRINT_MASKS[key]
 
 
 def _render_print_mask(template: Template, dpi: float) -> np.ndarray:
-    ink = (render_blank(template, dpi) < PRINT_GREY).astype(np.uint8)
+    ink = (blank_print(template, dpi, 1.0) < PRINT_GREY).astype(np.uint8)
     for r in template.fiducials:
         clear = Rect(r.x - FIDUCIAL_CLEAR_MM, r.y - FIDUCIAL_CLEAR_MM, r.w + 2 * FIDUCIAL_CLEAR_MM,
                      r.h + 2 * FIDUCIAL_CLEAR_MM)
@@ -472,8 +469,13 @@ def warp_source(grey: np.ndarray, reg: Registration, settings: ReadSettings) -> 
 
 def warp_to_template(grey: np.ndarray, reg: Registration, template: Template, settings: ReadSettings) -> np.ndarray:
     """The scan warped onto the template at the reading dpi."""
-    grey, hom = warp_source(grey, reg, settings)
-    return cv2.warpPerspective(grey, hom, template.size_px(settings.dpi), flags=cv2.INTER_LINEAR,
+    return warp_from_source(*warp_source(grey, reg, settings), reg, template, settings)
+
+
+def warp_from_source(source: np.ndarray, hom: np.ndarray, reg: Registration, template: Template,
+                     settings: ReadSettings) -> np.ndarray:
+    """``source`` and its homography (from :func:`warp_source`) warped onto the template at the reading dpi."""
+    return cv2.warpPerspective(source, hom, template.size_px(settings.dpi), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=int(reg.paper))
 
 

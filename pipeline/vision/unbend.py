@@ -135,10 +135,16 @@ def poly_basis(u: np.ndarray, v: np.ndarray, degree: int) -> np.ndarray:
 _BLANKS: dict[tuple, np.ndarray] = {}
 
 
+def template_key(template: Template) -> tuple:
+    """What a rendering of ``template`` depends on, as a key for the caches of rendered forms (the name stands for
+    the decorative text the renderer also draws)."""
+    return template.name, template.fields, template.frame, template.fiducials, template.orientation_mark
+
+
 def blank_print(template: Template, dpi: float, scale: float) -> np.ndarray:
     """The blank form rendered at the reading ``dpi`` and shrunk by ``scale`` exactly as a registered page is
     (rendering at the lower resolution directly would round the print to other pixels), once per process."""
-    key = (template.name, template.fields, template.frame, template.fiducials, dpi, scale)
+    key = (*template_key(template), dpi, scale)
     if key not in _BLANKS:
         blank = shrunk(render_blank(template, dpi), scale)
         blank.setflags(write=False)
