@@ -6,7 +6,7 @@ says, give or take the pixel or two that line removal searches for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import cv2
@@ -16,10 +16,16 @@ from pipeline.forms.template import Field, Rect, Template
 from pipeline.vision.lines import crossing_lines, remove_lines
 from pipeline.vision.normalise import IDENTITY_STYLE, WriterStyle, binary_shape, estimate_writer_style, to_mnist
 from pipeline.vision.segment import BoxRead, Piece, SegmentParams, segment_field
-from pipeline.vision.settings import BOX_DIGIT, ReadSettings
+from pipeline.vision.settings import BOX_AMBIGUOUS, BOX_DIGIT, BOX_EMPTY, ReadSettings
 
 #: Share of a component's pixels that must lie within the rows of a table-column comb's boxes for it to be read.
 IN_BOXES_FRACTION = 0.5
+#: A faint mark in a box read empty is writing only if it fills at most this share of its bounding box (strokes
+#: are sparse; a smudge, a band or mottled paper fills it).
+MAX_WRITING_FILL = 0.6
+#: ... and runs along the inside's edges for at most this share of its length: the box outline bled or blurred
+#: inwards lies along an edge all the way, a digit that comes close only touches it.
+MAX_EDGE_CONTACT = 0.25
 #: Pixels of anti-aliased edge kept around a digit's thresholded ink when its grey levels are cut out.
 EDGE_PAD = 1
 
@@ -183,9 +189,28 @@ def clear_outside(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> 
 
 def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
                     params: SegmentParams) -> tuple[np.ndarray, SegmentedField]:
-    """The field image of one id/count field and its box decisions."""
+    """The field image of one id/count field and its box decisions.
+
+    A box read empty that still holds a faint mark shaped like writing (:func:`faint_writing`: one light digit
+    among dark ones, a pen running dry) is read again with the ink thresholds lowered by ``faint_writer_floor``;
+    if that finds no clean digit there either, the box is ``ambiguous``, so the field goes to review instead of
+    silently losing a digit.
+    """
     x0, y0, x1, y1 = geom.region
     image = registered[y0:y1, x0:x1]
+    dark, reads = _segment_dark(image, geom, black, settings, params)
+    faint = faint_writing(dark, reads, geom.local_boxes(), settings, params)
+    if faint:
+        lowered = replace(settings, ink_threshold=settings.ink_threshold * settings.faint_writer_floor,
+                          faint_ink_threshold=settings.faint_ink_threshold * settings.faint_writer_floor)
+        dark, rescued = _segment_dark(image, geom, black, lowered, params)
+        reads = rescue_faint(reads, rescued, faint)
+    return image, SegmentedField(geom, reads, dark)
+
+
+def _segment_dark(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
+                  params: SegmentParams) -> tuple[np.ndarray, list[BoxRead]]:
+    """Darkness (printed lines taken out) and box decisions of a field image under ``settings``' ink thresholds."""
     dark = darkness(image, black, settings)
     boxes = geom.local_boxes()
     search = round(settings.px(settings.line_search_mm))
@@ -194,9 +219,57 @@ def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, s
                                         round(settings.px(settings.line_halo_mm)))
     if not geom.field.beside:
         clean = clear_outside(clean, boxes)
-    dark = np.where(removed, 0.0, dark)
-    reads = segment_field(clean, boxes, geom.beside_x0, params, band)
-    return image, SegmentedField(geom, reads, dark)
+    return np.where(removed, 0.0, dark), segment_field(clean, boxes, geom.beside_x0, params, band)
+
+
+def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int, int, int, int]],
+                  settings: ReadSettings, params: SegmentParams) -> set[int]:
+    """Boxes read empty whose inside (clear of the printed outline by ``line_search_mm``) holds a mark darker
+    than the faint-ink threshold lowered by ``faint_writer_floor``, at least a digit tall
+    (``min_digit_height_mm``), sparse like strokes (:data:`MAX_WRITING_FILL`), a pen stroke thick somewhere
+    (``min_stroke_mm``) and not lying along the inside's edges (:data:`MAX_EDGE_CONTACT`). Faint lines crossing
+    the whole field (paper folds: :func:`crossing_lines`) are no mark."""
+    low = dark > settings.faint_ink_threshold * settings.faint_writer_floor
+    inset = round(settings.px(settings.line_search_mm))
+    fold_rows, fold_cols = crossing_lines(low, boxes, round(settings.px(settings.fold_clear_mm)) + inset, inset)
+    low[fold_rows, :] = False
+    low[:, fold_cols] = False
+    found = set()
+    for r in reads:
+        if r.status != BOX_EMPTY or r.box < 0:
+            continue
+        bx0, by0, bx1, by1 = boxes[r.box]
+        inside = low[by0 + inset:by1 - inset, bx0 + inset:bx1 - inset].astype(np.uint8)
+        if inside.size == 0:
+            continue
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
+        solid = np.bincount(labels[cv2.erode(inside, np.ones((params.stroke_px,) * 2, np.uint8)) > 0], minlength=n)
+        edge = np.ones_like(inside, bool)
+        edge[1:-1, 1:-1] = False
+        contact = np.bincount(labels[edge], minlength=n)
+        for (_, _, w, h, area), deep, touch in zip(stats[1:], solid[1:], contact[1:], strict=True):
+            if (deep and touch <= MAX_EDGE_CONTACT * max(w, h) and h >= params.min_digit_height
+                    and params.min_area <= area <= MAX_WRITING_FILL * w * h):
+                found.add(r.box)
+                break
+    return found
+
+
+def rescue_faint(reads: list[BoxRead], rescued: list[BoxRead], faint: set[int]) -> list[BoxRead]:
+    """``reads`` with each ``faint`` box replaced by its reading under lowered thresholds when that is clean
+    digits, else by an ``ambiguous`` box (with the faint ink, if any was cut)."""
+    out = []
+    for r in reads:
+        if r.box not in faint:
+            out.append(r)
+            continue
+        again = [x for x in rescued if x.box == r.box]
+        if again and all(x.status == BOX_DIGIT for x in again):
+            out.extend(again)
+        else:
+            piece = next((x.piece for x in again if x.piece is not None), None)
+            out.append(BoxRead(r.box, 0, BOX_AMBIGUOUS, piece))
+    return out
 
 
 def field_digits(field: SegmentedField, style: WriterStyle = IDENTITY_STYLE) -> list[FieldDigit]:

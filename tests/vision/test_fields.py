@@ -1,0 +1,54 @@
+"""A digit too faint for the ink thresholds is never silently read as an empty box (pipeline.vision.fields)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from pipeline.vision.page import read_page
+from pipeline.vision.settings import BOX_AMBIGUOUS, BOX_DIGIT, BOX_EMPTY
+from tests.vision.conftest import DIGIT_FRACTION, fill_form, paste_digit, px
+
+#: Darkness of the one light digit relative to black: below the ink threshold (0.25) everywhere, above the
+#: faint-ink threshold lowered by the faint-writer floor (0.12 x 0.6).
+LIGHT = 0.13
+
+
+def light_digit_page(template, mnist):
+    """A filled form plus one light digit in the first box of the first count field that has it empty.
+
+    Returns the page, the field name and the box index."""
+    page, written = fill_form(template, mnist, seed=5)
+    for f in template.fields_of_kind("count"):
+        if (f.name, 0) not in written:
+            b = f.boxes[0]
+            layer = np.full_like(page, 255)
+            paste_digit(layer, mnist.x_test[7], (px(b.x + b.w / 2), px(b.y + b.h / 2)), px(b.h * DIGIT_FRACTION))
+            light = 255 - (255 - layer.astype(np.float32)) * LIGHT
+            return np.minimum(page, light.astype(np.uint8)), f.name, 0
+    raise AssertionError("every count field is full")
+
+
+def box_status(read, field: str, box: int) -> set[str]:
+    return {c.box_status for c in read.crops if c.field == field and c.box == box}
+
+
+def test_a_light_digit_among_dark_ones_is_read_not_dropped(template, mnist, settings):
+    page, field, box = light_digit_page(template, mnist)
+    assert box_status(read_page(page, "light", settings, template), field, box) == {BOX_DIGIT}
+
+
+def test_a_light_digit_that_stays_unreadable_makes_its_box_ambiguous_not_empty(template, mnist, settings):
+    """With no lower thresholds to fall back on, the faint mark still keeps the box out of ``empty``."""
+    page, field, box = light_digit_page(template, mnist)
+    read = read_page(page, "light", replace(settings, faint_writer_floor=1.0), template)
+    assert box_status(read, field, box) == {BOX_AMBIGUOUS}
+
+
+def test_empty_boxes_of_a_clean_form_stay_empty(template, mnist, settings):
+    page, written = fill_form(template, mnist, seed=5)
+    read = read_page(page, "clean", settings, template)
+    empty = {(c.field, c.box) for c in read.crops if c.box_status == BOX_EMPTY}
+    numeric = {(f.name, i) for f in template.fields_of_kind("id", "count") for i in range(len(f.boxes))}
+    assert empty == numeric - set(written)
