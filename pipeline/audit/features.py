@@ -19,6 +19,14 @@ box must not look altered, and a detector that learned where our generator puts 
 
 The per-box measures are summarised over the field's boxes by their maximum and their mean, so no feature says
 which box it came from.
+
+What honestly varies from writer to writer and scan to scan (pen colour and pressure, pencil, ink bleed, toner
+banding, shadows) must not look like a trace, so the darkness-based measures are **relative to the box's own
+writing**: a box's ink is what is darker than a share (:data:`INK_SHARE`) of its darkest writing (a light pencil or
+blue pen is still ink, not "faint remains"), faint grey is faint against that writing and lies away from the strokes'
+own soft edges (a halo as wide as the box's median stroke), the ink tone along the stroke centre lines is measured
+as a share of the box's darkest centre-line ink, and darkness is measured against the paper around each pixel
+(:func:`local_darkness`), so toner bands and shadows running across the field are paper, not smudge or remains.
 """
 
 from __future__ import annotations
@@ -37,6 +45,11 @@ from pipeline.forms import load_template
 #: Ink darkness levels (0 paper, 1 the page's darkest print): stroke ink, and faint grey remains.
 INK = 0.5
 GREY = (0.08, 0.35)
+#: A box's ink is darker than this share of its own darkest writing (its :data:`WRITING_QUANTILE` darkness), but
+#: never needs to be darker than :data:`INK` nor may be lighter than :data:`INK_FLOOR` (an empty box's paper noise).
+INK_SHARE = 0.5
+INK_FLOOR = 0.12
+WRITING_QUANTILE = 0.99
 #: Faint grey in a box counts only below this share of the darkness of the box's own writing (its stroke centre
 #: lines' 90th percentile) as well as below ``GREY[1]``.
 FAINT_SHARE = 0.5
@@ -44,6 +57,11 @@ FAINT_SHARE = 0.5
 PAPER_PERCENTILE = 90
 BLACK_PERCENTILE = 0.5
 MIN_CONTRAST = 40.0
+#: Length (box heights) of the row and column closings that give the local paper a stroke's darkness is measured
+#: against: longer than a digit is wide or tall.
+LOCAL_PAPER = 1.2
+#: Smallest half-width (pixels) of the halo around a box's strokes left out of its faint grey and its paper.
+HALO_MIN = 1
 #: A pixel is "flat" when the grey-level standard deviation of its 5x5 neighbourhood is below this (fluid).
 FLAT_STD = 1.2
 FLAT_WINDOW = 5
@@ -324,16 +342,19 @@ def median_grey(values: np.ndarray) -> float:
 
 def box_stroke_measures(dist: np.ndarray, ridge: np.ndarray, dark: np.ndarray, height: int) -> np.ndarray:
     """Stroke width (relative to the box height), its coefficient of variation and spread, and the darkness along
-    the strokes' centre lines (``ridge`` of the distance to paper ``dist``): standard deviation, p90 - p10 spread
-    and the share of it lighter than :data:`LIGHT_LAYER` of the darkest (a second layer of ink). All inside one
-    box; zeros when it holds no ink."""
+    the strokes' centre lines (``ridge`` of the distance to paper ``dist``) as shares of its 90th percentile (the
+    box's own darkest writing, so a light pen and a dark one compare): standard deviation, p90 - p10 spread and the
+    share lighter than :data:`LIGHT_LAYER` of it (a second layer of ink). All inside one box; zeros when it holds
+    no ink."""
     if not ridge.any():
         return np.zeros(6)
     widths = 2.0 * dist[ridge]
     tone = dark[ridge]
     low, top = quantiles(tone, (0.1, 0.9))
-    return np.array([widths.mean() / height, widths.std() / widths.mean(), spread(widths), tone.std(), top - low,
-                     fraction(tone < LIGHT_LAYER * top) if top > 0 else 0.0])
+    if top <= 0:
+        return np.array([widths.mean() / height, widths.std() / widths.mean(), spread(widths), 0.0, 0.0, 0.0])
+    return np.array([widths.mean() / height, widths.std() / widths.mean(), spread(widths), tone.std() / top,
+                     (top - low) / top, fraction(tone < LIGHT_LAYER * top)])
 
 
 def coherence(gxx: float, gyy: float, gxy: float) -> float:
@@ -378,13 +399,27 @@ def blobs(mask: np.ndarray, connectivity: int, enclosed: bool) -> np.ndarray:
     return np.column_stack([c[keep], s[keep, cv2.CC_STAT_AREA]])
 
 
-def comb_maps(ink: np.ndarray, dark: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> CombMaps:
+def writing_darkness(dark: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Darkness of a box's own writing: the :data:`WRITING_QUANTILE` of the darkness inside it (outline left out)."""
+    rows, cols = inner_box(box, dark.shape)
+    inner = dark[rows, cols]
+    return float(quantiles(inner.ravel(), (WRITING_QUANTILE,))[0]) if inner.size else 0.0
+
+
+def ink_threshold(writing: float) -> float:
+    """Darkness above which a pixel is ink in a box whose own writing is ``writing`` dark (see :data:`INK_SHARE`)."""
+    return float(np.clip(INK_SHARE * writing, INK_FLOOR, INK))
+
+
+def comb_maps(ink: np.ndarray, dark: np.ndarray, boxes: list[tuple[int, int, int, int]],
+              thresholds: list[float] | None = None) -> CombMaps:
     """The :class:`CombMaps` of a field, over the smallest rectangle holding the ink inside its boxes (zeros
-    elsewhere; blob coordinates are the field image's)."""
+    elsewhere; blob coordinates are the field image's). With ``thresholds`` (one per box), a box's ink is its own
+    darkness over its threshold rather than ``ink``."""
     inner = np.zeros_like(ink)
-    for box in boxes:
+    for i, box in enumerate(boxes):
         rows, cols = inner_box(box, ink.shape)
-        inner[rows, cols] = ink[rows, cols]
+        inner[rows, cols] = ink[rows, cols] if thresholds is None else dark[rows, cols] > thresholds[i]
     maps = {k: np.zeros_like(ink) for k in ("skel", "ends", "junctions", "ridge")}
     maps.update({k: np.zeros(ink.shape, np.float32) for k in ("dist", "gxx", "gyy", "gxy")})
     ys, xs = np.nonzero(inner)
@@ -412,32 +447,51 @@ def _count_in(blobs: np.ndarray, rows: slice, cols: slice, min_area: float) -> i
                                 & (y < rows.stop)))
 
 
+def stroke_halo(ink: np.ndarray, dist: np.ndarray, ridge: np.ndarray) -> np.ndarray:
+    """The ink of a box widened by half its median stroke width (at least :data:`HALO_MIN` pixels): where the
+    strokes' soft edges lie."""
+    if not ink.any():
+        return ink
+    half = float(np.median(dist[ridge])) if ridge.any() else 1.0
+    r = max(HALO_MIN, round(half))
+    return cv2.dilate(ink.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+                      ).view(bool)
+
+
 def box_measures(grey: np.ndarray, dark: np.ndarray, flat: np.ndarray, maps: CombMaps,
-                 box: tuple[int, int, int, int], paper: dict) -> np.ndarray:
+                 box: tuple[int, int, int, int], paper: dict, rel: np.ndarray | None = None) -> np.ndarray:
     """:data:`BOX_MEASURES` of one box (its printed outline left out); ``paper`` holds the field's paper level,
-    contrast and texture, ``maps`` the field's :func:`comb_maps`."""
+    contrast and texture, ``maps`` the field's :func:`comb_maps`. With ``rel`` (:func:`local_darkness`) the ink,
+    faint grey and paper measures use the darkness against the local paper: the paper drop is the median of it over
+    the box's paper away from its strokes (an eraser's smudge, filled by the closings like a digit, is darker than
+    the paper around the box; a toner band or shadow is not), the paper texture its spread against the field's;
+    without it, ``dark`` and the box's paper grey against the field's paper level."""
     rows, cols = inner_box(box, dark.shape)
-    inner, g = dark[rows, cols], grey[rows, cols]
+    inner, g = (dark if rel is None else rel)[rows, cols], grey[rows, cols]
     height = max(box[3] - box[1], 1)
     ink = maps.ink[rows, cols]
     ridge = maps.ridge[rows, cols]
     # faint grey counts up to a share of the box's own darkest writing, so a light pen is not "erased remains"
     faint_top = min(GREY[1], FAINT_SHARE * float(quantiles(inner[ridge], (0.9,))[0])) if ridge.any() else GREY[1]
     area = height * height
-    blank = ~ink & (inner < GREY[1])
-    paper_grey = g[blank] if blank.any() else np.full(1, round(paper["level"]), np.uint8)
+    # the strokes' own soft edges (anti-aliasing, bleed, pencil grain) are neither faint remains nor paper
+    near = stroke_halo(ink, maps.dist[rows, cols], ridge)
+    blank = ~near & (inner < GREY[1])
+    paper_dark = inner[blank] if blank.any() else np.zeros(1, np.float32)
     has_ink = ink.any()
     strokes = (box_stroke_measures(maps.dist[rows, cols], ridge, inner, height) if has_ink
                else np.zeros(6))
     return np.array([
-        fraction(ink), fraction((inner > GREY[0]) & (inner < faint_top)),
+        fraction(ink), fraction((inner > GREY[0]) & (inner < faint_top) & ~near),
         _count_in(maps.pieces, rows, cols, MIN_COMPONENT * area), _count_in(maps.holes, rows, cols, MIN_HOLE * area),
         np.count_nonzero(maps.ends[rows, cols]), np.count_nonzero(maps.junctions[rows, cols]),
         np.count_nonzero(maps.skel[rows, cols]) / height, *strokes,
         coherence(float(maps.gxx[rows, cols].sum()), float(maps.gyy[rows, cols].sum()),
                   float(maps.gxy[rows, cols].sum())) if has_ink else 0.0,
-        (paper["level"] - median_grey(paper_grey)) / paper["contrast"],
-        float(paper_grey.std()) / paper["texture"], fraction(flat[rows, cols]),
+        float(np.median(paper_dark)) if rel is not None else
+        (paper["level"] - median_grey(g[blank] if blank.any() else np.full(1, round(paper["level"]), np.uint8)))
+        / paper["contrast"],
+        float(paper_dark.std()) * paper["contrast"] / paper["texture"], fraction(flat[rows, cols]),
         fraction(g > paper["bright"]), outline_gap(dark > INK, box),
     ], dtype=np.float64)
 
@@ -477,13 +531,12 @@ def comb_masks(shape: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -
     return gutter, outside
 
 
-def scalar_features(dark: np.ndarray, flat: np.ndarray, boxes: list[tuple[int, int, int, int]],
+def scalar_features(dark: np.ndarray, ink: np.ndarray, flat: np.ndarray, boxes: list[tuple[int, int, int, int]],
                     paper: dict) -> np.ndarray:
     """The :data:`SCALARS` of one field image (fractions of its area or width, so any resolution compares). Grey
     remains and bright paint are measured per box only: over the whole field, toner banding and shadows look
-    the same."""
+    the same. ``ink`` is the field's ink (darker than :data:`INK`)."""
     h, w = dark.shape
-    ink = dark > INK
     split = int(w * BESIDE_FROM)
     beside = ink[:, split: max(int(w * BESIDE_TO), split + 1)]
     band = ink[int(h * MIDDLE_BAND[0]): int(h * MIDDLE_BAND[1]), :split]
@@ -544,9 +597,26 @@ def field_features(grey: np.ndarray) -> np.ndarray:
     flat = (texture < FLAT_STD) & paper_px
     paper = {"level": level, "contrast": contrast, "texture": paper_texture(texture, paper_px),
              "bright": int(np.floor(level + BRIGHT_DELTA))}
+    boxes = locate_boxes(dark > INK)
+    rel = local_darkness(grey, contrast, boxes[0][3] - boxes[0][1])
+    writing = [writing_darkness(rel, b) for b in boxes]
+    thresholds = [ink_threshold(w) for w in writing]
     ink = dark > INK
-    boxes = locate_boxes(ink)
-    maps = comb_maps(ink, dark, boxes)
-    per_box = np.array([box_measures(grey, dark, flat, maps, b, paper) for b in boxes])
+    maps = comb_maps(ink, rel, boxes, thresholds)
+    per_box = np.array([box_measures(grey, dark, flat, maps, b, paper, rel) for b in boxes])
     aggregates = np.column_stack([per_box.max(axis=0), per_box.mean(axis=0)]).ravel()
-    return np.concatenate([scalar_features(dark, flat, boxes, paper), aggregates])
+    return np.concatenate([scalar_features(dark, ink, flat, boxes, paper), aggregates])
+
+
+def local_darkness(grey: np.ndarray, contrast: float, box_height: int) -> np.ndarray:
+    """Darkness of each pixel against the paper around it rather than the field's paper, over ``contrast``.
+
+    The local paper is the darker of the image's closings along rows and along columns over :data:`LOCAL_PAPER`
+    box heights: each closing fills a digit (shorter than that both ways) with the paper beside it, but a toner
+    band or a shadow's edge running along the rows (or columns) survives the closing along them, so it stays in
+    the paper. Faint grey remains of an erased digit stay dark against it; a band does not look like them, and a
+    box's ink is measured above its own paper."""
+    k = odd(LOCAL_PAPER * max(box_height, 1))
+    paper = np.minimum(cv2.morphologyEx(grey, cv2.MORPH_CLOSE, np.ones((1, k), np.uint8)),
+                       cv2.morphologyEx(grey, cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)))
+    return np.clip((paper.astype(np.float32) - grey) / np.float32(contrast), 0.0, 1.0)

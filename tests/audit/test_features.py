@@ -19,6 +19,7 @@ from pipeline.audit.features import (
     field_features,
     fraction,
     grey_histogram,
+    ink_threshold,
     label_type,
     locate_boxes,
     longest_run,
@@ -28,6 +29,7 @@ from pipeline.audit.features import (
     skeleton,
     skeleton_points,
     sorted_percentile,
+    writing_darkness,
 )
 from tests.audit.conftest import FIELD_IMAGE_SHAPE, field_image
 
@@ -189,7 +191,7 @@ def test_a_box_measure_depends_on_its_own_box_alone():
     for img in (light, heavy):
         dark = darkness(img)
         boxes = locate_boxes(dark > INK)
-        maps = comb_maps(dark > INK, dark, boxes)
+        maps = comb_maps(dark > INK, dark, boxes, [ink_threshold(writing_darkness(dark, b)) for b in boxes])
         measures.append([box_measures(img, dark, np.zeros_like(dark, bool), maps, b, paper) for b in boxes[1:]])
     np.testing.assert_allclose(measures[0], measures[1], rtol=0.05, atol=0.02)
 
@@ -209,3 +211,46 @@ def test_a_digit_written_over_another_shows_two_layers():
     for m in ("box_junctions_max", "box_skeleton_max"):
         i = names.index(m)
         assert over[:, i].min() > single[:, i].max(), m
+
+
+#: Measures that are relative to the box's own writing or paper and must not move with the pen's darkness.
+RELATIVE_MEASURES = ("ink", "grey", "components", "holes", "skeleton", "stroke", "dark_std", "dark_spread",
+                     "light_layer", "paper_drop")
+
+
+def test_a_light_pencil_digit_measures_like_a_black_ink_one():
+    """Pencil or a light pen is honest writing: its relative-darkness measures (ink, faint grey, stroke tone,
+    paper drop, shape) match the same digits in black ink, so it does not look erased or overwritten."""
+    names = feature_names()
+    for seed in range(3):
+        black = field_features(pen_field(np.random.default_rng(seed), "107", (3, 3, 3), (40, 40, 40)))
+        pencil = field_features(pen_field(np.random.default_rng(seed), "107", (3, 3, 3), (150, 150, 150)))
+        for m in RELATIVE_MEASURES:
+            for agg in ("max", "mean"):
+                i = names.index(f"box_{m}_{agg}")
+                assert abs(black[i] - pencil[i]) <= 0.03 + 0.1 * abs(black[i]), (m, agg, black[i], pencil[i])
+        assert pencil[names.index("box_grey_max")] < 0.02
+
+
+def test_toner_bands_are_not_faint_remains_or_ink():
+    """Darker bands across a clean field (toner banding) leave the boxes' faint grey and ink where they were."""
+    names = feature_names()
+    img = pen_field(np.random.default_rng(8), "52", (3, 3), (40, 40, 40))
+    rows = np.arange(img.shape[0], dtype=np.float32)[:, None]
+    banded = np.clip(img * (1 - 0.2 * (np.sin(rows / 6) > 0)), 0, 255).astype(np.uint8)
+    plain, band = field_features(img), field_features(banded)
+    for m in ("box_grey_max", "box_ink_max", "box_components_max", "box_paper_drop_max"):
+        i = names.index(m)
+        assert abs(band[i] - plain[i]) <= 0.03 + 0.15 * abs(plain[i]), (m, plain[i], band[i])
+
+
+def test_faint_remains_of_an_erased_digit_still_count_as_grey():
+    """The invariances do not hide erasure: a faint old digit beside the new one in the same box is faint grey."""
+    names = feature_names()
+    rng = np.random.default_rng(9)
+    clean = pen_field(rng, "1", (3,))
+    erased = clean.copy()
+    write_digit(erased, 2, "0", 3, 185, 0)  # the old "0" rubbed out to a faint grey
+    write_digit(erased, 2, "1", 3, 40, 0)
+    i = names.index("box_grey_max")
+    assert field_features(erased)[i] > field_features(clean)[i] + 0.03
