@@ -2,6 +2,13 @@
 
 Which sheets are "truly inconsistent" is decided by applying the audit's own rules to the numbers visibly written
 on each sheet (``F_written``), so the arithmetic check is judged on what a perfect reader would see.
+
+The field figures of issue 13 (:func:`field_figures`): untampered fields read exactly, and wrong fields that
+nothing marks for review (the recogniser's ``needs_review`` of ``fields.parquet``, or a value the audit could not
+read, which its ``unreadable`` flag names), overall and per pen colour and per scan damage style. The audit alone
+holds no per-field review marks, so :func:`truth_eval` gives the second only when handed them (``review``);
+:func:`evaluate_run` (also ``python -m pipeline.audit.evaluate RUN AUDIT TRUTH``) computes every figure from the
+files of an existing run and audit.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import pandas as pd
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from pipeline.audit.arithmetic import counts_consistent
-from pipeline.audit.flags import Flag
+from pipeline.audit.flags import Flag, frame_to_flags
 from pipeline.audit.schema import CHOICE_FIELD, COUNT_FIELDS, ID_FIELDS, NUMERIC_FIELDS, OK_STATUS, VISIBLE_KINDS
 from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import TRUE_STRINGS, read_table
@@ -23,6 +30,16 @@ ARITHMETIC_RULES = ("votes_add_up", "ballots_add_up", "total_within_registered",
 #: Yes/no columns of truth.csv, read as booleans whether written True/False or 1/0.
 TRUTH_FLAGS = ("altered", "fabricated", "opposition_present", "arithmetic_error")
 TRUTH_COLUMNS = ("sheet_id", "altered", "opposition_present", *ID_FIELDS, *(f"{f}_written" for f in COUNT_FIELDS))
+#: Separator of the list columns of truth.csv (``alteration_styles``, ``scan_damage``).
+LIST_SEPARATOR = ";"
+#: ``F_alteration`` values of a field nobody tampered with (``fabricated`` counts as tampered: it changes the value).
+UNTAMPERED = ("", "none")
+#: Label of a sheet whose list column is empty (no scan damage, no tampering style).
+NONE_LABEL = "none"
+#: Truth columns whose values split the field figures (``;``-joined lists: a sheet counts under each of its labels).
+BREAKDOWN_COLUMNS = {"per_pen_colour": "pen_colour", "per_scan_damage": "scan_damage"}
+#: Truth column naming the tampering styles of an altered sheet.
+STYLES_COLUMN = "alteration_styles"
 
 
 def read_truth(path: Path | str) -> pd.DataFrame:
@@ -69,7 +86,27 @@ def alteration_metrics(j: pd.DataFrame) -> dict:
             "recall": _safe(recall_score, y, pred),
             "roc_auc": float(roc_auc_score(y, score.fillna(0))) if y.nunique() == 2 else None,
             "per_kind_recall": per_kind,
+            "per_style_recall": per_style_recall(j[STYLES_COLUMN], pred) if STYLES_COLUMN in j else None,
             "fabricated_only_flagged": _fabricated_rate(j, pred)}
+
+
+def split_labels(column: pd.Series) -> pd.Series:
+    """A ``;``-joined truth column as a list of labels per row; an empty or missing value is ``[none]``."""
+    text = column.astype("string").fillna("")
+    labels = [[x.strip() for x in str(v).split(LIST_SEPARATOR) if x.strip()] or [NONE_LABEL] for v in text]
+    return pd.Series(labels, index=column.index, dtype="object", name=column.name)
+
+
+def per_style_recall(styles: pd.Series, pred: pd.Series) -> dict:
+    """For each tampering style in ``styles`` (``alteration_styles``, ``;``-joined, by sheet): the sheets drawn
+    with it and the share the detector flags (``pred``, same index). A sheet with several styles counts under
+    each; sheets with none are left out (they are not altered in a visible way)."""
+    labels, flagged = split_labels(styles).tolist(), pred.astype(bool).to_numpy()
+    out = {}
+    for style in sorted({x for ls in labels for x in ls} - {NONE_LABEL}):
+        has = np.array([style in ls for ls in labels], bool)
+        out[style] = {"n": int(has.sum()), "recall": float(flagged[has].mean())}
+    return out
 
 
 def _fabricated_rate(j: pd.DataFrame, pred: pd.Series) -> float | None:
@@ -87,6 +124,83 @@ def fields_read_right(sheets: pd.DataFrame, written: pd.DataFrame) -> pd.DataFra
     read = sheets.loc[common, list(NUMERIC_FIELDS)].astype("Int64")
     truth = written.loc[common, list(NUMERIC_FIELDS)]
     return ((read == truth).fillna(False) | (read.isna() & truth.isna())).astype(bool)
+
+
+def untampered_fields(truth: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Per sheet of ``index`` and numeric field: did nobody tamper with it (``F_alteration`` none or empty)?
+
+    Fields without an ``F_alteration`` column (the ids) are never tampered with."""
+    t = truth.set_index("sheet_id").reindex(index)
+    out = {}
+    for f in NUMERIC_FIELDS:
+        column = f"{f}_alteration"
+        if column in t:
+            out[f] = t[column].astype("string").fillna("").str.strip().str.lower().isin(UNTAMPERED).to_numpy()
+        else:
+            out[f] = np.ones(len(t), bool)
+    return pd.DataFrame(out, index=index)
+
+
+def review_marks(fields: pd.DataFrame) -> pd.DataFrame:
+    """The recogniser's ``needs_review`` of ``fields.parquet`` rows as one bool column per numeric field, by
+    sheet_id (a field without a row is not marked)."""
+    f = fields[fields["field"].isin(NUMERIC_FIELDS)].drop_duplicates(["sheet_id", "field"])
+    marks = f.assign(needs_review=f["needs_review"].astype("boolean").fillna(False).astype(bool))
+    wide = marks.pivot(index="sheet_id", columns="field", values="needs_review")
+    wide.index = wide.index.astype(str)
+    return wide.reindex(columns=list(NUMERIC_FIELDS)).fillna(False).astype(bool)
+
+
+def marked_for_review(read: pd.DataFrame, review: pd.DataFrame) -> pd.DataFrame:
+    """Per sheet of ``read`` (the audit's values) and numeric field: is it marked for review, by the recogniser
+    (``review``: :func:`review_marks`) or because the audit could not read a value (its ``unreadable`` flag)?"""
+    recogniser = review.reindex(index=read.index.astype(str), columns=list(NUMERIC_FIELDS)).fillna(False)
+    unreadable = read[list(NUMERIC_FIELDS)].isna().to_numpy()
+    return pd.DataFrame(recogniser.to_numpy(bool) | unreadable, index=read.index, columns=list(NUMERIC_FIELDS))
+
+
+def field_figures(right: pd.DataFrame, untampered: pd.DataFrame, marked: pd.DataFrame | None) -> dict:
+    """Issue 13's field figures over the cells of three aligned sheet-by-field tables: the share of untampered
+    fields read exactly (``untampered_exact``) and the wrong fields not marked for review, as a share of all
+    fields (``silent_wrong``) and of the untampered ones (``untampered_silent_wrong``). Without ``marked`` the
+    last two are ``None``."""
+    r, u = right.to_numpy(bool), untampered.to_numpy(bool)
+    out = {"n_fields": int(r.size), "n_untampered": int(u.sum()),
+           "untampered_exact": float(r[u].mean()) if u.any() else None,
+           "all_exact": float(r.mean()) if r.size else None}
+    if marked is None:
+        return out | {"n_silent_wrong": None, "silent_wrong": None, "untampered_silent_wrong": None}
+    silent = ~r & ~marked.to_numpy(bool)
+    return out | {"n_silent_wrong": int(silent.sum()), "silent_wrong": float(silent.mean()) if r.size else None,
+                  "untampered_silent_wrong": float(silent[u].mean()) if u.any() else None}
+
+
+def field_breakdown(right: pd.DataFrame, untampered: pd.DataFrame, marked: pd.DataFrame | None,
+                    labels: pd.Series) -> dict:
+    """:func:`field_figures` of the sheets under each label (``labels``: a list per sheet, by sheet_id, as
+    :func:`split_labels` gives; a sheet counts under each of its labels)."""
+    labels = [ls if isinstance(ls, list) else [NONE_LABEL] for ls in labels.reindex(right.index)]
+    out = {}
+    for label in sorted({x for ls in labels for x in ls}):
+        rows = np.array([label in ls for ls in labels], bool)
+        out[label] = {"n_sheets": int(rows.sum()),
+                      **field_figures(right[rows], untampered[rows], None if marked is None else marked[rows])}
+    return out
+
+
+def field_section(right: pd.DataFrame, read: pd.DataFrame, truth: pd.DataFrame,
+                  review: pd.DataFrame | None) -> dict:
+    """The field figures overall and per truth label of :data:`BREAKDOWN_COLUMNS` (those truth.csv has)."""
+    untampered = untampered_fields(truth, right.index)
+    marked = None if review is None else marked_for_review(read.loc[right.index], review)
+    out = {**field_figures(right, untampered, marked),
+           "review_marks": "recogniser needs_review or value unreadable" if marked is not None else
+           "not given (fields.parquet needs_review): silent_wrong not measured"}
+    t = truth.set_index("sheet_id")
+    for key, column in BREAKDOWN_COLUMNS.items():
+        if column in t:
+            out[key] = field_breakdown(right, untampered, marked, split_labels(t[column]))
+    return out
 
 
 def read_accuracy(right: pd.DataFrame) -> dict:
@@ -137,9 +251,11 @@ def arithmetic_verdicts(flags: list[Flag]) -> dict[str, str]:
     return out
 
 
-def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFrame, s: AuditSettings) -> dict:
-    """``truth_eval.json``: alteration detection, arithmetic rules (``verdicts``: :func:`arithmetic_verdicts`)
-    and read accuracy against the ground truth."""
+def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFrame, s: AuditSettings,
+               review: pd.DataFrame | None = None) -> dict:
+    """``truth_eval.json``: alteration detection, arithmetic rules (``verdicts``: :func:`arithmetic_verdicts`),
+    read accuracy and the field figures (:func:`field_section`; ``review``: :func:`review_marks`, without which
+    the wrong fields not marked for review are not measured) against the ground truth."""
     ok = sheets[sheets["status"] == OK_STATUS]
     written = written_values(truth, s)
     right = fields_read_right(ok, written)
@@ -150,7 +266,20 @@ def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFra
             "alteration": alteration_metrics(joined),
             "arithmetic": arithmetic_eval(verdicts, truth, written, right.all(axis=1), s),
             "reading": read_accuracy(right),
+            "fields": field_section(right, ok, truth, review),
             "opposition_tick_agreement": _opposition_agreement(ok, truth)}
+
+
+def evaluate_run(rundir: Path | str, audit_dir: Path | str, truth_path: Path | str,
+                 s: AuditSettings | None = None) -> dict:
+    """:func:`truth_eval` of an existing audit (``sheets.parquet``, ``flags.parquet`` in ``audit_dir``) of the run
+    ``rundir``, with the recogniser's review marks (its ``fields.parquet``), against ``truth_path``."""
+    s = s or AuditSettings()
+    sheets = pd.read_parquet(Path(audit_dir) / "sheets.parquet").set_index("sheet_id")
+    sheets.index = sheets.index.astype(str)
+    verdicts = arithmetic_verdicts(frame_to_flags(pd.read_parquet(Path(audit_dir) / "flags.parquet")))
+    fields = read_table(Path(rundir) / "fields.parquet", ("sheet_id", "field", "needs_review"))
+    return truth_eval(sheets, verdicts, read_truth(truth_path), s, review=review_marks(fields))
 
 
 def _opposition_agreement(ok: pd.DataFrame, truth: pd.DataFrame) -> float | None:
@@ -158,3 +287,37 @@ def _opposition_agreement(ok: pd.DataFrame, truth: pd.DataFrame) -> float | None
     t = truth.set_index("sheet_id")["opposition_present"].astype("Int8")
     both = ok["opposition_present"].astype("Int8").to_frame("read").join(t.rename("truth"), how="inner").dropna()
     return float(np.mean(both["read"] == both["truth"])) if len(both) else None
+
+
+def headline(ev: dict) -> dict:
+    """The issue 13 figures of a :func:`truth_eval` result, flat: untampered fields exact, wrong fields not
+    marked for review, clean consistent sheets called inconsistent, altered-sheet precision and recall."""
+    fields, alteration = ev.get("fields", {}), ev.get("alteration", {})
+    clean = ev.get("arithmetic", {}).get("clean", {})
+    return {"n_read_ok": ev.get("n_read_ok"), "n_fields": fields.get("n_fields"),
+            "n_untampered": fields.get("n_untampered"), "untampered_exact": fields.get("untampered_exact"),
+            "silent_wrong": fields.get("silent_wrong"),
+            "untampered_silent_wrong": fields.get("untampered_silent_wrong"),
+            "n_clean_consistent": clean.get("n"), "false_inconsistent": clean.get("false_inconsistent_rate"),
+            "n_altered": alteration.get("n_altered"), "altered_precision": alteration.get("precision"),
+            "altered_recall": alteration.get("recall")}
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="truth_eval figures of an existing run and audit, with the "
+                                                 "recogniser's review marks (issue 13 field figures)")
+    parser.add_argument("rundir", type=Path, help="run folder (fields.parquet)")
+    parser.add_argument("audit_dir", type=Path, help="audit output (sheets.parquet, flags.parquet)")
+    parser.add_argument("truth", type=Path, help="truth.csv of the batch")
+    parser.add_argument("--out", type=Path, help="write the whole evaluation here as JSON")
+    args = parser.parse_args()
+    figures = evaluate_run(args.rundir, args.audit_dir, args.truth)
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2, default=str))
+    print(json.dumps({"headline": headline(figures), "per_style_recall": figures["alteration"].get("per_style_recall"),
+                      **{k: {lb: {m: v[m] for m in ("n_sheets", "n_untampered", "untampered_exact", "silent_wrong")}
+                             for lb, v in figures["fields"].get(k, {}).items()} for k in BREAKDOWN_COLUMNS}},
+                     indent=2))

@@ -83,3 +83,20 @@ def test_reweight_box_changes_the_stroke_weight_in_one_box_only():
     outside[rows, cols] = False
     assert (heavy[outside] == img[outside]).all() and (light[outside] == img[outside]).all()
     assert (heavy[rows, cols] < 128).sum() > (img[rows, cols] < 128).sum() > (light[rows, cols] < 128).sum()
+
+
+def test_target_figures_compare_each_headline_figure_with_its_target():
+    from pipeline.audit.bench import BENCH_GROUPS, HELDOUT_TARGET_RECALL, target_figures
+
+    ev = {"n_read_ok": 10, "fields": {"n_fields": 180, "n_untampered": 170, "untampered_exact": 0.995,
+                                      "silent_wrong": 0.003, "untampered_silent_wrong": 0.001},
+          "arithmetic": {"clean": {"n": 0, "false_inconsistent_rate": None}},
+          "alteration": {"n_altered": 4, "precision": 0.95, "recall": 0.92}}
+    out = target_figures(ev, HELDOUT_TARGET_RECALL)
+    assert out["untampered_exact"]["meets_target"] is True and out["silent_wrong"]["meets_target"] is False
+    assert out["false_inconsistent"]["meets_target"] is None  # no clean consistent sheet: not measured
+    assert out["altered_recall"]["meets_target"] is True and out["altered_precision"]["meets_target"] is True
+    assert target_figures(ev, 0.95)["altered_recall"]["meets_target"] is False
+    assert [g.name for g in BENCH_GROUPS] == ["classic", "heldout"]
+    assert BENCH_GROUPS[0].seed != BENCH_GROUPS[1].seed and BENCH_GROUPS[1].style_set == "heldout"
+    assert BENCH_GROUPS[1].sheets >= 500
