@@ -303,22 +303,42 @@ def is_strike(c: Component, boxes: Sequence[Box], params: SegmentParams) -> bool
 
 
 def struck_boxes(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence[Box],
-                 params: SegmentParams) -> set[int]:
+                 params: SegmentParams, band: np.ndarray | None = None) -> set[int]:
     """Boxes crossed by a strike-through (:func:`is_strike`) made of some of ``comps``.
 
     Removing the box lines cuts a strike where it runs along or turns on a line (zigzags do), so strikes are
     looked for among the components of their ink grown by ``bridge_px``, which rejoins pieces across a line.
     Hairline specks (no pixel a full pen stroke deep: the blurred edge of a box line left by its removal) take no
-    part: bridging through them joins neighbouring digits into a false strike.
+    part: bridging through them joins neighbouring digits into a false strike. Bridging also joins large digits
+    that touch their walls from both sides, so a strike through several boxes must have ink of its own in every
+    gap between them (:func:`inks_gutters`) that the printed lines (``band``) leave open: a pen drawn through
+    the number crosses them, digits kept to their boxes do not.
     """
     k = params.bridge_px
     comps = [c for c in comps if c.solid]
     if not comps or not _may_strike(labels, comps, boxes, params):
         return set()
-    grown = cv2.dilate(_mask_of(labels, comps).astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8))
-    _, comps = find_components(grown)
-    shrunk = [Component(c.label, c.x0 + k, c.y0 + k, c.x1 - k, c.y1 - k, c.area, c.solid) for c in comps]
-    return {i for c in _in_rows(shrunk, boxes) if is_strike(c, boxes, params) for i in _crossed(c, boxes)}
+    ink = _mask_of(labels, comps)
+    grown_labels, grown = find_components(cv2.dilate(ink.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)))
+    shrunk = [Component(c.label, c.x0 + k, c.y0 + k, c.x1 - k, c.y1 - k, c.area, c.solid) for c in grown]
+    open_ink = ink if band is None else ink & ~band
+    return {i for c in _in_rows(shrunk, boxes) if is_strike(c, boxes, params)
+            and inks_gutters(open_ink & (grown_labels == c.label), _crossed(c, boxes), boxes, band)
+            for i in _crossed(c, boxes)}
+
+
+def inks_gutters(ink: np.ndarray, crossed: Sequence[int], boxes: Sequence[Box], band: np.ndarray | None) -> bool:
+    """Whether ``ink`` reaches into every gap between consecutive ``crossed`` boxes that has columns clear of the
+    printed lines (``band``) within the boxes' rows; shared walls leave no gap, and then nothing is asked."""
+    row0, row1 = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    for left, right in zip(crossed, crossed[1:], strict=False):
+        x0, x1 = boxes[left][2], boxes[right][0]
+        if x1 <= x0:
+            continue
+        open_cols = np.ones(x1 - x0, bool) if band is None else ~band[row0:row1, x0:x1].all(axis=0)
+        if open_cols.any() and not ink[row0:row1, x0:x1][:, open_cols].any():
+            return False
+    return True
 
 
 def _may_strike(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence[Box],
@@ -386,7 +406,7 @@ def segment_field(clean: np.ndarray, boxes: Sequence[Box], beside_x0: int | None
     """
     labels, comps = find_components(clean, params.stroke_px)
     comps = [c for c in _in_rows(comps, boxes) if not _foreign(c, boxes, clean.shape)]
-    struck = struck_boxes(labels, comps, boxes, params)  # line remnants count here: they bridge a strike's pieces
+    struck = struck_boxes(labels, comps, boxes, params, band)  # line remnants count here: they bridge a strike's pieces
     comps = _off_lines(labels, comps, band)
     spanning = [c for c in comps if len(_crossed(c, boxes)) >= 2]
     members: list[list[Component]] = [[] for _ in boxes]

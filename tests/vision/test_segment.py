@@ -188,3 +188,21 @@ def render_blank_like(template, shape):
     blank = render_blank(template, 200)
     assert blank.shape == shape
     return blank
+
+
+def test_large_digits_bridged_across_the_removed_walls_are_not_a_strike(params):
+    # two wide 0s fill boxes 1 and 2 into the band where the wall between them was removed: bridging joins them
+    # into one ink spanning both boxes edge to edge, but no ink crosses the open gap between the walls
+    band = np.zeros(SHAPE, bool)
+    band[:, 131:138] = band[:, 143:150] = True
+    digits = ink(("ellipse", (106, 47), (27, 22)), ("ellipse", (174, 47), (27, 22)))
+    reads = segment_field(digits, BOXES, BESIDE, params, band)
+    assert decisions(reads) == [(0, 0, BOX_EMPTY), (1, 0, BOX_DIGIT), (2, 0, BOX_DIGIT)]
+
+
+def test_a_strike_across_the_gap_between_boxes_is_still_a_strike(params):
+    band = np.zeros(SHAPE, bool)
+    band[:, 131:138] = band[:, 143:150] = True
+    struck = ink(("ellipse", (108, 47), (20, 22)), ("ellipse", (172, 47), (20, 22)), ("line", (80, 47), (200, 50)))
+    reads = segment_field(struck, BOXES, BESIDE, params, band)
+    assert [r.status for r in reads if r.box >= 1] == [BOX_AMBIGUOUS, BOX_AMBIGUOUS]
