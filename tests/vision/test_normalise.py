@@ -128,3 +128,15 @@ def test_the_identity_style_changes_nothing(mnist):
 
     ink = big_on_canvas(mnist.x_test[3])
     assert np.array_equal(to_mnist(ink), to_mnist(ink, WriterStyle()))
+
+
+def test_a_few_far_darker_pixels_do_not_make_the_crop_a_blob(mnist):
+    """A faint pencil digit touching a box line keeps a small remnant of the line, three times darker: the crop is
+    still the digit (its outline is cut relative to the strokes' own darkness), not the remnant."""
+    faint = big_on_canvas(mnist.x_test[0]) / 0.7 * 0.25
+    with_remnant = faint.copy()
+    x0, y0, _, _ = tight_bbox(faint > 0.1)
+    with_remnant[y0:y0 + 6, x0:x0 + 9] = 0.95  # 54 px of line remnant in the top-left corner of the digit's box
+    plain, out = to_mnist(faint), to_mnist(with_remnant)
+    assert np.corrcoef(plain.ravel(), out.ravel())[0, 1] > 0.8
+    assert (out > 128).mean() < 0.3  # a blob fills most of the 28 x 28 field
