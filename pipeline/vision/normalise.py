@@ -5,8 +5,8 @@ MNIST (LeCun et al.) took each binary NIST digit, scaled it so its longer side i
 mass sits at the centre. Digits are white on black, 0-255, with saturated stroke cores. The recogniser is trained
 on MNIST, so the reader hands it digits made the same way. A scanned stroke is grey and blurred rather than
 binary, so two steps recover what MNIST saw: the 20 px box is the box of the digit's *binary* shape (pixels at
-``BBOX_LEVEL`` of its stroke cores' darkness or more), not of its faint blurred rim; and grey levels are stretched so that,
-as in MNIST, the darker ``100 - WHITE_PERCENTILE`` % of the ink pixels are full white.
+``BBOX_LEVEL`` of its stroke cores' darkness or more), not of its faint blurred rim; and grey levels are stretched
+so that, as in MNIST, the darker ``100 - WHITE_PERCENTILE`` % of the ink pixels are full white.
 
 Writer normalisation. MNIST keeps each digit's aspect ratio and slant, so a writer who squeezes every digit into
 the narrow boxes or slants them all more than MNIST's writers did hands the recogniser digits from the edge of

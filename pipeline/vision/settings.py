@@ -73,7 +73,11 @@ class ReadSettings:
         faint_ink_threshold: fainter pixels still count as ink where they connect to ink (hysteresis).
         paper_window_mm: width of the neighbourhood whose lightest grey is taken as the local paper white; wider
             than any pen stroke or filled loop, narrower than stains, folds and shading.
-        line_search_mm: how far around its template position a printed box line is looked for.
+        line_search_mm: how far around its template position a printed box line is looked for: as far as
+            registration can be off on a curled or phone-photographed page. At 0.8 mm the lines of such pages
+            stayed in the digits' crops (corners and bars read as digits); 1.2 mm reads sheets of the training
+            styles exactly as well (150 sheets, seed 4001: 97.54% of untampered fields at 0.8, 1.0 and 1.2 mm,
+            97.44% at 1.5 mm) and removes those lines.
         fold_clear_mm: faint lines crossing a field (folds) are sought at least this far from its boxes, beyond
             where a strike-through overshoots them.
         line_halo_mm: ink this close to where the template draws a box line is line, even where it is faded or
@@ -133,7 +137,7 @@ class ReadSettings:
     ink_threshold: float = 0.25
     faint_ink_threshold: float = 0.12
     paper_window_mm: float = 2.5
-    line_search_mm: float = 0.8
+    line_search_mm: float = 1.2
     fold_clear_mm: float = 2.5
     line_halo_mm: float = 0.35
     line_min_fill: float = 0.85
