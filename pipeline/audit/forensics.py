@@ -19,12 +19,27 @@ Two corrections keep honest counts from raising alarms (both measured in ``pipel
 
 The 2BL tests are reported but, by default, raise no alarm (``report_only_tests``): vote counts spanning one or
 two orders of magnitude do not follow 2BL even when honest.
+
+Digit tests are weak evidence: Deckert, Myagkov & Ordeshook (2011, Political Analysis 19(3)) showed that 2BL
+both misses fraud and flags honest counts, and Mebane (2013) found last-digit and 2BL tests implausible as fraud
+detectors on Russian data. So an alarm needs two things: the adjusted p-value below ``alpha`` **and** an effect
+at least :data:`MIN_EFFECT` (with 350,000 digits a last-digit-mean shift of 0.024 has p < 0.01 and means nothing).
+
+Families: p-values are adjusted per level, not over every scope at once: the batch's tests form one family, and
+each scope level (e.g. every district) forms its own, so adding district scopes does not silence batch findings.
+
+The Klimek rank correlation of turnout with the winner's share is reported only (:data:`ALWAYS_REPORT_ONLY`):
+turnout and the winner's share correlate within districts for honest reasons (urban and rural stations differ in
+both), so a zero-correlation null alarms on clean elections (issue 16: 73 of 85 Russian regions); its false-alarm
+rate on clean simulated tables is measured by ``python -m pipeline bench --only tables`` (``klimek_rank``). The
+2-D histogram and the corner share stay; the table audit tests the corner against a model of the bulk
+(:mod:`pipeline.audit.table_forensics`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -49,6 +64,20 @@ KLIMEK_TEST = "klimek_turnout_winner"
 #: Cap on the neighbouring-decade contrast of :func:`smooth_last_digit_counts` (a decade with an empty neighbour
 #: would otherwise get an infinitely steep curve).
 MAX_DECADE_RATIO = 0.95
+#: Smallest effect that may raise an alarm, per test (a p-value alone alarms on trivial shifts in large samples).
+#: Cramer's V 0.033 is Cohen's (1988) "small" effect w = 0.1 spread over ten digit cells (V = w / sqrt(9)); a mean
+#: digit 0.1 away from its expectation (four times the 0.024 shift issue 16 saw alarm on 350,000 digits); shares
+#: one percentage point away from their expected 10% / 20%. The Klimek correlation never alarms.
+MIN_EFFECT = {"last_digit_uniform": 0.033, "last_digit_mean": 0.1, "last_digit_0_or_5": 0.01,
+              "second_digit_2bl": 0.033, "second_digit_2bl_mean": 0.1, "pair_repeated_digits": 0.01,
+              "pair_adjacent_digits": 0.01, KLIMEK_TEST: 0.0}
+#: Tests that never alarm whatever the settings say (see the module docstring).
+ALWAYS_REPORT_ONLY = (KLIMEK_TEST,)
+#: The scope levels of the scanned-sheet audit: one level, "district", keyed by (state, district).
+DEFAULT_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (("district", DISTRICT_KEY),)
+#: How the report labels digit tests (see the module docstring).
+WEAK_EVIDENCE = ("weak evidence: digit tests flag honest counts and miss fraud (Deckert, Myagkov & Ordeshook "
+                 "2011; Mebane 2013 found them implausible on Russian data); an alarm needs a minimum effect too")
 INTERPRETATION = ("a deviation is a statistical irregularity worth a closer look, not proof of fraud; honest "
                   "counts from a few stations, or misread digits, can deviate too")
 
@@ -68,6 +97,7 @@ class DigitTest:
     expected: list | None = None
     reference: str = ""
     skipped: str | None = None
+    level: str = "batch"
 
 
 def last_digits(values: np.ndarray, minimum: int) -> np.ndarray:
@@ -177,9 +207,18 @@ def klimek_test(scope: str, turnout: np.ndarray, winner_share: np.ndarray, min_n
     return DigitTest(scope, KLIMEK_TEST, n, float(rho), float(p), float(rho), "Spearman rho", reference="0")
 
 
-def scope_tests(scope: str, group: pd.DataFrame, s: AuditSettings) -> list[DigitTest]:
+def scope_tests(scope: str, group: pd.DataFrame, s: AuditSettings, level: str = "batch",
+                centre_key: tuple[str, ...] = DISTRICT_KEY) -> list[DigitTest]:
     """Every test on one scope's sheets (``group`` has a ``winner_share`` column)."""
-    per_field = [group[f].dropna().astype(int).to_numpy() for f in s.forensic_fields]
+    tests = digit_tests(scope, [group[f].dropna().astype(int).to_numpy() for f in s.forensic_fields], s)
+    tests.append(klimek_test(scope, district_centred(group, "turnout", centre_key),
+                             district_centred(group, "winner_share", centre_key), s.min_klimek_stations))
+    return [replace(t, level=level) for t in tests]
+
+
+def digit_tests(scope: str, per_field: list[np.ndarray], s) -> list[DigitTest]:
+    """The digit tests of one scope on its counts, one array per field (``s``: any settings object with
+    ``min_last_digit_value``, ``min_second_digit_value``, ``digit_reference`` and ``min_observations``)."""
     counts = np.concatenate(per_field) if per_field else np.array([], int)
     last = last_digits(counts, s.min_last_digit_value)
     ref = last_digit_reference(per_field, s.min_last_digit_value, s.digit_reference)
@@ -193,9 +232,7 @@ def scope_tests(scope: str, group: pd.DataFrame, s: AuditSettings) -> list[Digit
             digit_chisquare(scope, "second_digit_2bl", second, BENFORD_2BL, n, "2BL"),
             digit_mean(scope, "second_digit_2bl_mean", second, BENFORD_2BL, n, "2BL"),
             share_test(scope, "pair_repeated_digits", repeated, P_REPEATED_PAIR, n, "Beber-Scacco"),
-            share_test(scope, "pair_adjacent_digits", adjacent, P_ADJACENT_PAIR, n, "Beber-Scacco"),
-            klimek_test(scope, district_centred(group, "turnout"), district_centred(group, "winner_share"),
-                        s.min_klimek_stations)]
+            share_test(scope, "pair_adjacent_digits", adjacent, P_ADJACENT_PAIR, n, "Beber-Scacco")]
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -226,19 +263,38 @@ def winner_share(table: pd.DataFrame, winner: str) -> pd.Series:
     return table[winner].astype(float) / total.where(total > 0)
 
 
-def district_centred(table: pd.DataFrame, column: str) -> np.ndarray:
-    """``column`` minus its district's median (NaN where the district is unknown)."""
-    keys = [table[k] for k in DISTRICT_KEY]
+def district_centred(table: pd.DataFrame, column: str, key: tuple[str, ...] = DISTRICT_KEY) -> np.ndarray:
+    """``column`` minus its district's median (NaN where the district is unknown); ``key``: the district's id
+    columns (numbers or text)."""
+    keys = [table[k] for k in key if k in table]
     x = table[column].astype(float)
+    if not keys:
+        return (x - x.median()).to_numpy(dtype=float)
     return (x - x.groupby(keys).transform("median")).to_numpy(dtype=float)
 
 
-def scopes(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """The whole batch, then one scope per district (state-district) with known ids."""
-    out = [("batch", table)]
-    ids = table.dropna(subset=list(DISTRICT_KEY))
-    for (state, district), group in ids.groupby(list(DISTRICT_KEY)):
-        out.append((f"district {int(state)}-{int(district)}", group))
+def id_text(value) -> str:
+    """A station-id part as text: whole numbers without a trailing ``.0`` (ids read as floats), text stripped."""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def scopes(table: pd.DataFrame, levels=DEFAULT_LEVELS) -> list[tuple[str, str, pd.DataFrame]]:
+    """``(level, scope name, rows)``: the whole batch (level ``batch``), then for each ``(level, key columns)`` of
+    ``levels`` one scope per distinct key among the rows whose key is complete. Ids may be numbers or text (a
+    region's name, a commission's code): they are only compared and printed, never cast."""
+    out = [("batch", "batch", table)]
+    for level, key in levels:
+        key = [k for k in key if k in table]
+        if not key:
+            continue
+        ids = table.dropna(subset=key)
+        for values, group in ids.groupby(key, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            out.append((level, f"{level} {'-'.join(id_text(v) for v in values)}", group))
     return out
 
 
@@ -253,26 +309,44 @@ def klimek_histogram(turnout: np.ndarray, share: np.ndarray, s: AuditSettings) -
             "corner_note": f"share of stations with turnout and winner share both >= {s.klimek_corner}"}
 
 
-def adjust_and_alarm(results: list[DigitTest], s: AuditSettings) -> list[dict]:
-    """Result rows with ``p_adjusted`` and ``alarm``; report-only tests form their own family and never alarm."""
-    rows = [asdict(r) | {"p_adjusted": None, "alarm": False, "report_only": r.test in s.report_only_tests}
-            for r in results]
-    for report_only in (False, True):
-        family = [i for i, r in enumerate(rows) if r["p_value"] is not None and r["report_only"] == report_only]
-        for i, p in zip(family, adjust(np.array([rows[i]["p_value"] for i in family]), s.correction), strict=True):
-            rows[i].update(p_adjusted=float(p), alarm=bool(p < s.alpha) and not report_only)
+def adjust_and_alarm(results: list[DigitTest], s: AuditSettings, min_effect: dict | None = None) -> list[dict]:
+    """Result rows with ``p_adjusted``, ``min_effect`` and ``alarm``. One family per level (the batch, then each
+    scope level) and, within it, report-only tests apart (they never alarm). An alarm needs the adjusted p-value
+    below ``alpha`` and ``|effect|`` at least the test's minimum effect (``min_effect``, default
+    :data:`MIN_EFFECT`)."""
+    minimum = {**MIN_EFFECT, **(min_effect or {})}
+    report_only = set(s.report_only_tests) | set(ALWAYS_REPORT_ONLY)
+    rows = [asdict(r) | {"p_adjusted": None, "alarm": False, "report_only": r.test in report_only,
+                         "min_effect": minimum.get(r.test, 0.0)} for r in results]
+    for level in dict.fromkeys(r["level"] for r in rows):
+        for only in (False, True):
+            family = [i for i, r in enumerate(rows)
+                      if r["p_value"] is not None and r["report_only"] == only and r["level"] == level]
+            for i, p in zip(family, adjust(np.array([rows[i]["p_value"] for i in family]), s.correction),
+                            strict=True):
+                big = abs(rows[i]["effect_size"] or 0.0) >= rows[i]["min_effect"]
+                rows[i].update(p_adjusted=float(p), alarm=bool(p < s.alpha) and big and not only)
     return rows
 
 
-def run_forensics(table: pd.DataFrame, s: AuditSettings) -> dict:
-    """Every test in every scope, with adjusted p-values and alarms, plus the Klimek histogram of the batch."""
+def run_forensics(table: pd.DataFrame, s: AuditSettings, levels=DEFAULT_LEVELS,
+                  min_effect: dict | None = None) -> dict:
+    """Every test in every scope, with adjusted p-values and alarms, plus the Klimek histogram of the batch.
+
+    ``levels``: the scope levels, each ``(name, id columns)`` (default: districts keyed by state and district);
+    ids may be numbers or text. ``min_effect``: per-test minimum effects overriding :data:`MIN_EFFECT`.
+    """
     usable = table[table["status"] == OK_STATUS] if "status" in table else table
     winner = winner_of(usable) if len(usable) else PARTIES[0]
     usable = usable.assign(winner_share=winner_share(usable, winner))
-    rows = adjust_and_alarm([r for name, group in scopes(usable) for r in scope_tests(name, group, s)], s)
+    centre = tuple(levels[-1][1]) if levels else ()
+    rows = adjust_and_alarm([r for level, name, group in scopes(usable, levels)
+                             for r in scope_tests(name, group, s, level, centre)], s, min_effect)
     alarms = [r for r in rows if r["alarm"]]
     tested = [r for r in rows if r["p_value"] is not None]
-    return {"alpha": s.alpha, "correction": s.correction, "fields": list(s.forensic_fields), "winner": winner,
+    return {"alpha": s.alpha, "correction": s.correction, "families": "one per level (batch, then each scope level)",
+            "min_effect": {**MIN_EFFECT, **(min_effect or {})}, "weak_evidence": WEAK_EVIDENCE,
+            "fields": list(s.forensic_fields), "winner": winner,
             "digit_reference": s.digit_reference, "report_only_tests": list(s.report_only_tests),
             "interpretation": INTERPRETATION, "tests": rows,
             "klimek": {"winner": winner, **klimek_histogram(usable["turnout"].to_numpy(float),

@@ -292,6 +292,13 @@ def scope_flags(results: dict) -> pd.DataFrame:
         for level, r in scoped:
             if not r.get("alarm"):
                 continue
+            if test.get("kind") == "digit":
+                reason = (f"weak evidence: {r['effect_name']} {r['effect']:+.3f} over {r['digits']} digits "
+                          f"(minimum {test['min_effect']}; Holm p = {r['p_holm']:.2g}); digit tests flag honest "
+                          f"counts too")
+                rows.append({"row": 0, "station": "", "scope": r["scope"] if level else "all", "rule": name,
+                             "severity": "low", "verdict": "weak alarm", "value": r["effect"], "reason": reason})
+                continue
             null = r.get("null_mean", r.get("expected"))
             reason = (f"{r['observed']} stations where {null:.1f} expected (excess {r['excess']:+.1f}, "
                       f"{100 * r['effect']:.2f}% of {r['stations']} stations; Holm p = {r['p_holm']:.2g})")
@@ -348,7 +355,7 @@ def run_table_audit(results_path: Path, mapping_path: Path, out: Path,
     station_p = np.full(len(rows), np.nan)
     if len(rows):
         st = Stations(voters=numbers[:, 1], turnout_count=numbers[:, 2], ballots=numbers[:, 3], leader=lead_votes,
-                      scopes=_scope_codes(stations, rows, mapping.forensic_levels))
+                      scopes=_scope_codes(stations, rows, mapping.forensic_levels), votes=votes)
         forensics, station_p = run_table_forensics(st, s.forensics)
     stations["full_turnout_p"] = np.nan
     stations.loc[rows - 1, "full_turnout_p"] = station_p

@@ -5,6 +5,10 @@ and its figures on the two real elections next to the published ones.
   subsampled to ``stations`` stations; each region's spreads fitted on its bulk), each test's alarm rate at
   alpha = 5%, nationally and in any region, with its 95% Clopper-Pearson interval. A test passes when the interval
   reaches down to 5% or below.
+* The Klimek rank correlation (the scanned-sheet audit's ``klimek_turnout_winner``: Spearman rho of turnout and
+  leader share, each centred on its region's median, Holm per level): its alarm rate on the same clean tables,
+  and on clean tables whose turnout and share correlate within regions (``CORRELATED_RHO``, as urban and rural
+  stations honestly do). It is kept as an alarm only if both rates pass; it is reported only since issue 16.
 * Power: for each fraud kind, tables with fraud planted in 5% of all stations, and in 30% of the stations of three
   regions; the share of tables where each test alarms nationally, and the share of planted regions it finds.
 * Real data: ``audit-table`` on ``ru2012`` and ``ru2016`` in a child process (1,000 Monte-Carlo draws): wall time,
@@ -16,11 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +56,9 @@ PUBLISHED = {"ru2012": {"integer_excess": 1160, "integer_z": 10,
                         "top_regions": ["Республика Татарстан (Татарстан)", "Республика Башкортостан",
                                         "Республика Дагестан"]}}
 #: Fraud strengths used for the power figures.
-STRENGTH = {"stuffing": 0.5, "switching": 0.5, "extreme": 0.95, "rounding": 1.0}
+STRENGTH = {"stuffing": 0.5, "switching": 0.5, "extreme": 0.95, "rounding": 1.0, "round_shares": 1.0}
+#: Within-region correlation of logit turnout and logit leader share of the "clean, correlated" tables.
+CORRELATED_RHO = 0.3
 FULL = {"clean_tables": 200, "power_tables": 20, "stations": 4000, "draws": 200,
         "scaling": (10_000, 95_000, 500_000)}
 QUICK = {"clean_tables": 10, "power_tables": 3, "stations": 2000, "draws": 50, "scaling": (2_000, 10_000)}
@@ -96,10 +104,31 @@ def real_shape(stations: int) -> tuple[TableShape, str]:
     return shape_from_stations(st, "region"), "ru2012 (sizes, regions, regional spreads of the bulk)"
 
 
+def klimek_rank_alarms(table, alpha: float, min_stations: int = 25) -> tuple[bool, bool]:
+    """Would the Klimek rank-correlation test alarm on ``table``, nationally and in any region? (Spearman rho of
+    region-centred turnout and leader share; one Holm family for the regions.)"""
+    import pandas as pd
+
+    from pipeline.audit.forensics import klimek_test
+    from pipeline.audit.table_forensics import holm
+
+    frame = pd.DataFrame({"region": table["region"], "turnout": table["issued"] / table["registered"],
+                          "share": table["choice_1"] / (table["valid"] + table["invalid"]).where(lambda x: x > 0)})
+    for col in ("turnout", "share"):
+        frame[col] = frame[col] - frame.groupby("region")[col].transform("median")
+    national = klimek_test("all", frame["turnout"].to_numpy(float), frame["share"].to_numpy(float), min_stations)
+    p = [klimek_test(str(r), g["turnout"].to_numpy(float), g["share"].to_numpy(float), min_stations).p_value
+         for r, g in frame.groupby("region")]
+    p = np.array([math.nan if x is None else x for x in p])
+    return bool(national.p_value is not None and national.p_value < alpha), bool(np.nanmin(holm(p), initial=1) < alpha)
+
+
 def false_alarms(shape: TableShape, n_tables: int, stations: int, s: TableForensicsSettings) -> dict:
-    """Each test's alarm rate on clean tables, nationally and in any region."""
+    """Each test's alarm rate on clean tables, nationally and in any region (and the Klimek rank correlation's on
+    clean tables with correlated turnout and share too)."""
     counts: dict[str, dict[str, int]] = {}
     start = time.perf_counter()
+    correlated = replace(shape, rho=CORRELATED_RHO)
     for i in range(n_tables):
         table = clean_table(subsample_shape(shape, stations, seed=i), seed=10_000 + i)
         results, _ = run_table_forensics(stations_from_table(table), s)
@@ -107,6 +136,13 @@ def false_alarms(shape: TableShape, n_tables: int, stations: int, s: TableForens
             c = counts.setdefault(name, {"national": 0, "any_region": 0})
             c["national"] += int(test["national"]["alarm"])
             c["any_region"] += int(any(r["alarm"] for rows in test["scopes"].values() for r in rows))
+        for name, frame in (("klimek_rank", table), (f"klimek_rank_rho_{CORRELATED_RHO}",
+                                                     clean_table(subsample_shape(correlated, stations, seed=i),
+                                                                 seed=10_000 + i))):
+            national, regional = klimek_rank_alarms(frame, s.alpha)
+            c = counts.setdefault(name, {"national": 0, "any_region": 0})
+            c["national"] += int(national)
+            c["any_region"] += int(regional)
     out = {"tables": n_tables, "stations_per_table": stations, "draws": s.mc_draws, "alpha": s.alpha,
            "seconds_per_table": round((time.perf_counter() - start) / max(n_tables, 1), 2), "tests": {}}
     for name, c in counts.items():
@@ -131,6 +167,7 @@ def power(shape: TableShape, n_tables: int, stations: int, s: TableForensicsSett
             results, _ = run_table_forensics(stations_from_table(spread), s)
             for name, test in results["tests"].items():
                 national[name] = national.get(name, 0) + int(test["national"]["alarm"])
+            national["klimek_rank"] = national.get("klimek_rank", 0) + int(klimek_rank_alarms(spread, s.alpha)[0])
             regions = tuple(sorted(table["region"].value_counts().index[:3]))
             local, _ = plant_fraud(table, kind, 0.30, seed=i, strength=STRENGTH[kind], regions=regions)
             results, _ = run_table_forensics(stations_from_table(local), s)

@@ -33,6 +33,26 @@ not silence national findings.
   ``full_turnout_station_p``. The scope-level count is reported only (``full_turnout_alarm``, off by default):
   special stations with closed lists reach 100% legitimately.
 
+* **Spikes at round shares** (after Rozenas 2017, "Detecting election fraud from irregularities in vote-share
+  distributions", Political Analysis 25(1):41-56, and his R package ``spikes``). Results written by hand cluster
+  on coarse round shares (60%, 75%, 80% ...), which shows as spikes in the 0.1-pp histograms of turnout and
+  leader share. Rozenas's resampled kernel density estimates the histogram's smooth shape by redrawing each
+  station's count binomially from its own total and share, which spreads a written-in spike over its
+  neighbours; we take that resampling's exact limit (the binomial probabilities, no kernel and no draws are
+  needed on a 0.1-pp grid) for the round bins. Round shares: the multiples of ``spike_step_pp`` (5, 10, ... 95%),
+  a station counts when its turnout or its leader share lies within ``spike_window_pp`` of one (a 0.1-pp bin),
+  stations with at least ``spike_min_total`` voters. Expected count: the sum over stations of
+  1 - (1 - q_turnout)(1 - q_share); interval and p-value as for the corner. Effect: the excess as a share of the
+  stations tested (Rozenas's estimate of the share of stations with written-in results); alarm from
+  ``spike_min_effect``. Unlike the integer test (every integer, Monte-Carlo null), this one looks only at the
+  coarse round shares, reports turnout and share apart, and keeps the histograms for the report's plot.
+* **Digit tests** (last digit uniform / mean / share of 0 and 5, 2BL, Beber-Scacco pairs; see
+  :mod:`pipeline.audit.forensics`) on every choice's votes, nationally and per scope. **Weak evidence**: Deckert,
+  Myagkov & Ordeshook (2011) and Mebane (2013) found them unreliable as fraud tests on Russian data, so they
+  never count towards the ranking of scopes by the other tests, they form their own families, the 2BL tests are
+  reported only, and an alarm needs ``|effect|`` at least ``digit_min_cramers_v`` (chi-square tests),
+  ``digit_min_mean_shift`` (mean digit) or ``digit_min_share_shift`` (shares).
+
 These are statistical irregularities to look into, not proof of fraud.
 """
 
@@ -84,6 +104,24 @@ class TableForensicsSettings:
     full_turnout_alarm: bool = False
     min_scope_stations: int = 30
     min_bulk_stations: int = 20
+    #: Spike test: round shares are multiples of ``spike_step_pp`` (default 5: 5%, 10%, ... 95%), a 0.1-pp bin
+    #: (``spike_window_pp`` either side), stations of at least ``spike_min_total`` voters, and an alarm needs an
+    #: excess of at least ``spike_min_effect`` of the stations tested (0.1%: a tenth of the ~4% of stations that
+    #: sit in those bins by chance, so a 2.5% bump or more).
+    spike_step_pp: float = 5.0
+    spike_window_pp: float = 0.05
+    spike_min_total: int = 100
+    spike_min_effect: float = 0.001
+    #: Resamples averaged for the plotted expected histogram (the test itself uses exact probabilities).
+    spike_plot_draws: int = 20
+    #: Digit tests (weak evidence): reference, smallest count whose last digit is tested, smallest sample, and the
+    #: minimum effects (Cohen's small effect over ten cells; a mean digit 0.1 off; a share one point off).
+    digit_reference: str = "smooth"
+    digit_min_last_value: int = 20
+    digit_min_observations: int = 50
+    digit_min_cramers_v: float = 0.033
+    digit_min_mean_shift: float = 0.1
+    digit_min_share_shift: float = 0.01
 
     def __post_init__(self) -> None:
         checks = {
@@ -102,6 +140,18 @@ class TableForensicsSettings:
             "full_turnout_alarm": isinstance(self.full_turnout_alarm, bool),
             "min_scope_stations": isinstance(self.min_scope_stations, int) and self.min_scope_stations >= 1,
             "min_bulk_stations": isinstance(self.min_bulk_stations, int) and self.min_bulk_stations >= 3,
+            "spike_step_pp": 0.5 <= self.spike_step_pp <= 50,
+            "spike_window_pp": 0 < self.spike_window_pp < 0.25,
+            "spike_min_total": isinstance(self.spike_min_total, int) and self.spike_min_total >= 1,
+            "spike_min_effect": 0 <= self.spike_min_effect < 1,
+            "spike_plot_draws": isinstance(self.spike_plot_draws, int) and 1 <= self.spike_plot_draws <= 1000,
+            "digit_reference": self.digit_reference in ("smooth", "uniform"),
+            "digit_min_last_value": isinstance(self.digit_min_last_value, int) and self.digit_min_last_value >= 10,
+            "digit_min_observations": isinstance(self.digit_min_observations, int)
+            and self.digit_min_observations >= 1,
+            "digit_min_cramers_v": 0 <= self.digit_min_cramers_v < 1,
+            "digit_min_mean_shift": 0 <= self.digit_min_mean_shift < 9,
+            "digit_min_share_shift": 0 <= self.digit_min_share_shift < 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -116,7 +166,8 @@ class Stations:
 
     ``voters``: turnout denominator (registered); ``turnout_count``: its numerator (ballots issued);
     ``ballots``: the leader share's denominator; ``leader``: the leader's votes; ``scopes``: for each forensic
-    level, an integer code per station and the names of the codes.
+    level, an integer code per station and the names of the codes; ``votes``: optionally every choice's votes
+    (stations x choices), for the digit tests (none: no digit test).
     """
 
     voters: np.ndarray
@@ -124,6 +175,7 @@ class Stations:
     ballots: np.ndarray
     leader: np.ndarray
     scopes: dict[str, tuple[np.ndarray, list[str]]]
+    votes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.voters)
@@ -391,43 +443,184 @@ def corner_and_full_turnout(st: Stations, s: TableForensicsSettings) -> tuple[di
     return corner, full_t, station_p
 
 
-def _alarm(row: dict, min_effect: float, alpha: float, min_stations: int) -> None:
+def round_values(step_pp: float) -> np.ndarray:
+    """The round shares tested, in percent: the multiples of ``step_pp`` strictly between 0 and 100."""
+    k = np.arange(1, int(math.ceil(100 / step_pp)))
+    values = k * step_pp
+    return values[values < 100 - 1e-9]
+
+
+def near_round(count: np.ndarray, total: np.ndarray, step_pp: float, window_pp: float) -> np.ndarray:
+    """Whether ``100 * count / total`` lies within ``window_pp`` of a round share (:func:`round_values`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = 100.0 * count / total
+        nearest = step_pp * np.rint(pct / step_pp)
+    return (np.abs(pct - nearest) < window_pp) & (nearest > 0) & (nearest < 100 - 1e-9) & (total > 0)
+
+
+def round_bin_probability(total: np.ndarray, p: np.ndarray, rounds: np.ndarray, window_pp: float) -> np.ndarray:
+    """Per station, P(100 X / total within ``window_pp`` of a round share), X ~ Bin(total, p): the exact limit of
+    Rozenas's resampling (stations far from every round share get 0 without computing)."""
+    total = total.astype(float)
+    q = np.zeros(total.size)
+    sd = np.sqrt(np.maximum(p * (1 - p), 0.25 / np.maximum(total, 1)) / np.maximum(total, 1))
+    for r in rounds:
+        near = np.abs(p - r / 100) < 9 * sd + window_pp / 100
+        if not near.any():
+            continue
+        n, pp = total[near], p[near]
+        lo = np.floor(n * (r - window_pp) / 100 + 1e-9) + 1
+        hi = np.ceil(n * (r + window_pp) / 100 - 1e-9) - 1
+        mass = np.where(hi >= lo, stats.binom.cdf(hi, n, pp) - stats.binom.cdf(lo - 1, n, pp), 0.0)
+        q[near] += np.clip(mass, 0.0, 1.0)
+    return np.clip(q, 0.0, 1.0)
+
+
+def spike_test(st: Stations, s: TableForensicsSettings) -> dict:
+    """The spike test at round shares (module docstring): national (turnout, share and either), per round share,
+    per scope of each level, and the 0.1-pp histograms (observed and resampled) for the plot."""
+    include = (st.ballots > 0) & (st.voters >= s.spike_min_total)
+    n = st.voters[include].astype(np.int64)
+    t = np.minimum(st.turnout_count[include], n).astype(np.int64)
+    b = st.ballots[include].astype(np.int64)
+    lead = np.minimum(st.leader[include], b).astype(np.int64)
+    rounds = round_values(s.spike_step_pp)
+    p_t, p_s = t / np.maximum(n, 1), lead / np.maximum(b, 1)
+    q_t = round_bin_probability(n, p_t, rounds, s.spike_window_pp)
+    q_s = round_bin_probability(b, p_s, rounds, s.spike_window_pp)
+    q = 1 - (1 - q_t) * (1 - q_s)
+    hit_t = near_round(t, n, s.spike_step_pp, s.spike_window_pp)
+    hit_s = near_round(lead, b, s.spike_step_pp, s.spike_window_pp)
+    hit = hit_t | hit_s
+    national = _expectation_row("all", int(hit.sum()), q, int(n.size))
+    parts = {"turnout": _expectation_row("turnout", int(hit_t.sum()), q_t, int(n.size)),
+             "share": _expectation_row("leader share", int(hit_s.sum()), q_s, int(n.size))}
+    per_round = []
+    for r in rounds:
+        at_t = hit_t & (np.abs(100 * p_t - r) < s.spike_window_pp + 1e-9)
+        at_s = hit_s & (np.abs(100 * p_s - r) < s.spike_window_pp + 1e-9)
+        e_t = round_bin_probability(n, p_t, np.array([r]), s.spike_window_pp).sum()
+        e_s = round_bin_probability(b, p_s, np.array([r]), s.spike_window_pp).sum()
+        per_round.append({"percent": float(r), "turnout_observed": int(at_t.sum()), "turnout_expected": float(e_t),
+                          "share_observed": int(at_s.sum()), "share_expected": float(e_s)})
+    scopes = {}
+    for level, (codes, names) in st.scopes.items():
+        c = codes[include]
+        scopes[level] = [_expectation_row(name, int(hit[c == j].sum()), q[c == j], int((c == j).sum()))
+                         for j, name in enumerate(names)]
+    rng = np.random.default_rng(s.seed + 1)
+    bins = np.arange(0, 1001)
+    hist = {}
+    for key, count, total, prob in (("turnout", t, n, p_t), ("share", lead, b, p_s)):
+        observed = np.bincount(np.rint(1000 * count / total).astype(np.int64), minlength=1001)[:1001]
+        resampled = np.zeros(1001)
+        for _ in range(s.spike_plot_draws):
+            draw = rng.binomial(total, prob)
+            resampled += np.bincount(np.rint(1000 * draw / total).astype(np.int64), minlength=1001)[:1001]
+        hist[key] = {"observed": observed.astype(int).tolist(),
+                     "resampled": (resampled / s.spike_plot_draws).round(2).tolist()}
+    return {"test": "spikes", "step_pp": s.spike_step_pp, "window_pp": s.spike_window_pp,
+            "round_values": rounds.tolist(), "included": int(n.size), "excluded": int((~include).sum()),
+            "national": national, "parts": parts, "per_round": per_round, "scopes": scopes,
+            "histogram": {"bin_pp": 0.1, "first_pp": float(bins[0]) / 10, **hist}}
+
+
+#: The digit tests run on the choices' votes, with the effect each is judged by (see :func:`digit_results`).
+DIGIT_TESTS = ("last_digit_uniform", "last_digit_mean", "last_digit_0_or_5", "second_digit_2bl",
+               "second_digit_2bl_mean", "pair_repeated_digits", "pair_adjacent_digits")
+#: Digit tests reported but never alarming (2BL does not hold for honest counts of a few hundred votes).
+DIGIT_REPORT_ONLY = ("second_digit_2bl", "second_digit_2bl_mean")
+
+
+def digit_min_effect(test: str, s: TableForensicsSettings) -> float:
+    """The minimum |effect| of a digit test (chi-square: Cramer's V; mean: digit shift; share: share shift)."""
+    if test.endswith("_mean"):
+        return s.digit_min_mean_shift
+    if test in ("last_digit_uniform", "second_digit_2bl"):
+        return s.digit_min_cramers_v
+    return s.digit_min_share_shift
+
+
+def _digit_row(scope: str, stations: int, result) -> dict:
+    return {"scope": scope, "stations": stations, "digits": result.n, "statistic": result.statistic,
+            "effect": math.nan if result.effect_size is None else float(result.effect_size),
+            "effect_name": result.effect, "observed": result.observed, "expected": result.expected,
+            "p": math.nan if result.p_value is None else float(result.p_value), "skipped": result.skipped}
+
+
+def digit_results(st: Stations, s: TableForensicsSettings) -> list[dict]:
+    """Each digit test on the choices' votes, nationally and per scope (empty without ``st.votes``)."""
+    if st.votes is None or st.votes.size == 0:
+        return []
+    from types import SimpleNamespace
+
+    from pipeline.audit.forensics import digit_tests
+
+    cfg = SimpleNamespace(min_last_digit_value=s.digit_min_last_value, min_second_digit_value=10,
+                          digit_reference=s.digit_reference, min_observations=s.digit_min_observations)
+    votes = np.asarray(st.votes, dtype=np.int64)
+
+    def run(scope: str, sel: np.ndarray | slice) -> list:
+        block = votes[sel]
+        return digit_tests(scope, [block[:, j][block[:, j] >= 0] for j in range(block.shape[1])], cfg)
+
+    national = run("all", slice(None))
+    out = {t.test: {"test": f"digit_{t.test}", "kind": "digit", "weak_evidence": True,
+                    "report_only": t.test in DIGIT_REPORT_ONLY, "min_effect": digit_min_effect(t.test, s),
+                    "national": _digit_row("all", len(st), t), "scopes": {}} for t in national}
+    for level, (codes, names) in st.scopes.items():
+        order, starts = _scope_sort(codes, len(names))
+        ends = np.append(starts[1:], codes.size)
+        for j, name in enumerate(names):
+            idx = order[starts[j]:ends[j]]
+            for t in run(name, idx):
+                out[t.test]["scopes"].setdefault(level, []).append(_digit_row(name, int(idx.size), t))
+    return list(out.values())
+
+
+def _alarm(row: dict, min_effect: float, alpha: float, min_stations: int, two_sided: bool = False) -> None:
     """Set ``alarm`` (and ``tested``) on a result row whose ``p_holm`` is set."""
     tested = row["stations"] >= min_stations and not math.isnan(row.get("p_holm", math.nan)) and \
         not math.isnan(row["effect"])
+    effect = abs(row["effect"]) if two_sided and tested else row["effect"]
     row["tested"] = bool(tested)
-    row["alarm"] = bool(tested and row["p_holm"] < alpha and row["effect"] >= min_effect)
+    row["alarm"] = bool(tested and row["p_holm"] < alpha and effect >= min_effect)
 
 
 def apply_families(results: list[dict], s: TableForensicsSettings) -> None:
-    """Holm-adjust in place: the national rows of all tests as one family, and each test's scopes at each level
-    as one family; then set each row's alarm (adjusted p < alpha and effect >= the test's minimum effect)."""
+    """Holm-adjust in place: the national rows of all tests as one family (the weak-evidence digit tests as a
+    family of their own), and each test's scopes at each level as one family; then set each row's alarm
+    (adjusted p < alpha and effect >= the test's minimum effect; ``|effect|`` for the two-sided digit tests)."""
     min_effect = {"integer_percentages": s.integer_min_effect, "klimek_corner": s.corner_min_effect,
-                  "full_turnout": s.full_turnout_min_effect}
+                  "full_turnout": s.full_turnout_min_effect, "spikes": s.spike_min_effect}
     for r in results:
-        r["report_only"] = r["test"] == "full_turnout" and not s.full_turnout_alarm
-    tested = [r for r in results if not r["report_only"]]
-    national = [r["national"] for r in tested]
-    for row, p in zip(national, holm(np.array([r["p"] for r in national])), strict=True):
-        row["p_holm"] = float(p)
+        if r.get("kind") == "digit":
+            min_effect[r["test"]] = r["min_effect"]
+        else:
+            r["report_only"] = r["test"] == "full_turnout" and not s.full_turnout_alarm
+    for digit in (False, True):
+        national = [r["national"] for r in results if not r["report_only"] and (r.get("kind") == "digit") == digit]
+        for row, p in zip(national, holm(np.array([r["p"] for r in national])), strict=True):
+            row["p_holm"] = float(p)
     for result in results:
         if result["report_only"]:
             for row in [result["national"], *(x for rows in result["scopes"].values() for x in rows)]:
                 row.update(p_holm=math.nan, tested=False, alarm=False)
             continue
-        _alarm(result["national"], min_effect[result["test"]], s.alpha, 1)
+        two_sided = result.get("kind") == "digit"
+        _alarm(result["national"], min_effect[result["test"]], s.alpha, 1, two_sided)
         for rows in result["scopes"].values():
             p = np.array([r["p"] if r["stations"] >= s.min_scope_stations else math.nan for r in rows])
             for row, q in zip(rows, holm(p), strict=True):
                 row["p_holm"] = float(q)
-                _alarm(row, min_effect[result["test"]], s.alpha, s.min_scope_stations)
+                _alarm(row, min_effect[result["test"]], s.alpha, s.min_scope_stations, two_sided)
 
 
 def run_table_forensics(st: Stations, s: TableForensicsSettings) -> tuple[dict, np.ndarray]:
     """Every test on ``st``; returns the JSON-ready results and each station's 100%-turnout probability."""
     integer = integer_percentages(st, s)
     corner, full, station_p = corner_and_full_turnout(st, s)
-    results = [integer, corner, full]
+    results = [integer, corner, full, spike_test(st, s), *digit_results(st, s)]
     apply_families(results, s)
     alarms = {r["test"]: {"national": r["national"]["alarm"],
                           **{lv: sorted((row["scope"] for row in rows if row["alarm"]),

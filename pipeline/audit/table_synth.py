@@ -13,7 +13,12 @@ Fraud is planted by :func:`plant_fraud` in a chosen share of stations, optionall
 * ``extreme``: stuffing then switching, both at ``strength`` (Klimek et al.'s extreme fraud: it fills the corner
   of high turnout and high leader share);
 * ``rounding``: the leader's share and the turnout are rewritten up to the next integer percentage (Kobak et
-  al. 2016's fingerprint), the ballots added going to the leader.
+  al. 2016's fingerprint), the ballots added going to the leader;
+* ``round_shares``: the same, up to the next multiple of 5% (the coarse round shares of Rozenas 2017).
+
+A clean table may also have turnout and leader share correlated across stations within a region (``rho`` of
+:class:`TableShape`: urban and rural stations differ in both, honestly); the Klimek rank-correlation test alarms
+on such tables, which the tables bench measures.
 
 The altered table still balances: fraud that leaves the arithmetic intact is what the forensics are for.
 """
@@ -29,7 +34,9 @@ from scipy import special
 from pipeline.audit.table_forensics import Stations, bulk_fit
 
 #: Fraud kinds :func:`plant_fraud` knows.
-FRAUD_KINDS = ("stuffing", "switching", "extreme", "rounding")
+FRAUD_KINDS = ("stuffing", "switching", "extreme", "rounding", "round_shares")
+#: The percentage step each rounding kind rewrites results to.
+ROUND_STEP = {"rounding": 1.0, "round_shares": 5.0}
 #: Spare ballots a station receives beyond its registered voters (so that cancelled ballots stay >= 0).
 SPARE_BALLOTS = 0.05
 #: The mapping of a synthetic table (for :func:`pipeline.audit.table_mapping.resolve_mapping`).
@@ -57,6 +64,8 @@ class TableShape:
     share: np.ndarray
     invalid_rate: float = 0.015
     choices: int = 4
+    #: Correlation of the logit turnout and logit leader share across the stations of a region (0: independent).
+    rho: float = 0.0
 
 
 def random_shape(stations: int, regions: int, seed: int = 0, choices: int = 4) -> TableShape:
@@ -95,7 +104,7 @@ def subsample_shape(shape: TableShape, stations: int, seed: int) -> TableShape:
     rng = np.random.default_rng(seed)
     pick = rng.choice(shape.registered.size, stations, replace=stations > shape.registered.size)
     return TableShape(shape.registered[pick], shape.region[pick], shape.region_names, shape.turnout, shape.share,
-                      shape.invalid_rate, shape.choices)
+                      shape.invalid_rate, shape.choices, shape.rho)
 
 
 def clean_table(shape: TableShape, seed: int) -> pd.DataFrame:
@@ -104,8 +113,10 @@ def clean_table(shape: TableShape, seed: int) -> pd.DataFrame:
     n = shape.registered
     mu_t, sd_t = shape.turnout[shape.region, 0], shape.turnout[shape.region, 1]
     mu_s, sd_s = shape.share[shape.region, 0], shape.share[shape.region, 1]
-    p_turnout = special.expit(rng.normal(mu_t, sd_t))
-    p_share = special.expit(rng.normal(mu_s, sd_s))
+    z_t = rng.standard_normal(n.size)
+    z_s = shape.rho * z_t + np.sqrt(1 - shape.rho ** 2) * rng.standard_normal(n.size)
+    p_turnout = special.expit(mu_t + sd_t * z_t)
+    p_share = special.expit(mu_s + sd_s * z_s)
     issued = rng.binomial(n, p_turnout)
     invalid = rng.binomial(issued, shape.invalid_rate)
     valid = issued - invalid
@@ -163,8 +174,8 @@ def plant_fraud(table: pd.DataFrame, kind: str, rate: float, seed: int, strength
             moved = np.where(hit, rng.binomial(out[c].to_numpy(), strength), 0)
             out[c] -= moved
             out["choice_1"] += moved
-    if kind == "rounding":
-        _round_to_integers(out, hit, others)
+    if kind in ROUND_STEP:
+        _round_to_integers(out, hit, others, ROUND_STEP[kind])
     return out, hit
 
 
@@ -175,15 +186,17 @@ def _add_ballots(table: pd.DataFrame, added: np.ndarray) -> None:
     table["cancelled"] -= added
 
 
-def _round_to_integers(table: pd.DataFrame, hit: np.ndarray, others: list[str]) -> None:
-    """Rewrite the stations ``hit``: turnout up to the next integer percent (ballots added for the leader), then
-    the leader's share up to the next integer percent (votes taken from the other choices)."""
+def _round_to_integers(table: pd.DataFrame, hit: np.ndarray, others: list[str], step: float = 1.0) -> None:
+    """Rewrite the stations ``hit``: turnout up to the next multiple of ``step`` percent (ballots added for the
+    leader, capped at 100%), then the leader's share up to the next multiple of ``step`` percent (votes taken from
+    the other choices, as far as they have any)."""
     n = table["registered"].to_numpy()
-    target_t = np.ceil(100 * table["issued"].to_numpy() / np.maximum(n, 1) + 1e-9)
+    target_t = step * np.ceil(100 * table["issued"].to_numpy() / np.maximum(n, 1) / step + 1e-9)
     new_issued = np.minimum(np.rint(target_t * n / 100).astype(np.int64), n)
     _add_ballots(table, np.where(hit, np.maximum(new_issued - table["issued"].to_numpy(), 0), 0))
     ballots = (table["valid"] + table["invalid"]).to_numpy()
-    target_s = np.ceil(100 * table["choice_1"].to_numpy() / np.maximum(ballots, 1) + 1e-9)
+    target_s = np.minimum(step * np.ceil(100 * table["choice_1"].to_numpy() / np.maximum(ballots, 1) / step + 1e-9),
+                          100.0)
     want = np.rint(target_s * ballots / 100).astype(np.int64) - table["choice_1"].to_numpy()
     need = np.where(hit, np.maximum(want, 0), 0)
     for c in others:
@@ -199,4 +212,5 @@ def stations_from_table(table: pd.DataFrame) -> Stations:
     return Stations(voters=table["registered"].to_numpy(np.int64), turnout_count=table["issued"].to_numpy(np.int64),
                     ballots=(table["valid"] + table["invalid"]).to_numpy(np.int64),
                     leader=table["choice_1"].to_numpy(np.int64),
-                    scopes={"region": (codes.astype(np.int32), [str(x) for x in names])})
+                    scopes={"region": (codes.astype(np.int32), [str(x) for x in names])},
+                    votes=table.filter(regex="^choice_").to_numpy(np.int64))

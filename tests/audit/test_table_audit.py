@@ -12,7 +12,13 @@ import pytest
 import yaml
 
 from pipeline.audit.table_audit import TableAuditSettings, run_table_audit
-from pipeline.audit.table_forensics import TableForensicsSettings, holm, near_integer, run_table_forensics
+from pipeline.audit.table_forensics import (
+    DIGIT_TESTS,
+    TableForensicsSettings,
+    holm,
+    near_integer,
+    run_table_forensics,
+)
 from pipeline.audit.table_mapping import load_mapping, resolve_mapping
 from pipeline.audit.table_synth import (
     FRAUD_KINDS,
@@ -76,7 +82,8 @@ def test_clean_table_audits_without_arithmetic_flags(tmp_path, table, mapping_fi
     assert len(stations) == len(table) and (stations["gap_valid_sum"] == 0).all()
     summary = json.loads((out / "forensics.json").read_text())
     assert summary["leader"] == "choice_1"
-    assert set(summary["tests"]) == {"integer_percentages", "klimek_corner", "full_turnout"}
+    assert set(summary["tests"]) == {"integer_percentages", "klimek_corner", "full_turnout", "spikes",
+                                     *(f"digit_{t}" for t in DIGIT_TESTS)}
 
 
 def test_failed_identity_is_worded_for_published_numbers(tmp_path, table, mapping_file):
@@ -243,8 +250,23 @@ def test_html_report_escapes_and_links_the_files(tmp_path, table, mapping_file):
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "the published numbers do not add up (by 3)" in html
     for name in ("data/stations.csv", "data/flags.csv", "figures/table_integers.png", "figures/table_fingerprint.png",
-                 "static/report.css"):
+                 "figures/table_spikes.png", "figures/table_regions.png", "static/report.css"):
         assert (tmp_path / "report" / name).is_file()
+    # the spike card (what it checks, expected vs observed, a verdict) and the digit tests marked weak evidence
+    assert 'id="spikes"' in html and "every multiple of 5%" in html and "either (the test)" in html
+    assert "No spike beyond chance" in html or "Spikes found" in html
+    assert "Digit tests (weak evidence)" in html and "Deckert, Myagkov &amp; Ordeshook 2011" in html
+    assert 'id="region-fingerprints"' in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_report_spike_card_says_found_on_round_shares(tmp_path, mapping_file):
+    from pipeline.report.table_report import build_table_report
+
+    table = clean_table(random_shape(3000, 4, seed=8), seed=9)
+    altered, _ = plant_fraud(table, "round_shares", 0.1, seed=1, strength=1.0)
+    run_table_audit(write(tmp_path, altered), mapping_file, tmp_path / "audit", FAST)
+    html = build_table_report(tmp_path / "audit", tmp_path / "report").read_text(encoding="utf-8")
+    assert "Spikes found:" in html and "No spike beyond chance" not in html
 
 
 @pytest.mark.parametrize("name", ["ru2012", "ru2016"])
