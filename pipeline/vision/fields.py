@@ -211,8 +211,9 @@ def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, s
 def _segment_dark(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
                   params: SegmentParams) -> tuple[np.ndarray, list[BoxRead]]:
     """Darkness (printed lines taken out) and box decisions of a field image under ``settings``' ink thresholds."""
-    dark = darkness(image, black, settings)
     boxes = geom.local_boxes()
+    dark = flatten_rows(darkness(image, black, settings), boxes, round(settings.px(settings.fold_clear_mm)),
+                        round(settings.px(settings.band_sample_mm)))
     search = round(settings.px(settings.line_search_mm))
     ink = ink_mask(dark, settings, boxes, round(settings.px(settings.fold_clear_mm)) + search, search)
     clean, removed, band = remove_lines(ink, boxes, search, settings.line_min_fill,
@@ -220,6 +221,24 @@ def _segment_dark(image: np.ndarray, geom: FieldGeometry, black: float, settings
     if not geom.field.beside:
         clean = clear_outside(clean, boxes)
     return np.where(removed, 0.0, dark), segment_field(clean, boxes, geom.beside_x0, params, band)
+
+
+def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear: int, min_sample: int
+                 ) -> np.ndarray:
+    """``dark`` less, in each row, the median darkness of that row away from the boxes.
+
+    Toner bands and scanner streaks run across the whole page; where they are narrower than the paper window they
+    survive :func:`darkness` and, cut by the box walls and rejoined, read as a strike-through of every box. Their
+    level is measured where nothing is written: the row's pixels more than ``clear`` px left or right of the
+    boxes (the area beside a count's boxes, the margins). A row with fewer than ``min_sample`` such pixels is
+    left as it is; the median ignores the few strokes of a replacement number or a stamp written there.
+    """
+    x0, x1 = min(b[0] for b in boxes) - clear, max(b[2] for b in boxes) + clear
+    away = np.concatenate([dark[:, :max(0, x0)], dark[:, max(0, x1):]], axis=1)
+    if away.shape[1] < min_sample:
+        return dark
+    level = np.median(away, axis=1).astype(np.float32)
+    return np.clip(dark - level[:, None], 0.0, 1.0)
 
 
 def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int, int, int, int]],

@@ -80,6 +80,8 @@ class ReadSettings:
             97.44% at 1.5 mm) and removes those lines.
         fold_clear_mm: faint lines crossing a field (folds) are sought at least this far from its boxes, beyond
             where a strike-through overshoots them.
+        band_sample_mm: least width of a field image's rows, away from its boxes, on which the darkness of a band
+            crossing the page is measured and taken out of the row (:func:`pipeline.vision.fields.flatten_rows`).
         line_halo_mm: ink this close to where the template draws a box line is line, even where it is faded or
             painted over (registration is accurate to a fraction of that).
         line_min_fill: fraction of a box edge that must be dark for a row/column to count as printed line.
@@ -139,6 +141,7 @@ class ReadSettings:
     paper_window_mm: float = 2.5
     line_search_mm: float = 1.2
     fold_clear_mm: float = 2.5
+    band_sample_mm: float = 10.0
     line_halo_mm: float = 0.35
     line_min_fill: float = 0.85
     min_component_mm2: float = 0.3

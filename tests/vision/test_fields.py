@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from pipeline.vision.page import read_page
 from pipeline.vision.settings import BOX_AMBIGUOUS, BOX_DIGIT, BOX_EMPTY
@@ -52,3 +53,22 @@ def test_empty_boxes_of_a_clean_form_stay_empty(template, mnist, settings):
     empty = {(c.field, c.box) for c in read.crops if c.box_status == BOX_EMPTY}
     numeric = {(f.name, i) for f in template.fields_of_kind("id", "count") for i in range(len(f.boxes))}
     assert empty == numeric - set(written)
+
+
+def test_a_band_across_the_page_is_taken_out_of_the_rows_but_the_writing_stays():
+    from pipeline.vision.fields import flatten_rows
+
+    dark = np.zeros((60, 400), np.float32)
+    boxes = [(10, 10, 50, 50), (60, 10, 100, 50)]
+    dark[28:32, :] = 0.3  # a toner band crossing the whole field image
+    dark[15:45, 30:33] = 0.8  # a "1" in the first box, crossing the band
+    flat = flatten_rows(dark, boxes, clear=20, min_sample=100)
+    assert flat[28:32, 120:].max() == 0 and flat[28:32, 60:100].max() == 0
+    assert flat[15:28, 30:33].min() == pytest.approx(0.8) and flat[28:32, 30:33].min() == pytest.approx(0.5)
+
+
+def test_rows_too_short_beside_the_boxes_are_left_alone():
+    from pipeline.vision.fields import flatten_rows
+
+    dark = np.full((60, 130), 0.3, np.float32)
+    assert flatten_rows(dark, [(10, 10, 50, 50), (60, 10, 100, 50)], clear=20, min_sample=100) is dark
