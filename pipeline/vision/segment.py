@@ -312,7 +312,8 @@ def struck_boxes(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence
     part: bridging through them joins neighbouring digits into a false strike. Bridging also joins large digits
     that touch their walls from both sides, so a strike through several boxes must have ink of its own in every
     gap between them (:func:`inks_gutters`) that the printed lines (``band``) leave open: a pen drawn through
-    the number crosses them, digits kept to their boxes do not.
+    the number crosses them, digits kept to their boxes do not. Ink that runs out of the field image on the left
+    or right is no strike: a pen stroke through the number ends near it, a toner band or fold crosses the page.
     """
     k = params.bridge_px
     comps = [c for c in comps if c.solid]
@@ -322,7 +323,8 @@ def struck_boxes(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence
     grown_labels, grown = find_components(cv2.dilate(ink.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)))
     shrunk = [Component(c.label, c.x0 + k, c.y0 + k, c.x1 - k, c.y1 - k, c.area, c.solid) for c in grown]
     open_ink = ink if band is None else ink & ~band
-    return {i for c in _in_rows(shrunk, boxes) if is_strike(c, boxes, params)
+    edges = set(grown_labels[:, [0, -1]][ink[:, [0, -1]]].tolist())  # grown pieces whose ink leaves the image
+    return {i for c in _in_rows(shrunk, boxes) if is_strike(c, boxes, params) and c.label not in edges
             and inks_gutters(open_ink & (grown_labels == c.label), _crossed(c, boxes), boxes, band)
             for i in _crossed(c, boxes)}
 
@@ -405,8 +407,11 @@ def segment_field(clean: np.ndarray, boxes: Sequence[Box], beside_x0: int | None
         band: where the printed lines were found (:func:`pipeline.vision.lines.remove_lines`), if known.
     """
     labels, comps = find_components(clean, params.stroke_px)
-    comps = [c for c in _in_rows(comps, boxes) if not _foreign(c, boxes, clean.shape)]
-    struck = struck_boxes(labels, comps, boxes, params, band)  # line remnants count here: they bridge a strike's pieces
+    in_rows = _in_rows(comps, boxes)
+    comps = [c for c in in_rows if not _foreign(c, boxes, clean.shape)]
+    # line remnants count here (they bridge a strike's pieces), and so does ink running out of the image: joined to
+    # it, a band or fold crossing the page is seen whole and not taken for a strike
+    struck = struck_boxes(labels, in_rows, boxes, params, band)
     comps = _off_lines(labels, comps, band)
     spanning = [c for c in comps if len(_crossed(c, boxes)) >= 2]
     members: list[list[Component]] = [[] for _ in boxes]

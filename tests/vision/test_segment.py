@@ -206,3 +206,12 @@ def test_a_strike_across_the_gap_between_boxes_is_still_a_strike(params):
     struck = ink(("ellipse", (108, 47), (20, 22)), ("ellipse", (172, 47), (20, 22)), ("line", (80, 47), (200, 50)))
     reads = segment_field(struck, BOXES, BESIDE, params, band)
     assert [r.status for r in reads if r.box >= 1] == [BOX_AMBIGUOUS, BOX_AMBIGUOUS]
+
+
+def test_a_band_crossing_the_whole_field_image_is_not_a_strike(params):
+    # a toner band or fold through the boxes and on across the page: cut by the walls' removal into pieces that
+    # bridging rejoins, it must not make every box a crossed-out one
+    band = ink(("line", (0, 47), (SHAPE[1] - 1, 49)), ("ellipse", (106, 47), (14, 22)))
+    for x0, _, x1, _ in BOXES:
+        band[:, x0 - 2:x0 + 3] = band[:, x1 - 3:x1 + 2] = False
+    assert [r.status for r in segment_field(band, BOXES, BESIDE, params) if r.box >= 0] != [BOX_AMBIGUOUS] * 3
