@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.abc
+import importlib.machinery
 import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -81,6 +84,62 @@ COMMAND_TEXT = {
 QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 #: Python loggers of TensorFlow and its absl logging, raised to errors unless ``-v``.
 QUIET_LOGGERS = ("tensorflow", "absl", "h5py")
+#: Modules whose import writes start-up lines straight to file descriptor 2, before any log level applies (TF 2.16+
+#: prints its oneDNN notice through absl before absl is initialised, whatever ``TF_CPP_MIN_LOG_LEVEL`` says).
+QUIET_IMPORTS = ("tensorflow",)
+#: Start-up lines dropped from those imports' output unless ``-v`` (every other line is written back).
+TF_NOISE = ("oneDNN custom operations", "All log messages before absl::InitializeLog", "cpu_feature_guard",
+            "This TensorFlow binary is optimized", "To enable the following instructions", "Unable to register cu",
+            "TF-TRT Warning", "computation_placer", "cuda_executor", "cuda_dnn", "cuda_fft", "cuda_blas")
+
+
+def is_noise(line: str) -> bool:
+    """Whether one line of start-up output is :data:`TF_NOISE`."""
+    return any(marker in line for marker in TF_NOISE)
+
+
+class QuietLoader(importlib.abc.Loader):
+    """Runs a module's import with file descriptor 2 going into a temporary file, then writes back every line
+    that is not :func:`is_noise`: C++ start-up messages do not pass through Python's ``sys.stderr``."""
+
+    def __init__(self, loader: importlib.abc.Loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+                        if not is_noise(line)]
+                if kept:
+                    sys.stderr.write("".join(kept))
+                    sys.stderr.flush()
+
+
+class QuietImports(importlib.abc.MetaPathFinder):
+    """Finds the modules of ``names`` as usual, but loads them through :class:`QuietLoader`."""
+
+    def __init__(self, names: tuple[str, ...] = QUIET_IMPORTS):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.names:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None and not isinstance(spec.loader, QuietLoader):
+            spec.loader = QuietLoader(spec.loader)
+        return spec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,14 +172,17 @@ def describe(parser: argparse.ArgumentParser, description: str, example: str) ->
 
 def quiet_tensorflow(verbose: bool) -> None:
     """Silence TensorFlow's start-up noise unless ``verbose``: set :data:`QUIET_TF_ENV` (before TensorFlow is
-    imported, which only commands that run a model do; worker processes inherit it) and raise its loggers to
-    errors. A value the user set in the environment is kept."""
+    imported, which only commands that run a model do; worker processes inherit it), raise its loggers to
+    errors, and import it through :class:`QuietImports`, which drops the lines that bypass both (:data:`TF_NOISE`).
+    A value the user set in the environment is kept."""
     if verbose:
         return
     for key, value in QUIET_TF_ENV.items():
         os.environ.setdefault(key, value)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    if not any(isinstance(finder, QuietImports) for finder in sys.meta_path):
+        sys.meta_path.insert(0, QuietImports())
 
 
 def stop_on_sigterm(signum: int, frame) -> None:

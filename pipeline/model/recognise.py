@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pipeline.engine.lock import folder_lock
 from pipeline.engine.settings import EngineSettings
@@ -113,11 +115,57 @@ def load_digits(rundir: Path, crops: pd.DataFrame) -> np.ndarray:
     return digits
 
 
+#: Digits read between two updates of the progress bar (a few Keras batches: the bar moves without slowing reads).
+PROGRESS_STEP = 8192
+#: A progress bar shows its time left only once it has settled: after this many seconds and this share of the work
+#: (the first batches carry start-up costs, so an early estimate is wildly off).
+SETTLE_SECONDS = 5.0
+SETTLE_FRACTION = 0.05
+#: The bar's layout while the time left is not yet known.
+UNSETTLED_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<estimating..., {rate_fmt}{postfix}]"
+
+
+class SettledBar(tqdm):
+    """A tqdm bar whose time left ("ETA") appears only once it has settled: after ``settle_s`` seconds and
+    ``settle_n`` steps (default: :data:`SETTLE_FRACTION` of the total); until then it says "estimating..."."""
+
+    def __init__(self, *args, settle_s: float = SETTLE_SECONDS, settle_n: float | None = None, **kwargs):
+        self.settle_s, self.settle_n = settle_s, settle_n
+        super().__init__(*args, **kwargs)
+
+    def settled(self, n: float, total: float | None, elapsed: float) -> bool:
+        """Whether the time left can be shown at ``n`` of ``total`` steps after ``elapsed`` seconds."""
+        need = self.settle_n if self.settle_n is not None else SETTLE_FRACTION * (total or 0)
+        return elapsed >= self.settle_s and n >= need and n > 0
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        if d.get("total") and not self.settled(d["n"], d["total"], d["elapsed"]):
+            d = {**d, "bar_format": UNSETTLED_FORMAT}
+        return d
+
+
+def concat_predictions(parts: list[Predictions]) -> Predictions:
+    """One :class:`Predictions` from the reads of consecutive slices."""
+    if len(parts) == 1:
+        return parts[0]
+    names = Predictions.__dataclass_fields__
+    return Predictions(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
+
+
 def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray | DigitFile, rows: np.ndarray,
-                 batch_size: int) -> pd.DataFrame:
-    """Predictions for each value of ``rows`` (-1 = no image gives NA), reading each distinct image once."""
+                 batch_size: int, progress: tqdm | None = None) -> pd.DataFrame:
+    """Predictions for each value of ``rows`` (-1 = no image gives NA), reading each distinct image once, in slices
+    of :data:`PROGRESS_STEP` that advance ``progress`` (a bar over digits) when given."""
     wanted = np.unique(rows[rows >= 0])
-    preds: Predictions = recogniser.predict(np.asarray(digits[wanted]), batch_size)
+    parts = []
+    for start in range(0, max(len(wanted), 1), PROGRESS_STEP):
+        part = wanted[start:start + PROGRESS_STEP]
+        parts.append(recogniser.predict(np.asarray(digits[part]), batch_size))
+        if progress is not None:
+            progress.update(len(part))
+    preds: Predictions = concat_predictions(parts)
     # Position of each row's image among ``wanted`` (sorted); rows without an image (-1) get no prediction.
     have = rows >= 0
     where = np.searchsorted(wanted, rows)
@@ -133,10 +181,11 @@ def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray | DigitFile, ro
 
 
 def recognise_frames(crops: pd.DataFrame, digits: np.ndarray | DigitFile, recogniser: DigitRecogniser,
-                     settings: RecogniseSettings, field_names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(digits_read, fields)`` tables for the crops of a run (no file I/O)."""
+                     settings: RecogniseSettings, field_names: list[str],
+                     progress: tqdm | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(digits_read, fields)`` tables for the crops of a run (no file I/O); ``progress`` advances per digit."""
     rows = crops["digit_row"].to_numpy(dtype=np.int64)
-    preds = predict_rows(recogniser, digits, rows, settings.batch_size)
+    preds = predict_rows(recogniser, digits, rows, settings.batch_size, progress)
     digits_read = pd.concat([crops.reset_index(drop=True), preds], axis=1)
     threshold = recogniser.reject_threshold if settings.review_below is None else settings.review_below
     digits_read["needs_review"] = (digits_read["confidence"].fillna(1.0) < threshold).astype(bool)
@@ -150,6 +199,14 @@ def field_threshold(settings: RecogniseSettings, digit_threshold: float) -> floa
     """The lowest joint probability a field may have without review: ``min_field_confidence``, or the digit
     threshold when it is not set."""
     return digit_threshold if settings.min_field_confidence is None else settings.min_field_confidence
+
+
+def crop_rows(path: Path) -> int | None:
+    """Rows of ``crops.parquet`` (from its footer, nothing read), the progress bar's total; ``None`` if unknown."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, ValueError, pq.lib.ArrowException):
+        return None
 
 
 def crop_chunks(path: Path, max_sheets: int) -> Iterator[pd.DataFrame]:
@@ -187,11 +244,14 @@ def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSet
     sinks = ParquetSink(rundir / DIGITS_READ_FILE), ParquetSink(rundir / FIELDS_FILE)
     n_digits = n_sheets = n_fields = n_review = 0
     seconds = 0.0
+    bar = SettledBar(total=crop_rows(path), desc="recognise", unit="digit", unit_scale=True, mininterval=1.0,
+                     disable=None)  # disable=None: shown on a terminal only
     try:
         for crops in crop_chunks(path, stream_sheets or EngineSettings().stream_sheets):
             check_digit_rows(rundir, digits, crops)
             start = time.perf_counter()
-            digits_read, fields = recognise_frames(crops, digits, recogniser, settings, names)
+            digits_read, fields = recognise_frames(crops, digits, recogniser, settings, names, bar)
+            bar.update(len(crops) - int(np.unique(crops["digit_row"][crops["digit_row"] >= 0]).size))
             seconds += time.perf_counter() - start
             for sink, table in zip(sinks, (digits_read, fields), strict=True):
                 sink.write(table)
@@ -205,4 +265,6 @@ def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSet
         for sink in sinks:
             sink.discard()
         raise
+    finally:
+        bar.close()
     return RecogniseSummary(rundir, n_digits, n_sheets, n_fields, n_review, seconds, recogniser.version)

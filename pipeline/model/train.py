@@ -29,6 +29,7 @@ from pipeline.model.calibration import calibrated_probs, expected_calibration_er
 from pipeline.model.evaluate import Evaluation, evaluate_logits, held_out_figures, write_reports
 from pipeline.model.handwriting import handwriting_batch, held_out_style
 from pipeline.model.network import build_classifier
+from pipeline.model.recognise import SettledBar
 from pipeline.model.recogniser import DigitRecogniser
 from pipeline.model.restyle import restyle_fraction
 from pipeline.model.settings import (
@@ -169,6 +170,51 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class ProgressBars(keras.callbacks.Callback):
+    """Training progress on a terminal: a bar over epochs (with the last epoch's validation loss and accuracy) and
+    one over the batches of the current epoch (with the running loss), each showing its time left only once it has
+    settled (:class:`~pipeline.model.recognise.SettledBar`: the epoch bar after one epoch, the batch bar after a few
+    seconds). Each epoch is also logged, so a log file gets one line per epoch. ``disable=None`` hides the bars
+    when stderr is not a terminal."""
+
+    def __init__(self, epochs: int, steps: int, disable: bool | None = None):
+        super().__init__()
+        self.epochs, self.steps, self.disable = epochs, steps, disable
+        self.epoch_bar = self.batch_bar = None
+
+    def on_train_begin(self, logs=None):
+        self.epoch_bar = SettledBar(total=self.epochs, desc="epochs", unit="epoch", settle_s=0.0, settle_n=1,
+                                    disable=self.disable, position=0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batch_bar = SettledBar(total=self.steps, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+                                    mininterval=0.5, disable=self.disable, position=1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.batch_bar is not None:
+            self.batch_bar.update(1)
+            if logs and "loss" in logs and batch % 20 == 0:
+                self.batch_bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.batch_bar is not None:
+            self.batch_bar.close()
+            self.batch_bar = None
+        shown = {k: f"{float(logs[k]):.4f}" for k in ("val_loss", "val_accuracy") if k in logs}
+        if self.epoch_bar is not None:
+            self.epoch_bar.set_postfix(shown, refresh=False)
+            self.epoch_bar.update(1)
+        log.info("epoch %d/%d: %s", epoch + 1, self.epochs,
+                 ", ".join(f"{k} {float(v):.4f}" for k, v in logs.items() if k != "learning_rate"))
+
+    def on_train_end(self, logs=None):
+        for bar in (self.batch_bar, self.epoch_bar):
+            if bar is not None:
+                bar.close()
+        self.batch_bar = self.epoch_bar = None
+
+
 def stop_reason(early: keras.callbacks.EarlyStopping, budget: TimeBudget, patience: int) -> str:
     """Plain words for why training ended."""
     if early.stopped_epoch > 0:
@@ -188,7 +234,8 @@ def fit(trainer: keras.Model, split: Split, settings: TrainSettings) -> FitOutco
     start = time.perf_counter()
     history = trainer.fit(stream, steps_per_epoch=steps,
                           validation_data=make_dataset(split.x_val, split.y_val, settings.infer_batch, None),
-                          epochs=settings.epochs, callbacks=[early, budget], shuffle=False, verbose=2)
+                          epochs=settings.epochs, callbacks=[early, budget, ProgressBars(settings.epochs, steps)],
+                          shuffle=False, verbose=0)
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items() if k != "learning_rate"}
     reason = stop_reason(early, budget, settings.patience)

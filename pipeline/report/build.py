@@ -1,25 +1,37 @@
 """Build the static HTML report from an audit output folder (docs/DATA.md section 5).
 
 ``build_report(processed, out)`` writes ``index.html`` (batch summary, Cantú comparison, ranked sheet table),
-``sheets/<slug>.html`` (one page per sheet), ``forensics.html``, ``model.html``, ``figures/*.png``,
-``static/`` (one CSS, one JS) and ``data/`` (CSV exports and the table's rows as ``.js`` chunks, because
+``sheets/<slug>.html`` (a page of its own for each flagged sheet, best ranked first, up to
+``ReportSettings.static_pages``), ``sheets/view.html`` (every other sheet, drawn in the browser from
+``data/detail-NNN.js``, with its crops from ``data/crops-NNN.js``), ``forensics.html``, ``model.html``,
+``figures/*.png``, ``static/`` (CSS and JS) and ``data/`` (CSV exports and the table's rows as ``.js`` chunks, because
 Chromium blocks ``fetch()`` of JSON from ``file://``). All links are relative and nothing is fetched from the
 network, so the folder works from disk and from any static server. Jinja2 autoescaping is on, so sheet ids,
 reasons and paths are HTML-escaped wherever they appear.
+
+Scale (issue 17): the number of files does not grow with the batch beyond ``static_pages`` pages and their scan
+copies. Sheets without a page of their own sit in ``detail_chunk_rows``-sheet buckets chosen by a hash of the
+sheet id (so one sheet's change touches one bucket), their scans are linked in place in the run folder, and field
+crops are grey JPEG ``data:`` URIs (inline in a page, or packed per bucket). A rebuild writes only the files whose
+content changed; a crop pack whose source images are unchanged (by path, size and mtime) is not even re-encoded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from tqdm import tqdm
@@ -35,15 +47,19 @@ from pipeline.report.inputs import ReportInputs, load_alteration_detector, load_
 from pipeline.report.sheetpages import (
     FILES_DIR,
     Confidence,
+    crop_data_uri,
+    crop_source,
     display_names,
     flag_entries,
+    inline_crops,
     mark_entry,
     numeric_overlay,
-    place_crops,
+    percent_box,
     place_scan,
     records_by_sheet,
     scan_source,
     tick_overlay,
+    up_to_date,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +86,12 @@ FLAGGED_CSV = "flagged.csv"
 CHECK_FIRST_MAX = 5
 #: Tiers whose sheets go into the "check these first" block (statistical outliers alone do not).
 CHECK_FIRST_TIERS = (1, 2, 3)
+#: The page that draws any sheet without a page of its own, from its bucket of ``data/detail-NNN.js``.
+VIEW_PAGE = "view.html"
+DETAIL_PREFIX = "detail"
+CROPS_PREFIX = "crops"
+#: Data files of an earlier build that a rebuild removes when it no longer writes them.
+DATA_PATTERNS = ("sheets-*.js", f"{DETAIL_PREFIX}-*.js", f"{CROPS_PREFIX}-*.js")
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,9 @@ class ReportSettings:
     scan_width_px: int = 1100  # wider scans are copied at this width (~135 dpi for A4): enough to read the digits
     scan_jpeg_quality: int = 75
     workers: int = 0  # threads copying scans and writing sheet pages; 0 = one per CPU
+    static_pages: int = 1000  # flagged sheets (best ranked first) with a page of their own; the rest: sheets/view.html
+    detail_chunk_rows: int = 500  # sheets per data/detail-NNN.js bucket: 50,000 sheets -> 100 files
+    crop_quality: int = 85  # JPEG quality of the inlined field crops (full resolution, grey)
     fingerprint_party: str = "pri"
 
 
@@ -147,13 +172,25 @@ def shown_path(path: Path | None, out: Path) -> str:
     return "" if path is None else os.path.relpath(Path(path).resolve(), Path(out).resolve())
 
 
-def clear_previous(out: Path) -> None:
-    """Remove the data chunks of an earlier report in ``out`` (only if one was built there); its sheet pages and
-    images stay, to be kept where unchanged and pruned by :func:`prune_stale` after the pages are written."""
-    if not (out / "data" / MANIFEST).is_file():
-        return
-    for chunk in (out / "data").glob("sheets-*.js"):
-        chunk.unlink()
+def prune_data(out: Path, written: set[str]) -> int:
+    """Remove the data chunks (:data:`DATA_PATTERNS`) of an earlier report in ``out`` that this build did not write
+    (``written``: paths relative to ``out``); returns how many went."""
+    gone = 0
+    for pattern in DATA_PATTERNS:
+        for path in (out / "data").glob(pattern):
+            if path.relative_to(out).as_posix() not in written:
+                path.unlink()
+                gone += 1
+    return gone
+
+
+def previous_manifest(out: Path) -> dict:
+    """The manifest of the report already in ``out`` (``{}`` when none or unreadable)."""
+    try:
+        manifest = json.loads((out / "data" / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def prune_stale(out: Path, pages: set[str], files: set[str]) -> int:
@@ -188,17 +225,17 @@ def table_columns(ranked: pd.DataFrame) -> list[dict]:
 
 def write_data(ranked: pd.DataFrame, flags: pd.DataFrame, out: Path, settings: ReportSettings) -> list[str]:
     """CSV exports plus the index table as ``data/sheets-NNN.js`` chunks; returns the chunk paths."""
-    export = ranked.assign(page=[f"sheets/{s}.html" for s in ranked["slug"]]).drop(columns=["slug", "tier_severity"])
-    write_text(out / "data" / "sheets.csv", csv_text(export))
-    write_text(out / "data" / FLAGGED_CSV, csv_text(export[export["verdict"] != triage.CLEAN_VERDICT]))
-    write_text(out / "data" / "flags.csv", csv_text(flags))
+    export = ranked.drop(columns=["slug", "tier_severity", "static", "bucket"])
+    write_if_changed(out / "data" / "sheets.csv", csv_text(export))
+    write_if_changed(out / "data" / FLAGGED_CSV, csv_text(export[export["verdict"] != triage.CLEAN_VERDICT]))
+    write_if_changed(out / "data" / "flags.csv", csv_text(flags))
     keys = [c["key"] for c in table_columns(ranked)]
     rows = tables.table_rows(ranked, keys)
     chunks = []
     for i in range(0, max(len(rows), 1), settings.table_chunk_rows):
         name = f"data/sheets-{i // settings.table_chunk_rows:03d}.js"
         payload = json.dumps(rows[i:i + settings.table_chunk_rows], separators=(",", ":"), allow_nan=False)
-        write_text(out / name, f"window.tallyReport.receive({payload});\n")
+        write_if_changed(out / name, f"window.tallyReport.receive({payload});\n")
         chunks.append(name)
     return chunks
 
@@ -220,32 +257,51 @@ def filter_options(ranked: pd.DataFrame) -> list[dict]:
     return options
 
 
-def check_first(ranked: pd.DataFrame, out: Path) -> list[dict]:
+def check_first(ranked: pd.DataFrame, rundir: Path | None, settings: ReportSettings) -> list[dict]:
     """The sheets of the "check these first" block: the first :data:`CHECK_FIRST_MAX` of the ranked table in
-    :data:`CHECK_FIRST_TIERS`, each with its reason and its key field's crop (as copied for its sheet page)."""
+    :data:`CHECK_FIRST_TIERS`, each with its reason, its page and its key field's crop (inlined)."""
     top = ranked[ranked["tier"].isin(CHECK_FIRST_TIERS)].head(CHECK_FIRST_MAX)
     items = []
     for row in top.to_dict("records"):
-        crop = f"sheets/{sheet_files_dir(row['slug'])}/field-{row['key_field']}.png" if row["key_field"] else ""
-        items.append({"rank": int(row["rank"]), "sheet_id": row["sheet_id"], "slug": row["slug"],
+        src = crop_source(rundir, str(row["sheet_id"]), str(row["key_field"])) if row["key_field"] else None
+        crop = crop_data_uri(src, settings.crop_quality) if src is not None else None
+        items.append({"rank": int(row["rank"]), "sheet_id": row["sheet_id"], "slug": row["slug"], "page": row["page"],
                       "verdict": row["verdict"], "verdict_label": triage.VERDICT_LABELS.get(row["verdict"],
                                                                                            row["verdict"]),
                       "reason": row["reason"], "score": triage.score_text(row.get("suspicion")),
-                      "crop": crop if crop and (out / crop).is_file() else ""})
+                      "crop": crop or ""})
     return items
 
 
-def sheet_files_dir(slug: str) -> str:
-    """Folder of one sheet's copied images, relative to ``sheets/``."""
-    return f"{FILES_DIR}/{slug}"
+def plan_pages(ranked: pd.DataFrame, settings: ReportSettings) -> pd.DataFrame:
+    """``ranked`` with where each sheet is shown: ``static`` (a page of its own: a flagged sheet among the first
+    ``static_pages`` flagged ones), ``bucket`` (its ``data/detail-NNN.js``: a CRC-32 of its id, so it does not move
+    when other sheets change) and ``page`` (the link, relative to the index)."""
+    flagged = ranked["verdict"] != triage.CLEAN_VERDICT
+    static = flagged & (flagged.cumsum() <= settings.static_pages)
+    n_buckets = bucket_count(len(ranked), settings)
+    bucket = ranked["sheet_id"].map(lambda s: zlib.crc32(str(s).encode("utf-8")) % n_buckets)
+    view = (f"sheets/{VIEW_PAGE}#b=" + bucket.astype(str) + "&at=" + ranked["rank"].astype(str) + "&id="
+            + ranked["slug"])
+    page = np.where(static, "sheets/" + ranked["slug"] + ".html", view)
+    return ranked.assign(static=static.to_numpy(), bucket=bucket.to_numpy(), page=page)
+
+
+def bucket_count(n_sheets: int, settings: ReportSettings) -> int:
+    """How many ``data/detail-NNN.js`` buckets ``n_sheets`` sheets go into (at least one)."""
+    return max(1, math.ceil(n_sheets / max(settings.detail_chunk_rows, 1)))
+
+
+def in_sheets(page: str) -> str:
+    """A ``page`` link (relative to the index) as seen from ``sheets/``."""
+    return page.removeprefix("sheets/")
 
 
 def copy_static(out: Path) -> None:
-    """The stylesheet and script, shared by every page."""
+    """The stylesheet and scripts, shared by every page (rewritten only when they changed)."""
     for src in STATIC_DIR.iterdir():
         if src.is_file():
-            (out / "static").mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, out / "static" / src.name)
+            write_if_changed(out / "static" / src.name, src.read_text(encoding="utf-8"))
 
 
 def count_fields(template: Template) -> list[str]:
@@ -320,11 +376,11 @@ def model_plot_sources(models_dir: Path, current: Path | None) -> list[Path]:
 
 
 def copy_model_plots(sources: list[Path], out: Path) -> list[dict]:
-    """Copy the model figures under ``figures/model/`` (unless already there); ``[{src, title}]``."""
+    """Copy the model figures under ``figures/model/`` (unless already there and up to date); ``[{src, title}]``."""
     plots = []
     for png in sources:
         dst = out / "figures" / "model" / png.name
-        if png.resolve() != dst.resolve():
+        if png.resolve() != dst.resolve() and not (up_to_date(dst, png) and dst.stat().st_size == png.stat().st_size):
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(png, dst)
         plots.append({"src": f"figures/model/{png.name}", "title": png.stem.replace("_", " ")})
@@ -343,7 +399,92 @@ def stop_reason_text(metadata: dict) -> str | None:
     return f"{text} ({detail.strip()})" if detail.strip() and code.strip() != "max_epochs" else text
 
 
-def model_context(models_dir: Path, out: Path, settings: ReportSettings) -> dict:
+#: The model page's teaching figures (:mod:`pipeline.model.plots`), with what they show in ``model_cnn.json``.
+CNN_INFO = "model_cnn.json"
+#: MNIST classes shown augmented on the model page (digits people write in many ways).
+AUGMENT_CLASSES = (2, 4, 7)
+
+
+def sheet_digit(rundir: Path | None) -> tuple[np.ndarray | None, str]:
+    """The most confidently read digit of the run folder's sheets (``digits.npy`` row of ``digits_read.parquet``)
+    and a caption naming it; ``(None, "")`` when the run folder has none."""
+    if rundir is None or not (rundir / "digits.npy").is_file() or not (rundir / "digits_read.parquet").is_file():
+        return None, ""
+    reads = pd.read_parquet(rundir / "digits_read.parquet")
+    counts = set(count_fields(load_template()))
+    if "field" in reads.columns and reads["field"].isin(counts).any():
+        reads = reads[reads["field"].isin(counts)]  # a vote count's digit, not a station number's
+    if "digit_row" not in reads.columns or reads.empty:
+        return None, ""
+    best = reads.sort_values(["confidence", "sheet_id"], ascending=[False, True], kind="stable").iloc[0]
+    digits = np.load(rundir / "digits.npy", mmap_mode="r")
+    name = display_names(load_template()).get(str(best["field"]), str(best["field"]))
+    return np.array(digits[int(best["digit_row"])]), (f"a {int(best['label'])} read at {best['confidence']:.1%}\n"
+                                                      f"from sheet {best['sheet_id']},\nfield {name}")
+
+
+def training_digits() -> tuple[np.ndarray, np.ndarray] | None:
+    """One MNIST training digit of each of :data:`AUGMENT_CLASSES` (``None`` without MNIST on disk)."""
+    from pipeline.mnist import load_mnist
+
+    try:
+        mnist = load_mnist(allow_download=False)
+    except Exception as exc:  # MissingDataError or an unreadable file: the page goes without the examples
+        log.warning("model page: no augmentation examples (%s)", exc)
+        return None
+    rows = [int(np.flatnonzero(mnist.y_train == c)[0]) for c in AUGMENT_CLASSES]
+    return mnist.x_train[rows], mnist.y_train[rows]
+
+
+def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path) -> dict:
+    """Draw the first-layer filters, one sheet digit's feature maps and augmented training digits of the model in
+    ``model_path`` (loaded in safe mode) under ``figures/``; returns what they show."""
+    from pipeline.model import plots
+    from pipeline.model.recogniser import load_keras_model
+
+    model = load_keras_model(model_path)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    info: dict = {"filters": plots.filters_png(model, out / "figures" / "model_filters.png"),
+                  "figures": {"filters": "figures/model_filters.png"}}
+    digit, caption = sheet_digit(rundir)
+    if digit is not None:
+        rows = plots.feature_maps_png(model, digit, caption, out / "figures" / "model_feature_maps.png")
+        info["maps"] = [{**r, "shape": " x ".join(str(v) for v in r["shape"])} for r in rows]
+        info["digit"] = caption.replace("\n", " ")
+        info["figures"]["maps"] = "figures/model_feature_maps.png"
+    train = training_digits()
+    if train is not None:
+        plots.augmented_png(*train, out / "figures" / "model_augment.png")
+        info["figures"]["augment"] = "figures/model_augment.png"
+    return info
+
+
+def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path) -> dict:
+    """:func:`make_cnn_figures`, kept from an earlier build while the model file and the run's digits are older
+    than it; ``{}`` (logged) when there is no usable model: a teaching figure never stops the report."""
+    model_path = model_dir / "model.keras" if model_dir is not None else None
+    if model_path is None or not model_path.is_file():
+        return {}
+    info_path = out / "figures" / CNN_INFO
+    sources = [model_path, *([rundir / "digits.npy"] if rundir is not None and (rundir / "digits.npy").is_file()
+                             else [])]
+    if info_path.is_file() and all(up_to_date(info_path, src) for src in sources):
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            if all((out / f).is_file() for f in info["figures"].values()):
+                return info
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    try:
+        info = make_cnn_figures(model_path, rundir, out)
+    except Exception as exc:  # ModelError, a missing TensorFlow, a model of another shape: the page goes without
+        log.warning("model page: no filter or feature-map figures (%s)", exc)
+        return {}
+    write_text(info_path, json.dumps(info, indent=1))
+    return info
+
+
+def model_context(models_dir: Path, out: Path, settings: ReportSettings, rundir: Path | None = None) -> dict:
     """Model page data: every version's metadata (flattened), training curves of the current one, the
     alteration detector and the model stage's plots."""
     versions = load_models(models_dir)
@@ -359,13 +500,16 @@ def model_context(models_dir: Path, out: Path, settings: ReportSettings) -> dict
             "current": next((h for h in history if h["current"]), None), "plots": copy_model_plots(sources, out),
             "curves": save_figure(curves, out, "model_training", settings),
             "architecture": architecture.architecture(models_dir / current.version) if current else None,
+            "cnn": cnn_figures(models_dir / current.version if current else None, rundir, out),
             "detector": tables.detector_view(tables.flatten(detector)) if isinstance(detector, dict) else {}}
 
 
 def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: ReportInputs, template: Template,
-                  out: Path, settings: ReportSettings, total: int) -> dict:
+                  out: Path, settings: ReportSettings, total: int, static: bool = True) -> dict:
     """Everything one sheet page shows: the overlay (the fields that caused a flag outlined), each flag with its
-    causing fields' crops right under it, the checks that passed, and why the sheet ranks where it does."""
+    causing fields' crops right under it, the checks that passed, and why the sheet ranks where it does. For a
+    ``static`` page the scan is copied and the crops inlined; otherwise the scan is linked in place and each crop's
+    ``src`` is left ``None`` (the crop packs hold them)."""
     sid, slug = row["sheet_id"], row["slug"]
     conf = Confidence(settings.conf_high, settings.conf_low)
     names = display_names(template)
@@ -377,57 +521,165 @@ def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: Repor
     by_name = {f["name"]: f for f in numeric}
     by_name.update({f.name: mark_entry(f, row, names) for f in template.fields_of_kind("tick", "choice")
                     if f.name in flagged})
-    srcs = place_crops(inputs.rundir, sid, [f for f in by_name if f in flagged], out, slug)
+    wanted = [f for f in by_name if f in flagged]
+    if static:
+        srcs: dict[str, str | None] = inline_crops(inputs.rundir, sid, wanted, settings.crop_quality)
+    else:
+        srcs = {f: None for f in wanted if crop_source(inputs.rundir, sid, f) is not None}
     for entry in entries:
         entry["crops"] = [{**by_name[f], "src": srcs[f]} for f in entry["causes"] if f in srcs and f in by_name]
     failed = {str(f.get("rule")) for f in sheet_flags}
+    severity = triage.severity_name(row.get("tier_severity"))
     return {"row": {k: tables.json_safe(v) for k, v in row.items()}, "numeric": numeric, "ticks": ticks,
             "flags": entries, "aspect": 100 * template.height_mm / template.width_mm,
             "verdict_label": triage.VERDICT_LABELS.get(str(row.get("verdict")), str(row.get("verdict"))),
             "passed": triage.passed_checks(row, failed, tuple(template.parties), names),
-            "rank_reason": triage.rank_reason(int(row["rank"]), total, int(row["tier"]),
-                                              triage.severity_name(row.get("tier_severity")),
+            "rank_reason": triage.rank_reason(int(row["rank"]), total, int(row["tier"]), severity,
                                               tables.json_safe(row.get("suspicion"))),
-            "scan": place_scan(scan_source(inputs.rundir, sid), out, slug, settings.copy_scans,
+            "rank_basis": triage.rank_basis(int(row["tier"]), severity, tables.json_safe(row.get("suspicion"))),
+            "scan": place_scan(scan_source(inputs.rundir, sid), out, slug, settings.copy_scans and static,
                                settings.scan_width_px, settings.scan_jpeg_quality)}
 
 
 def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Template, env: Environment, out: Path,
                       settings: ReportSettings, common: dict) -> dict:
-    """One page per sheet, in ranked order, with previous/next links; a page (or image) already there and
-    unchanged is not rewritten, and those of an earlier build that are no longer used are removed. Threads
-    overlap the image copies and file writes (OpenCV and file I/O release the GIL). Returns ``{written, kept,
-    removed}`` counts of pages (removed: pages and images)."""
+    """A page of its own for each sheet :func:`plan_pages` marks ``static``, with previous/next links in the
+    ranking; a page (or scan copy) already there and unchanged is not rewritten, and those of an earlier build
+    that are no longer used are removed. Threads overlap the image work and file writes (OpenCV and file I/O
+    release the GIL). Returns ``{written, kept, removed}`` counts of pages (removed: pages and images)."""
     page = env.get_template("sheet.html")
     reads = records_by_sheet(inputs.fields)
     flags = records_by_sheet(inputs.flags)
     pages = {sid: recs[0] for sid, recs in records_by_sheet(inputs.pages).items()}
     rows = ranked.to_dict("records")
+    static = [i for i, r in enumerate(rows) if r["static"]]
 
-    def write_one(i: int) -> None:
+    def write_one(i: int) -> tuple[bool, set[str]]:
         row, sid = rows[i], rows[i]["sheet_id"]
         ctx = sheet_context(row, {str(r["field"]): r for r in reads.get(sid, [])}, flags.get(sid, []), inputs,
                             template, out, settings, len(rows))
         ctx["read"] = {k: tables.json_safe(v) for k, v in pages.get(sid, {}).items()}
-        ctx["prev"] = rows[i - 1]["slug"] if i > 0 else None
-        ctx["next"] = rows[i + 1]["slug"] if i + 1 < len(rows) else None
+        ctx["prev"] = in_sheets(rows[i - 1]["page"]) if i > 0 else None
+        ctx["next"] = in_sheets(rows[i + 1]["page"]) if i + 1 < len(rows) else None
         ctx["position"], ctx["total"] = i + 1, len(rows)
-        used = [ctx["scan"]] + [c["src"] for f in ctx["flags"] for c in f["crops"]]
-        files = {src for src in used if src and src.startswith(f"{FILES_DIR}/")}
+        files = {ctx["scan"]} if ctx["scan"] and ctx["scan"].startswith(f"{FILES_DIR}/") else set()
         html = page.render(root="../", active="", **{**common, "built": ""}, **ctx)
         return write_if_changed(out / "sheets" / f"{row['slug']}.html", html), files
 
     written, files = 0, set()
     with ThreadPoolExecutor(max_workers=settings.workers or os.cpu_count() or 1) as pool:
-        for wrote, used in tqdm(pool.map(write_one, range(len(rows))), total=len(rows), desc="sheet pages",
-                                unit="sheet", disable=len(rows) < 2):
+        for wrote, used in tqdm(pool.map(write_one, static), total=len(static), desc="sheet pages",
+                                unit="sheet", disable=len(static) < 2):
             written += wrote
             files |= used
-    removed = prune_stale(out, {r["slug"] for r in rows}, files)
-    return {"written": written, "kept": len(rows) - written, "removed": removed}
+    removed = prune_stale(out, {rows[i]["slug"] for i in static} | {VIEW_PAGE[:-len(".html")]}, files)
+    return {"written": written, "kept": len(static) - written, "removed": removed}
 
 
-def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, out: Path) -> dict:
+def detail_record(ctx: dict, read: dict) -> dict:
+    """One sheet's entry in its ``data/detail-NNN.js`` bucket: what ``sheets/view.html`` draws, every number
+    already formatted and nothing that depends on the sheet's position in the ranking (so a bucket changes only
+    when one of its own sheets does). Field and tick lists follow the order of the view page's geometry."""
+    row = ctx["row"]
+    meta = [[k.replace("_", " "), format_plain(row[k])] for k in ("state", "district", "section", "station",
+                                                                  "station_type") if k in row]
+    meta += [["page", str(row.get("reading"))], ["score", triage.score_text(row.get("suspicion"))]]
+    if "alteration_score" in row:
+        meta.append(["alteration score", format_number(row["alteration_score"], 2)])
+    meta.append(["findings", format_number(row.get("n_flags"))])
+    if read.get("registration_score") is not None:
+        meta.append(["registration", format_number(read["registration_score"])])
+
+    def crop(c: dict) -> list:
+        return [c["name"], c["label"], c["text"] or "", c["conf_class"],
+                "" if c["confidence"] is None else f"{c['confidence']:.2f}"]
+
+    return {"id": row["sheet_id"], "verdict": row.get("verdict"), "label": ctx["verdict_label"],
+            "basis": ctx["rank_basis"], "meta": meta, "scan": ctx["scan"],
+            "note": f"Reader: {row.get('reading')} — {read['reason']}" if read.get("reason") else "",
+            "status": read.get("status") or "",
+            "f": [[f["text"], "" if f["confidence"] is None else format_number(f["confidence"]), f["conf_class"],
+                   int(f["needs_review"]), f["alternatives"], int(f["flagged"])] for f in ctx["numeric"]],
+            "t": [[int(t["on"]), int(t["known"])] for t in ctx["ticks"]],
+            "flags": [{"severity": e["severity"], "verdict": e["verdict"], "label": e["verdict_label"],
+                       "plain": e["plain"], "causes": e["cause_names"], "reason": e["reason"], "rule": e["rule"],
+                       "crops": [crop(c) for c in e["crops"]]} for e in ctx["flags"]],
+            "passed": ctx["passed"]}
+
+
+def crop_signature(sources: list[tuple[str, str, Path]], quality: int) -> str:
+    """A fingerprint of a crop pack's inputs (sheet, field, path, size, mtime of each image): a pack whose
+    fingerprint is unchanged is kept without decoding a single image."""
+    digest = hashlib.sha1(str(quality).encode())
+    for slug, field, src in sorted(sources):
+        stat = src.stat()
+        digest.update(f"{slug}\0{field}\0{src}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template, out: Path,
+                  settings: ReportSettings, previous: dict) -> tuple[dict, set[str], dict]:
+    """The sheets without a page of their own, in ``data/detail-NNN.js`` buckets (:func:`plan_pages`), and their
+    flagged fields' crops in ``data/crops-NNN.js``. Returns ``({written, kept, crops_written, crops_kept}, the
+    files written or kept (relative to ``out``), {bucket: crop-pack fingerprint})``."""
+    reads = records_by_sheet(inputs.fields)
+    flags = records_by_sheet(inputs.flags)
+    pages = {sid: recs[0] for sid, recs in records_by_sheet(inputs.pages).items()}
+    n_buckets = bucket_count(len(ranked), settings)
+    records: dict[int, dict] = {b: {} for b in range(n_buckets)}
+    crops: dict[int, list[tuple[str, str, Path]]] = {b: [] for b in range(n_buckets)}
+    others = ranked[~ranked["static"]].to_dict("records")
+    for row in tqdm(others, desc="sheet data", unit="sheet", disable=len(others) < 1000, mininterval=2):
+        sid = row["sheet_id"]
+        ctx = sheet_context(row, {str(r["field"]): r for r in reads.get(sid, [])}, flags.get(sid, []), inputs,
+                            template, out, settings, len(ranked), static=False)
+        read = {k: tables.json_safe(v) for k, v in pages.get(sid, {}).items()}
+        records[row["bucket"]][row["slug"]] = detail_record(ctx, read)
+        wanted = {c["name"] for e in ctx["flags"] for c in e["crops"]}
+        crops[row["bucket"]] += [(row["slug"], f, crop_source(inputs.rundir, sid, f)) for f in sorted(wanted)]
+    counts = {"written": 0, "kept": 0, "crops_written": 0, "crops_kept": 0}
+    files, signatures = set(), {}
+    old_signatures = previous.get("crop_packs", {}) if isinstance(previous.get("crop_packs"), dict) else {}
+    for b in range(n_buckets):
+        name = f"data/{DETAIL_PREFIX}-{b:03d}.js"
+        payload = json.dumps(records[b], separators=(",", ":"), allow_nan=False)
+        wrote = write_if_changed(out / name, f"window.tallySheet.receive({b}, {payload});\n")
+        counts["written" if wrote else "kept"] += 1
+        files.add(name)
+        if not crops[b]:
+            continue
+        name = f"data/{CROPS_PREFIX}-{b:03d}.js"
+        signature = crop_signature(crops[b], settings.crop_quality)
+        signatures[str(b)] = signature
+        files.add(name)
+        if old_signatures.get(str(b)) == signature and (out / name).is_file():
+            counts["crops_kept"] += 1
+            continue
+        pack: dict[str, dict[str, str]] = {}
+        for slug, field, src in crops[b]:
+            uri = crop_data_uri(src, settings.crop_quality)
+            if uri:
+                pack.setdefault(slug, {})[field] = uri
+        payload = json.dumps(pack, separators=(",", ":"))
+        counts["crops_written"] += write_if_changed(out / name, f"window.tallySheet.crops({b}, {payload});\n")
+    return counts, files, signatures
+
+
+def view_config(template: Template, ranked: pd.DataFrame, chunks: list[str], settings: ReportSettings) -> dict:
+    """What ``sheets/view.html`` needs besides a sheet's record: the form's geometry (the same for every sheet),
+    the number of sheets and where the ranked table's chunks are (to find a sheet by its position)."""
+    names = display_names(template)
+    fields = [{"name": f.name, "label": names.get(f.name, f.label), "box": percent_box(f.bounds, template)}
+              for f in template.fields if f.is_numeric]
+    row = {f.name: None for f in template.fields}
+    ticks = [{"name": t["name"], "label": t["label"], "box": t["box"]}
+             for f in template.fields_of_kind("tick", "choice") for t in tick_overlay(f, row, template)]
+    return {"fields": fields, "ticks": ticks, "aspect": 100 * template.height_mm / template.width_mm,
+            "total": len(ranked), "chunks": [f"../{c}" for c in chunks], "chunk_rows": settings.table_chunk_rows,
+            "detail": f"../data/{DETAIL_PREFIX}-", "crops": f"../data/{CROPS_PREFIX}-"}
+
+
+def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, settings: ReportSettings) -> dict:
     """The batch figures shown on the index page; every count of sheets comes from ``ranked``'s one verdict per
     sheet."""
     by_rule = tables.flags_by_rule(inputs.flags)
@@ -437,7 +689,7 @@ def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, out: Path) -> di
             "by_rule": [{"rule": r, **{k: int(v) for k, v in row.items()}} for r, row in by_rule.iterrows()],
             "rule_columns": list(by_rule.columns),
             "verdicts": [{"verdict": v, "label": triage.VERDICT_LABELS.get(v, v), "n": n} for v, n in verdicts.items()],
-            "tiers": triage.TIERS, "check_first": check_first(ranked, out),
+            "tiers": triage.TIERS, "check_first": check_first(ranked, inputs.rundir, settings),
             "n_check": int(ranked["tier"].isin(CHECK_FIRST_TIERS).sum()),
             "alteration_off": alteration_off(inputs.cantu)}
 
@@ -467,8 +719,9 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
     start = time.perf_counter()
     inputs = load_inputs(Path(processed), rundir, truth)
     template, env = load_template(), environment()
-    ranked = tables.rank_sheets(inputs.sheets, inputs.flags, display_names(template), settings.conf_high)
-    clear_previous(out)
+    ranked = plan_pages(tables.rank_sheets(inputs.sheets, inputs.flags, display_names(template), settings.conf_high),
+                        settings)
+    previous = previous_manifest(out)
     copy_static(out)
     chunks = write_data(ranked, inputs.flags, out, settings)
     truth = tables.truth_summary(inputs.truth_eval)
@@ -481,19 +734,25 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
               "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "has_truth": inputs.truth is not None, "truth": truth}
     pages = write_sheet_pages(ranked, inputs, template, env, out, settings, common)
+    details, detail_files, crop_packs = write_details(ranked, inputs, template, out, settings, previous)
+    removed_data = prune_data(out, set(chunks) | detail_files) if previous else 0
+    write_if_changed(out / "sheets" / VIEW_PAGE, env.get_template("view.html").render(
+        root="../", active="", **{**common, "built": ""},
+        config=json.dumps(view_config(template, ranked, chunks, settings), separators=(",", ":"))))
     write_text(out / "index.html", env.get_template("index.html").render(
-        root="", active="index", **common, **summary_context(inputs, ranked, out), chunks=chunks,
+        root="", active="index", **common, **summary_context(inputs, ranked, settings), chunks=chunks,
         cantu=cantu_context(inputs.cantu, out, settings), columns=table_columns(ranked),
         filters=filter_options(ranked), page_size=settings.page_size))
     write_text(out / "forensics.html", env.get_template("forensics.html").render(
         root="", active="forensics", **common, figs=figs, **forensics_view(inputs.forensics),
         digit_accuracy=digit_accuracy, digits_n=0 if pairs is None else len(pairs)))
     write_text(out / "model.html", env.get_template("model.html").render(
-        root="", active="model", **common, **model_context(Path(models_dir), out, settings)))
+        root="", active="model", **common, **model_context(Path(models_dir), out, settings, inputs.rundir)))
     seconds = time.perf_counter() - start
     write_text(out / "data" / MANIFEST, json.dumps({
         "processed": common["processed"], "rundir": common["rundir"], "sheets": len(ranked),
-        "flags": len(inputs.flags), "seconds": round(seconds, 2), "sheet_pages": pages, "settings": asdict(settings),
+        "flags": len(inputs.flags), "seconds": round(seconds, 2), "sheet_pages": pages,
+        "sheet_data": {**details, "removed": removed_data}, "crop_packs": crop_packs, "settings": asdict(settings),
         "built": common["built"], "version": __version__}, indent=2))
     log.info("report for %d sheets written to %s in %.1f s", len(ranked), out, seconds)
     return out / "index.html"

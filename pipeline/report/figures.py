@@ -7,6 +7,7 @@ the data it needs is absent; :func:`save` writes it.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+from pipeline.atomic import write_bytes_atomic
 
 #: Colours shared with the CSS palette (report.css), so charts and badges agree.
 INK, ACCENT, WARN, MUTED = "#1f2937", "#2563eb", "#dc2626", "#9ca3af"
@@ -29,9 +32,18 @@ ACCURACY_AXIS_MIN = 0.8
 
 
 def save(fig: Figure, path: Path, dpi: int) -> str:
-    """Write ``fig`` as PNG to ``path`` and return the file name (for the page's ``<img src>``)."""
+    """Write ``fig`` as PNG to ``path`` and return the file name (for the page's ``<img src>``). The PNG carries no
+    timestamp, and a file already holding the same bytes is left alone (a rebuild rewrites only what changed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, facecolor="white")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    data = buffer.getvalue()
+    try:
+        if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return path.name
+    except OSError:
+        pass
+    write_bytes_atomic(path, data)
     return path.name
 
 

@@ -2,13 +2,15 @@
 
 The overlay is absolutely-positioned HTML boxes placed in percent of the page, taken from the template's
 millimetre geometry, so it lines up with the registered scan at any resolution and any screen width. Scans
-are copied at a reduced width (the overlay does not care, and a 50,000-sheet report stays a manageable size);
-the flagged fields' images are copied byte for byte, at full resolution. Image sizes are checked from the file
-header before anything is decoded.
+are copied at a reduced width, and only for the sheets that get a page of their own (the overlay does not care
+about the resolution; the other sheets' scans are linked in place, so a 50,000-sheet report stays small); the
+flagged fields' images keep their full resolution and are inlined as grey JPEG ``data:`` URIs, in the page or in a
+few pack files, never one file each. Image sizes are checked from the file header before anything is decoded.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import shutil
@@ -129,18 +131,6 @@ def up_to_date(dst: Path, src: Path) -> bool:
         return False
 
 
-def copy_file(src: Path, dst: Path) -> bool:
-    """Copy ``src`` to ``dst`` (creating folders) unless ``dst`` is up to date; ``False`` when ``src`` does not
-    exist."""
-    if not src.is_file():
-        return False
-    if up_to_date(dst, src) and dst.stat().st_size == src.stat().st_size:
-        return True
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    return True
-
-
 def scan_source(rundir: Path | None, sheet_id: str) -> Path | None:
     """The registered page image of a sheet in the run folder, if any."""
     if rundir is None:
@@ -194,22 +184,44 @@ def place_scan(src: Path | None, out: Path, slug: str, copy: bool, max_width: in
     if not copy:
         return Path(os.path.relpath(src.resolve(), (out / "sheets").resolve())).as_posix()
     try:
-        dst = shrink_copy(src, out / "sheets" / FILES_DIR / slug / "scan", max_width, quality)
+        dst = shrink_copy(src, out / "sheets" / FILES_DIR / slug, max_width, quality)
     except InputFileError as exc:
         log.warning("%s", exc)
         return None
-    return f"{FILES_DIR}/{slug}/{dst.name}"
+    return f"{FILES_DIR}/{dst.name}"
 
 
-def place_crops(rundir: Path | None, sheet_id: str, field_names: list[str], out: Path, slug: str) -> dict[str, str]:
-    """Copy the registered images of ``field_names`` (full resolution); ``{field: src}`` of those found."""
-    if rundir is None:
-        return {}
+def crop_source(rundir: Path | None, sheet_id: str, field: str) -> Path | None:
+    """The registered image of one field of a sheet in the run folder, if any."""
+    path = None if rundir is None else rundir / "fields" / sheet_id / f"{field}.png"
+    return path if path is not None and path.is_file() else None
+
+
+def crop_data_uri(src: Path, quality: int = 85) -> str | None:
+    """A field image as a ``data:image/jpeg;base64,...`` URI: full resolution, grey, JPEG at ``quality`` (a third
+    of the PNG's size, still sharp); ``None`` (logged) when it cannot be read."""
+    try:
+        image_size(src)
+        img = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise InputFileError(f"{src}: OpenCV cannot decode it")
+        ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise InputFileError(f"{src}: could not encode the crop")
+    except InputFileError as exc:
+        log.warning("%s", exc)
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")
+
+
+def inline_crops(rundir: Path | None, sheet_id: str, field_names: list[str], quality: int = 85) -> dict[str, str]:
+    """``{field: data URI}`` of the registered images of ``field_names`` that exist and can be read."""
     crops = {}
     for name in field_names:
-        dst = out / "sheets" / FILES_DIR / slug / f"field-{name}.png"
-        if copy_file(rundir / "fields" / sheet_id / f"{name}.png", dst):
-            crops[name] = f"{FILES_DIR}/{slug}/{dst.name}"
+        src = crop_source(rundir, sheet_id, name)
+        uri = crop_data_uri(src, quality) if src is not None else None
+        if uri:
+            crops[name] = uri
     return crops
 
 

@@ -128,8 +128,10 @@ def json_safe(value):
 
 
 def table_rows(ranked: pd.DataFrame, columns: list[str]) -> list[list]:
-    """The ranked table as rows of JSON-safe values, ``slug`` appended to each row for the page link."""
-    return [[json_safe(v) for v in row] for row in ranked[[*columns, "slug"]].itertuples(index=False, name=None)]
+    """The ranked table as rows of JSON-safe values, ``slug`` (and ``page``, the link to the sheet's page relative
+    to the index, when the table has one) appended to each row."""
+    extra = ["slug", "page"] if "page" in ranked.columns else ["slug"]
+    return [[json_safe(v) for v in row] for row in ranked[[*columns, *extra]].itertuples(index=False, name=None)]
 
 
 def parse_json_cell(text) -> object:

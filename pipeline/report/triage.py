@@ -251,13 +251,24 @@ def sheet_triage(row: dict, sheet_flags: list[dict], names: dict[str, str], conf
             "key_field": causes[0] if causes else ""}
 
 
+def rank_basis(tier: int, severity: str, score) -> str:
+    """What puts a sheet where it is in the ranking, without its position (which moves whenever another sheet
+    does): the part of :func:`rank_reason` that a sheet's own data decides."""
+    if tier == UNFLAGGED_TIER:
+        return (f"no check flagged this sheet, so it comes after every flagged sheet (order among unflagged sheets: "
+                f"score {score_text(score)}).")
+    return (f"group {tier} of {len(TIERS)} ({TIER_NAMES[tier]}); within the group by the severity of its gravest "
+            f"finding ({severity}), then by score {score_text(score)}.")
+
+
+def rank_prefix(rank: int, total: int) -> str:
+    """``"Ranked 3 of 5: "``, the position part of :func:`rank_reason`."""
+    return f"Ranked {rank:,} of {total:,}: "
+
+
 def rank_reason(rank: int, total: int, tier: int, severity: str, score) -> str:
     """Why a sheet ranks where it does, in one sentence."""
-    if tier == UNFLAGGED_TIER:
-        return (f"Ranked {rank:,} of {total:,}: no check flagged this sheet, so it comes after every flagged sheet "
-                f"(order among unflagged sheets: score {score_text(score)}).")
-    return (f"Ranked {rank:,} of {total:,}: group {tier} of {len(TIERS)} ({TIER_NAMES[tier]}); within the group by "
-            f"the severity of its gravest finding ({severity}), then by score {score_text(score)}.")
+    return rank_prefix(rank, total) + rank_basis(tier, severity, score)
 
 
 def alternatives_shown(pairs, min_probability: float = MIN_ALTERNATIVE_PROBABILITY,

@@ -25,6 +25,8 @@ SHEETS = [("s001", "ok", 0.60, 0.05), ("s002", "ok", 0.95, 0.90), (ODD_ID, "ok",
 VERDICTS = {"s001": "suspicious", "s002": "altered", ODD_ID: "needs_review", "s004": "ok", "s005": "needs_review"}
 #: The order the report must rank them in (tier, then severity, then score).
 RANKED = ["s002", "s005", ODD_ID, "s001", "s004"]
+#: Flagged sheets with a page of their own in :func:`built_report`: the first three of :data:`RANKED`.
+STATIC_PAGES = 3
 PARTY_VOTES = {"pan": 31, "pri": 142, "pps": 7, "parm": 5, "pfcrn": 12, "pms": 18, "pdm": 2, "prt": 0}
 VOTE_FIELDS = (*PARTY_VOTES, "unregistered", "null_votes", "total_votes")
 FLAGS = [
@@ -212,10 +214,28 @@ def batch(tmp_path_factory, template) -> Fixture:
 @pytest.fixture(scope="session")
 def built_report(batch, tmp_path_factory) -> Path:
     """The report of :func:`batch`, built once with two rows per table page and per data chunk (so paging and
-    chunk loading are exercised); returns the report folder."""
+    chunk loading are exercised), and pages of their own for the first :data:`STATIC_PAGES` flagged sheets only
+    (so s001, flagged, and s004, clean, are drawn by sheets/view.html from two-sheet data buckets); returns the
+    report folder."""
     from pipeline.report import ReportSettings, build_report
 
     out = tmp_path_factory.mktemp("report")
     build_report(batch.processed, out, truth=batch.truth, models_dir=batch.models,
-                 settings=ReportSettings(page_size=2, table_chunk_rows=2))
+                 settings=ReportSettings(page_size=2, table_chunk_rows=2, static_pages=STATIC_PAGES,
+                                         detail_chunk_rows=2))
     return out
+
+
+def detail_records(report: Path) -> dict[str, dict]:
+    """Every sheet record of a report's ``data/detail-NNN.js`` buckets, by slug."""
+    records = {}
+    for path in sorted((report / "data").glob("detail-*.js")):
+        text = path.read_text(encoding="utf-8")
+        records.update(json.loads(text[text.index(",") + 1:text.rindex(")")]))
+    return records
+
+
+def view_link(report: Path, slug: str) -> str:
+    """The link of ``sheets.csv`` to a sheet drawn by the view page (relative to the index)."""
+    sheets = pd.read_csv(report / "data" / "sheets.csv")
+    return sheets.loc[sheets["sheet_id"] == slug, "page"].item()

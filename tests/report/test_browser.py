@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.report.browser import VIEWPORT, PageCheck, chromium_path, inspect_report, launch, open_page, watch
-from tests.report.conftest import ODD_ID, SHEETS
+from pipeline.report.tables import sheet_slug
+from tests.report.conftest import ODD_ID, SHEETS, view_link
 from tests.report.test_build import chip_counts
 
 DESKTOP = {"width": 1400, "height": 1000}
@@ -135,13 +136,19 @@ def test_chips_count_what_the_filter_shows(built_report, page):
         assert page.inner_text("#table-count").startswith(f"{n} of {len(SHEETS)}"), verdict
 
 
-@pytest.mark.parametrize("name", ["index.html", "sheets/s002.html", "sheets/s004.html", "forensics.html",
-                                  "model.html"])
+def goto(page, report, link: str) -> None:
+    """Open ``link`` (relative to the index, with its ``#...`` part) from file://."""
+    path, _, fragment = link.partition("#")
+    page.goto((report / path).resolve().as_uri() + (f"#{fragment}" if fragment else ""), wait_until="load")
+
+
+@pytest.mark.parametrize("name", ["index.html", "sheets/s002.html", "s004", "forensics.html", "model.html"])
 def test_nothing_scrolls_sideways_on_a_phone(built_report, browser, name):
     page = browser.new_page(viewport=PHONE)
     try:
-        open_page(page, built_report / name, PageCheck())
-        page.wait_for_load_state("load")
+        goto(page, built_report, view_link(built_report, name) if "." not in name else name)
+        if "." not in name:
+            page.wait_for_function("document.getElementById('sheet-id').textContent !== '…'")
         width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], f"{name}: {width[0]} px wide in a {width[1]} px window"
     finally:
@@ -160,3 +167,32 @@ def test_the_current_view_downloads_as_csv_with_reasons(built_report, page, tmp_
     assert lines[0].startswith("rank,sheet_id,verdict,reason") and len(lines) == 3  # header + the two on every page
     assert lines[1].startswith("2,s005,needs_review,The page could not be read") and lines[1].endswith(
         "sheets/s005.html")
+
+
+def test_a_sheet_without_a_page_of_its_own_is_drawn_from_data(built_report, page):
+    check = PageCheck()
+    watch(page, check)
+    open_page(page, built_report / "index.html", check)
+    page.wait_for_function(f"document.getElementById('table-count').textContent.startsWith('{len(SHEETS)} of')")
+    page.click("#page-next")
+    page.click("#sheets-table tbody a >> text=s001")
+    page.wait_for_function("document.getElementById('sheet-id').textContent === 's001'")
+    assert "sheets/view.html#" in page.url
+    assert page.inner_text("#rank-reason").startswith("Ranked 4 of 5: group 4 of 5 (statistical outlier)")
+    page.wait_for_function("document.querySelectorAll('#flags .crops img').length === 1 && "
+                           "document.querySelector('#flags .crops img').naturalWidth > 0")
+    assert page.eval_on_selector("#scan-image", "i => i.complete && i.naturalWidth > 0")
+    assert page.locator(".scan .box").count() == 18 and page.locator(".scan .box.flagged").count() == 1
+    assert "PAN" in page.inner_text("#flags") and page.locator("#reads-table tbody tr").count() == 18
+    # previous goes to the last page of its own, next to the clean sheet drawn on this page
+    page.click("#next-sheet")
+    page.wait_for_function("document.getElementById('sheet-id').textContent === 's004'")
+    assert "No finding on this sheet." in page.inner_text("#flags")
+    assert "= 388 = total votes" in page.inner_text("#passed-checks")
+    page.click("#prev-sheet")
+    page.wait_for_function("document.getElementById('sheet-id').textContent === 's001'")
+    page.click("#prev-sheet")  # found in the ranked table, then a page of its own: wait for that navigation
+    page.wait_for_url(f"**/sheets/{sheet_slug(ODD_ID)}.html")
+    page.wait_for_load_state("load")
+    assert "odd" in page.inner_text("h1")
+    assert check.ok, check

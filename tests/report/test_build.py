@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
+import zlib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,7 +17,7 @@ from pipeline.errors import ExitCode, InputFileError
 from pipeline.report import ReportSettings, build_report
 from pipeline.report.build import format_number
 from pipeline.report.tables import sheet_slug
-from tests.report.conftest import ODD_ID, RANKED, SHEETS
+from tests.report.conftest import ODD_ID, RANKED, SHEETS, STATIC_PAGES, detail_records, view_link
 
 MAX_PAGE_BYTES = 3_000_000
 LINK = re.compile(r'(?:href|src)="([^"]*)"')
@@ -29,7 +32,9 @@ def test_every_page_and_export_exists(built_report):
                  "data/sheets.csv", "data/flags.csv", "data/sheets-000.js", "data/manifest.json"):
         assert (built_report / name).is_file(), name
     pages = sorted(p.stem for p in (built_report / "sheets").glob("*.html"))
-    assert pages == sorted(sheet_slug(s[0]) for s in SHEETS)
+    assert pages == sorted([*(sheet_slug(s) for s in RANKED[:STATIC_PAGES]), "view"])
+    assert sorted(detail_records(built_report)) == sorted(RANKED[STATIC_PAGES:])
+    assert [p.name for p in (built_report / "data").glob("crops-*.js")] != []  # s001's PAN, packed
 
 
 def test_user_text_is_escaped_everywhere(built_report):
@@ -43,6 +48,8 @@ def test_user_text_is_escaped_everywhere(built_report):
 def test_links_are_relative_and_resolve(built_report):
     for page in built_report.rglob("*.html"):
         for link in LINK.findall(read(page)):
+            if link.startswith("data:image/jpeg;base64,"):  # an inlined crop
+                continue
             assert not re.match(r"^[a-z]+:|^/", link), f"{page.name}: non-relative link {link}"
             assert (page.parent / link.split("#")[0]).exists(), f"{page.name}: broken link {link}"
 
@@ -52,14 +59,18 @@ def test_sheet_pages_link_in_ranked_order(built_report):
     assert 'id="prev-sheet"' not in read(first)
     assert f'href="{sheet_slug(RANKED[1])}.html" rel="next"' in read(first)
     assert f'href="{sheet_slug(RANKED[0])}.html" rel="prev"' in read(second)
+    # the last page of its own leads on to the first sheet drawn from data
+    last = read(built_report / "sheets" / f"{sheet_slug(RANKED[STATIC_PAGES - 1])}.html")
+    assert re.search(r'href="view\.html#b=\d+&amp;at=4&amp;id=s001" rel="next"', last)
 
 
 def test_every_sheet_page_says_why_it_ranks_where_it_does(built_report):
-    s004 = read(built_report / "sheets" / "s004.html")
-    assert "Ranked 5 of 5: no check flagged this sheet, so it comes after every flagged sheet" in s004
-    s001 = read(built_report / "sheets" / "s001.html")
-    assert "Ranked 4 of 5: group 4 of 5 (statistical outlier)" in s001 and "score 0.600" in s001
-    assert 'href="../index.html#ranking-rule"' in s001
+    page = read(built_report / "sheets" / f"{sheet_slug(ODD_ID)}.html")
+    assert "Ranked 3 of 5: group 3 of 5" in page and 'href="../index.html#ranking-rule"' in page
+    records = detail_records(built_report)  # the view page puts "Ranked N of 5: " before these
+    assert records["s004"]["basis"].startswith("no check flagged this sheet, so it comes after every flagged sheet")
+    assert records["s001"]["basis"].startswith("group 4 of 5 (statistical outlier)")
+    assert "score 0.600" in records["s001"]["basis"]
 
 
 def test_flagged_sheet_shows_each_finding_with_the_fields_that_caused_it(built_report):
@@ -68,8 +79,9 @@ def test_flagged_sheet_shows_each_finding_with_the_fields_that_caused_it(built_r
     assert "PRI looks altered: overwritten, erased, covered or crossed out" in page
     assert "Field to look at:\n          PRI" in page
     # only the doubtful or altered field is outlined and cropped, not every addend of the sum
-    assert page.count('src="files/s002/field-pri.png"') == 2 and "field-pan.png" not in page
-    assert [p.name for p in (built_report / "sheets" / "files" / "s002").glob("field-*")] == ["field-pri.png"]
+    # crops are inlined (grey JPEG data URIs), never one file each
+    assert page.count('src="data:image/jpeg;base64,') == 2 and 'alt="PAN as scanned"' not in page
+    assert not any(p.suffix == ".png" for p in (built_report / "sheets").rglob("*"))
     assert page.count('class="box ') == 18 and page.count('flagged"') == 1
     # the evidence holds only what supports the finding: the altered field's score, none of the other 12
     assert "<th>sum of parts</th><td>217</td>" in page and "1.2e-05" not in page
@@ -79,10 +91,26 @@ def test_flagged_sheet_shows_each_finding_with_the_fields_that_caused_it(built_r
 
 
 def test_clean_sheet_shows_the_checks_that_pass(built_report):
-    page = read(built_report / "sheets" / "s004.html")
-    assert "No finding on this sheet." in page and 'id="passed-checks"' in page
-    assert "52 + 163 + 28 + 26 + 33 + 39 + 23 + 21 + 0 + 3 = 388 = total votes" in page
-    assert "388 votes + 62 left over = 450 = ballots received" in page
+    record = detail_records(built_report)["s004"]
+    assert record["flags"] == [] and record["verdict"] == "ok"
+    assert "52 + 163 + 28 + 26 + 33 + 39 + 23 + 21 + 0 + 3 = 388 = total votes" in record["passed"]
+    assert "388 votes + 62 left over = 450 = ballots received" in record["passed"]
+
+
+def test_sheets_without_a_page_of_their_own_are_drawn_from_data(built_report, batch):
+    records = detail_records(built_report)
+    s001 = records["s001"]
+    assert [c[0] for f in s001["flags"] for c in f["crops"]] == ["pan"]
+    pack = "".join(read(p) for p in (built_report / "data").glob("crops-*.js"))
+    assert '"s001":{"pan":"data:image/jpeg;base64,' in pack and '"s004"' not in pack
+    # the scan is linked in place in the run folder, not copied
+    assert (built_report / "sheets" / s001["scan"]).resolve() == (batch.rundir / "registered" / "s001.jpg").resolve()
+    assert not list((built_report / "sheets").glob("files/s001*"))
+    # the same geometry as a page of its own: one value per numeric field and tick box
+    config = json.loads(html.unescape(re.search(r'data-config="([^"]+)"', read(built_report / "sheets" /
+                                                                               "view.html")).group(1)))
+    assert len(s001["f"]) == len(config["fields"]) == 18 and len(s001["t"]) == len(config["ticks"])
+    assert config["total"] == len(SHEETS) and config["chunks"][0] == "../data/sheets-000.js"
 
 
 def test_alternatives_below_the_display_threshold_are_hidden(built_report):
@@ -100,7 +128,7 @@ def test_data_chunks_hold_every_sheet_in_rank_order(built_report):
     assert [p.name for p in chunks] == ["sheets-000.js", "sheets-001.js", "sheets-002.js"]
     rows = [r for p in chunks for r in json.loads(read(p)[read(p).index("(") + 1:read(p).rindex(")")])]
     assert [r[1] for r in rows] == RANKED
-    assert rows[0][-1] == "s002"
+    assert rows[0][-2:] == ["s002", "sheets/s002.html"] and rows[-1][-1].startswith("sheets/view.html#b=")
 
 
 def test_exports_match_the_audit_tables(built_report, batch):
@@ -108,6 +136,8 @@ def test_exports_match_the_audit_tables(built_report, batch):
     flags = pd.read_csv(built_report / "data" / "flags.csv")
     assert len(sheets) == len(SHEETS) and len(flags) == len(pd.read_parquet(batch.processed / "flags.parquet"))
     assert sheets.loc[0, "page"] == "sheets/s002.html" and sheets["rank"].tolist() == list(range(1, 6))
+    assert view_link(built_report, "s004").startswith("sheets/view.html#b=")
+    assert "static" not in sheets.columns and "bucket" not in sheets.columns
 
 
 def test_summary_pages_show_the_audit_results(built_report):
@@ -146,7 +176,7 @@ def test_rebuild_with_linked_scans_removes_stale_pages_and_copies(built_report, 
     page = read(out / "sheets" / "s001.html")
     src = re.search(r'<img src="([^"]+)" alt="registered scan', page).group(1)
     assert src.endswith("registered/s001.jpg") and (out / "sheets" / src).resolve().is_file()
-    assert not (out / "sheets" / "files" / "s001" / "scan.jpg").exists()
+    assert not (out / "sheets" / "files" / "s002.jpg").exists() and (out / "sheets" / "s001.html").is_file()
 
 
 def test_report_without_run_folder_or_truth_still_builds(batch, tmp_path):
@@ -240,7 +270,7 @@ def test_check_these_first_comes_before_everything_with_reasons_and_crops(built_
     items = re.findall(r'data-sheet="([^"]+)"', block)
     assert items == ["s002", "s005", "odd &lt;b&gt;&amp;&#34;id&#34;"]  # outliers and clean sheets stay out
     assert "PRI looks altered: overwritten, erased, covered or crossed out (+1 other finding)" in block
-    assert 'src="sheets/files/s002/field-pri.png"' in block
+    assert block.count('src="data:image/jpeg;base64,') == 2  # s005 was never read: no crop
     assert 'id="ranking-rule"' in index and "A sheet with no finding never ranks above a flagged one" in index
 
 
@@ -258,14 +288,51 @@ def test_a_rebuild_rewrites_only_the_sheet_pages_that_changed(batch, tmp_path):
         build_report(processed, out, batch.rundir, truth=batch.truth, models_dir=batch.models)
 
     build()
-    scan = out / "sheets" / "files" / "s001" / "scan.jpg"
+    scan = out / "sheets" / "files" / "s001.jpg"
     before = scan.stat().st_mtime_ns
     build()
-    assert json.loads(read(out / "data" / "manifest.json"))["sheet_pages"] == {"written": 0, "kept": 5, "removed": 0}
+    assert json.loads(read(out / "data" / "manifest.json"))["sheet_pages"] == {"written": 0, "kept": 4, "removed": 0}
     assert scan.stat().st_mtime_ns == before
     flags = pd.read_parquet(processed / "flags.parquet")
     flags.loc[flags["sheet_id"] == "s001", "reason"] = "PAN share 0.41 vs district median 0.20 (robust z +4.2)"
     flags.to_parquet(processed / "flags.parquet")
     build()
-    assert json.loads(read(out / "data" / "manifest.json"))["sheet_pages"] == {"written": 1, "kept": 4, "removed": 0}
+    assert json.loads(read(out / "data" / "manifest.json"))["sheet_pages"] == {"written": 1, "kept": 3, "removed": 0}
     assert "robust z +4.2" in read(out / "sheets" / "s001.html")
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    """``{path: mtime_ns}`` of every file under ``folder``."""
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_rebuild_after_one_sheet_changes_rewrites_only_its_data(batch, tmp_path):
+    processed, out = tmp_path / "processed", tmp_path / "r"
+    shutil.copytree(batch.processed, processed)
+
+    def build() -> dict:
+        build_report(processed, out, batch.rundir, truth=batch.truth, models_dir=batch.models,
+                     settings=ReportSettings(static_pages=0, detail_chunk_rows=1))
+        return json.loads(read(out / "data" / "manifest.json"))
+
+    first = build()
+    assert first["sheet_data"]["written"] == 5 and first["sheet_data"]["crops_written"] >= 1
+    before = snapshot(out)
+    again = build()
+    assert again["sheet_data"] == {"written": 0, "kept": 5, "crops_written": 0, "crops_kept":
+                                   first["sheet_data"]["crops_written"], "removed": 0}
+    unchanged = snapshot(out)
+    # only the pages that carry the build time, and the manifest, are rewritten when nothing changed
+    assert sorted(k for k in unchanged if unchanged[k] != before[k]) == ["data/manifest.json", "forensics.html",
+                                                                           "index.html", "model.html"]
+    sheets = pd.read_parquet(processed / "sheets.parquet")
+    sheets.loc[sheets["sheet_id"] == "s004", "station_type"] = "C"  # one sheet changes, its rank does not
+    sheets.to_parquet(processed / "sheets.parquet")
+    changed = build()
+    after = snapshot(out)
+    rewritten = sorted(k for k in after if after[k] != unchanged.get(k))
+    assert changed["sheet_data"]["written"] == 1 and changed["sheet_data"]["crops_written"] == 0
+    assert [k for k in rewritten if k.startswith("data/detail-")] == [
+        f"data/detail-{zlib.crc32(b's004') % 5:03d}.js"]
+    assert not [k for k in rewritten if k.startswith(("sheets/", "data/crops-", "figures/"))], rewritten
+    assert detail_records(out)["s004"]["meta"][4] == ["station type", "C"]

@@ -39,6 +39,13 @@ def test_every_command_has_a_description_and_an_example_that_parses():
         assert args.command == name
 
 
+@pytest.fixture(autouse=True)
+def own_meta_path(monkeypatch):
+    """Each test starts without the quiet-import hook (an earlier ``main()`` call may have added it) and its own
+    hooks are undone after it."""
+    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cli.QuietImports)])
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_tensorflow_noise_is_silenced_unless_verbose(monkeypatch, verbose):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
@@ -46,6 +53,31 @@ def test_tensorflow_noise_is_silenced_unless_verbose(monkeypatch, verbose):
     cli.quiet_tensorflow(verbose)
     assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") == (None if verbose else "2")
     assert (logging.getLogger("tensorflow").level == logging.ERROR) != verbose
+    assert any(isinstance(f, cli.QuietImports) for f in sys.meta_path) != verbose
+
+
+NOISY_MODULE = """import os
+os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+os.write(2, b"I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see slightly different\\n")
+os.write(2, b"a real warning stays\\n")
+VALUE = 42
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_start_up_lines_written_below_python_are_dropped_unless_verbose(tmp_path, verbose):
+    """A module that writes TensorFlow's start-up lines to file descriptor 2 on import (as TensorFlow does, before
+    any log level applies), imported in a fresh process after ``quiet_tensorflow``."""
+    (tmp_path / "noisy_tf.py").write_text(NOISY_MODULE)
+    code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from pipeline import cli; "
+            f"cli.QUIET_IMPORTS = ('noisy_tf',); cli.quiet_tensorflow({verbose}); "
+            "sys.meta_path[:] = [f if not isinstance(f, cli.QuietImports) else cli.QuietImports(('noisy_tf',)) "
+            "for f in sys.meta_path]; import noisy_tf; print(noisy_tf.VALUE)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert out.stdout.strip() == "42"
+    assert "a real warning stays" in out.stderr
+    assert ("oneDNN" in out.stderr) == verbose and ("absl::InitializeLog" in out.stderr) == verbose
 
 
 def test_a_level_the_user_set_is_kept(monkeypatch):

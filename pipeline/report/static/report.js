@@ -19,6 +19,10 @@
   var columns = JSON.parse(table.dataset.columns);
   var pageSize = parseInt(table.dataset.pageSize, 10) || 50;
   var slugIndex = columns.length;
+  /* A row's link (relative to the index): its own page, or sheets/view.html#... for a sheet drawn from data. */
+  function pageOf(row) {
+    return row.length > slugIndex + 1 ? row[slugIndex + 1] : "sheets/" + encodeURIComponent(row[slugIndex]) + ".html";
+  }
   var $ = function (id) { return document.getElementById(id); };
   var selects = Array.prototype.slice.call(document.querySelectorAll("select[data-filter]"));
   var controls = [$("filter-text"), $("filter-flagged")].concat(selects);
@@ -106,7 +110,7 @@
     td.className = "col-" + col.key + (col.numeric ? " num" : "");
     if (col.key === "sheet_id") {
       var a = document.createElement("a");
-      a.href = "sheets/" + encodeURIComponent(row[slugIndex]) + ".html";
+      a.href = pageOf(row);
       a.textContent = value;
       td.appendChild(a);
     } else if (col.key === "severity" && value) {
@@ -197,7 +201,7 @@
     var lines = [columns.map(function (c) { return csvField(c.key); }).concat("page").join(",")];
     state.view.forEach(function (row) {
       lines.push(columns.map(function (c, i) { return csvField(row[i]); })
-        .concat(csvField("sheets/" + row[slugIndex] + ".html")).join(","));
+        .concat(csvField(pageOf(row))).join(","));
     });
     return lines.join("\r\n") + "\r\n";
   }
