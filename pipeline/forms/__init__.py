@@ -13,6 +13,7 @@ _EXPORTS = {
     "Rect": "pipeline.forms.template",
     "Template": "pipeline.forms.template",
     "load_template": "pipeline.forms.template",
+    "run_template": "pipeline.forms.template",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,6 +7,11 @@ Figures (all under the ``forms`` key of ``reports/bench.json``):
   the exact value of every high-confidence truth field, wrong values not marked for review, filler marks found in
   the boxes the truth says hold an X or dash, digits taken for filler, and the sheets whose own rule fails.
   Values need the digit model (``models/current``); without it only registration and segmentation are measured.
+* ``template_init``: ``template init`` (:mod:`pipeline.forms.init`, resolution guessed as a user's run would) on
+  the shipped template's reference image: its boxes found / missed / spurious against the shipped template's
+  (matched one to one at intersection over union >= 0.5), their mean overlap, and the fields found; and the fields
+  and boxes it finds on the certificate page's reference (``sertifikat_reference.jpg``, no template shipped yet;
+  its README describes 37 three-box combs).
 * ``filler_synthetic``: X and dash strokes drawn at random (seeded) that the check takes for filler, and MNIST
   test digits 1, 4 and 7 it wrongly takes for filler.
 """
@@ -205,6 +210,29 @@ def synthetic_filler_report(n: int, marks: tuple[str, ...]) -> dict:
     return out
 
 
+#: The certificate page's reference image (no template shipped yet), measured by ``template init`` too.
+CERTIFICATE_REFERENCE = "sertifikat_reference.jpg"
+
+
+def template_init_report(template: Template, real_dir: Path = REAL_DIR) -> dict:
+    """``template init`` on the reference image of ``template`` (and on the certificate page's): module docstring."""
+    from pipeline.forms.init import compare_boxes, find_fields, guess_dpi, template_px_boxes
+
+    grey = cv2.imread(str(template.reference), cv2.IMREAD_GRAYSCALE)
+    start = time.perf_counter()
+    fields = find_fields(grey, guess_dpi(grey.shape))
+    out = {"reference": template.reference.name, "seconds": round(time.perf_counter() - start, 3),
+           "template_fields": len(template.fields), "fields_found": len(fields),
+           **compare_boxes([b for f in fields for b in f.boxes], template_px_boxes(template))}
+    other = real_dir / CERTIFICATE_REFERENCE
+    if other.is_file():
+        grey = cv2.imread(str(other), cv2.IMREAD_GRAYSCALE)
+        found = find_fields(grey, guess_dpi(grey.shape))
+        out["certificate"] = {"fields_found": len(found), "boxes_found": sum(len(f.boxes) for f in found),
+                              "boxes_per_field": sorted({len(f.boxes) for f in found})}
+    return out
+
+
 def run_bench(config: dict, quick: bool) -> dict:
     """The ``forms`` figures (module docstring); the real-image part is skipped when the images are absent."""
     from pipeline.config import build_settings
@@ -215,6 +243,10 @@ def run_bench(config: dict, quick: bool) -> dict:
     result: dict = {"template": template.name,
                     "filler_synthetic": synthetic_filler_report(SYNTH_QUICK if quick else SYNTH_STROKES,
                                                                 template.filler_marks)}
+    if template.reference is not None:
+        result["template_init"] = template_init_report(template)
+    else:
+        result["template_init"] = "skipped: the reference image is absent"
     if (REAL_DIR / "truth.csv").is_file() and template.reference is not None:
         result["real"] = real_report(REAL_DIR, template, settings)
     else:

@@ -31,6 +31,9 @@ FIELD_KINDS = ("id", "count", "choice", "tick")
 GEOMETRY_MM, GEOMETRY_REFERENCE = "mm", "reference_image"
 #: Registration kinds: the printed corner fiducials, or local features matched with the reference image.
 REGISTER_FIDUCIALS, REGISTER_FEATURES = "fiducials", "reference_features"
+#: The file in a run folder that keeps the template the run was read with (written by the reader for any template
+#: but the packaged acta; :func:`run_template`).
+RUN_TEMPLATE_FILE = "template.yaml"
 
 
 @dataclass(frozen=True)
@@ -231,3 +234,25 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read form template ({exc})") from exc
     return parse_template(raw, Path(path).parent)
+
+
+def run_template(rundir: Path) -> Template:
+    """The template the run folder ``rundir`` was read with: its ``template.yaml`` (the reader records any template
+    but the packaged acta there, with the reference image's folder written in), else the packaged acta.
+
+    Not cached: a run folder may be read again with another template.
+
+    Raises:
+        ConfigError: the recorded template cannot be read or does not parse (the message names the file).
+    """
+    path = Path(rundir) / RUN_TEMPLATE_FILE
+    if not path.is_file():
+        return load_template()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the run's form template ({exc})") from exc
+    try:
+        return parse_template(raw, path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -17,6 +17,13 @@ Rules (docs/DATA.md section 3):
   threshold (``recognise.min_field_confidence``; by default the digit threshold): three digits that each just
   pass can still make a field that is wrong more often than a digit may be (:func:`needs_review`). A field with an
   empty box between written ones needs review too: the hole is a digit the reader missed (:func:`has_gap`).
+* **Filler marks** (the ``filler`` column of the crops: an X or dash the reader found in an unused leading box and
+  turned into an ``empty`` box, :mod:`pipeline.vision.filler`). Boxes that hold one contribute nothing, like empty
+  boxes, so X-X-7 reads 7. A field whose **every** box holds a filler mark (X-X-X, dash-dash-dash) is the
+  writer's way of writing zero: it reads ``value`` 0 with ``text`` ``"0"``, no digits, confidence 1 and no review.
+  A field with filler marks, no digit and some box left blank (X-X-blank) reads NA and needs review: the writer
+  said "no digit" for some boxes and nothing for the rest (:func:`filler_field`). ``n_filler`` counts the field's
+  filler boxes. Crops without a ``filler`` column (runs of the acta, older runs) have no filler marks.
 """
 
 from __future__ import annotations
@@ -34,13 +41,16 @@ UNREADABLE = "?"
 #: Column types of fields.parquet (fixed, so an empty table has the same schema as a full one).
 FIELD_DTYPES = {"sheet_id": "string", "field": "string", "text": "string", "value": "Int64", "confidence": "float64",
                 "n_digits": "int64", "min_digit_confidence": "float64", "needs_review": "bool",
-                "alternatives": "string", "replaced": "bool", "struck_text": "string", "n_crops": "int64"}
+                "alternatives": "string", "replaced": "bool", "struck_text": "string", "n_crops": "int64",
+                "n_filler": "int64"}
 #: Number of labels a digit can take, and the digits_read columns of their calibrated probabilities.
 N_LABELS = 10
 LABEL_PROB_COLUMNS = tuple(f"p{label}" for label in range(N_LABELS))
 #: The columns of digits_read that a field's reading depends on.
 CROP_COLUMNS = ["sheet_id", "field", "box", "slot", "box_status", "label", "confidence", "label2", "confidence2",
-                *LABEL_PROB_COLUMNS]
+                *LABEL_PROB_COLUMNS, "filler"]
+#: What an all-filler field (every box an X or a dash) reads: the writer's zero.
+FILLER_ZERO = 0
 #: Decimal places kept for probabilities in the alternatives JSON.
 PROB_DECIMALS = 6
 
@@ -79,6 +89,7 @@ class FieldRead:
     replaced: bool
     struck_text: str
     n_crops: int
+    n_filler: int = 0
 
 
 def digit_reads(rows: list) -> list[DigitRead]:
@@ -156,6 +167,22 @@ def has_gap(boxes: list) -> bool:
     return bool(written) and any(r.box_status == BOX_EMPTY for r in boxes[written[0]:written[-1] + 1])
 
 
+def is_filler(row) -> bool:
+    """Whether a crop record is a box the reader found a filler mark in (an ``empty`` box with ``filler`` set)."""
+    filler = getattr(row, "filler", "")
+    return row.box_status == BOX_EMPTY and isinstance(filler, str) and bool(filler)
+
+
+def filler_field(boxes: list) -> str:
+    """What the filler marks of a field's box records (in reading order, no written digit among them) say:
+    ``"zero"`` when every box holds one (the writer's 0), ``"partial"`` when some do and the others are blank,
+    ``""`` when there is none."""
+    marked = [is_filler(r) for r in boxes]
+    if not any(marked):
+        return ""
+    return "zero" if all(marked) else "partial"
+
+
 def needs_review(n_crops: int, digits: list[DigitRead], value: int | None, threshold: float,
                  field_threshold: float, gap: bool = False) -> bool:
     """Whether a field goes to review: no crops at all, an ambiguous digit, a digit below ``threshold``, digits
@@ -175,17 +202,24 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
     box_digits = digit_reads(boxes)
     replaced = bool(beside_digits)
     digits = beside_digits if replaced else box_digits
+    n_filler = sum(is_filler(r) for r in boxes)
     confs = np.array([d.confidence for d in digits])
     alts = alternatives(digits, n_alternatives)
     value = field_value(digits, alts, threshold)
+    text = "".join(d.char for d in digits)
     joint_threshold = threshold if field_threshold is None else field_threshold
     review = needs_review(len(rows), digits, value, threshold, joint_threshold, gap=not replaced and has_gap(boxes))
+    fillers = "" if digits else filler_field(boxes)
+    if fillers == "zero":  # X-X-X: the writer's zero
+        value, text, alts, review = FILLER_ZERO, str(FILLER_ZERO), [(FILLER_ZERO, 1.0)], False
+    elif fillers == "partial":  # X-X-blank: a digit may be missing
+        review = True
     return FieldRead(
-        sheet_id=sheet_id, field=field, text="".join(d.char for d in digits), value=value,
+        sheet_id=sheet_id, field=field, text=text, value=value,
         confidence=float(confs.prod()), n_digits=len(digits),
         min_digit_confidence=float(confs.min()) if len(confs) else float("nan"), needs_review=review,
         alternatives=json.dumps([[v, round(p, PROB_DECIMALS)] for v, p in alts]), replaced=replaced,
-        struck_text="".join(d.char for d in box_digits) if replaced else "", n_crops=len(rows))
+        struck_text="".join(d.char for d in box_digits) if replaced else "", n_crops=len(rows), n_filler=n_filler)
 
 
 def build_fields(digits_read: pd.DataFrame, field_names: list[str], threshold: float,
@@ -193,6 +227,8 @@ def build_fields(digits_read: pd.DataFrame, field_names: list[str], threshold: f
     """``fields.parquet``: one row per sheet x numeric field (template fields first, then any others seen);
     ``threshold`` is the digit threshold, ``field_threshold`` the field's (default: the same)."""
     names = list(field_names) + sorted(set(digits_read["field"]) - set(field_names))
+    if "filler" not in digits_read.columns:  # runs without filler marks (the acta, older runs)
+        digits_read = digits_read.assign(filler="")
     # Plain named tuples grouped once: per-field pandas indexing costs ~10 ms a field, i.e. minutes a batch.
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for crop in digits_read[CROP_COLUMNS].itertuples(index=False, name="Crop"):

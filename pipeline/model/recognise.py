@@ -2,7 +2,9 @@
 
 Reads ``crops.parquet`` + ``digits.npy`` (docs/DATA.md section 2) and writes ``digits_read.parquet`` (every crop
 row with its top-2 reads and calibrated confidence) and ``fields.parquet`` (one number per sheet x field, see
-:mod:`pipeline.model.fields`) into the same folder, atomically. It streams: a chunk of whole sheets at a time is
+:mod:`pipeline.model.fields`) into the same folder, atomically. The fields are those of the template the run was
+read with (``template.yaml`` in the run folder, recorded by the reader; the packaged acta when there is none:
+:func:`pipeline.forms.template.run_template`). It streams: a chunk of whole sheets at a time is
 read from ``crops.parquet``, its images from ``digits.npy`` (only that chunk's rows, with plain file reads: see
 :class:`DigitFile`), and its rows appended to both tables, so memory stays flat however large the batch.
 """
@@ -30,7 +32,7 @@ from pipeline.engine.stream import (
     read_npy_rows,
 )
 from pipeline.errors import InputFileError
-from pipeline.forms import load_template
+from pipeline.forms import run_template
 from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields
 from pipeline.model.recogniser import DIGIT_SHAPE, DigitRecogniser, Predictions
 from pipeline.model.settings import RecogniseSettings
@@ -240,7 +242,7 @@ def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSet
     path = crops_path(rundir)
     digits = DigitFile(rundir / DIGITS_FILE, len(open_digits(rundir)))  # a bad file is refused before the model
     recogniser = DigitRecogniser.load(model_path)
-    names = [f.name for f in load_template().fields if f.is_numeric]
+    names = [f.name for f in run_template(rundir).fields if f.is_numeric]  # the template the run was read with
     sinks = ParquetSink(rundir / DIGITS_READ_FILE), ParquetSink(rundir / FIELDS_FILE)
     n_digits = n_sheets = n_fields = n_review = 0
     seconds = 0.0
