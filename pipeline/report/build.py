@@ -576,10 +576,25 @@ def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Temp
     return {"written": written, "kept": len(static) - written, "removed": removed}
 
 
+def evidence_cells(evidence: dict) -> list | None:
+    """A flag's :func:`tables.evidence_view` as the view page draws it, formatted as the sheet page's evidence
+    tables are: ``[[[key, value], ...], [column, ...], [[field, [value, ...]], ...]]`` (keys and columns in words,
+    every value through :func:`format_number`), or ``None`` when the page of its own shows no evidence table."""
+    items, rows = evidence.get("items") or [], evidence.get("rows") or []
+    if not items and not rows:
+        return None
+    return [[[str(k).replace("_", " "), format_number(v)] for k, v in items],
+            [str(c).replace("_", " ") for c in evidence.get("columns") or []] if rows else [],
+            [[str(f), [format_number(v) for v in vals]] for f, vals in rows]]
+
+
 def detail_record(ctx: dict, read: dict) -> dict:
     """One sheet's entry in its ``data/detail-NNN.js`` bucket: what ``sheets/view.html`` draws, every number
     already formatted and nothing that depends on the sheet's position in the ranking (so a bucket changes only
-    when one of its own sheets does). Field and tick lists follow the order of the view page's geometry."""
+    when one of its own sheets does). Field and tick lists follow the order of the view page's geometry. Each flag
+    carries what the sheet page shows of it: its plain reason, the fields that caused it (``causes``), their crops
+    (``crops``, images in the crop pack) and, when there is any, its evidence tables (``ev``, :func:`evidence_cells`);
+    the checks that pass are in ``passed``."""
     row = ctx["row"]
     meta = [[k.replace("_", " "), format_plain(row[k])] for k in ("state", "district", "section", "station",
                                                                   "station_type") if k in row]
@@ -594,6 +609,15 @@ def detail_record(ctx: dict, read: dict) -> dict:
         return [c["name"], c["label"], c["text"] or "", c["conf_class"],
                 "" if c["confidence"] is None else f"{c['confidence']:.2f}"]
 
+    def flag(e: dict) -> dict:
+        entry = {"severity": e["severity"], "verdict": e["verdict"], "label": e["verdict_label"], "plain": e["plain"],
+                 "causes": e["cause_names"], "reason": e["reason"], "rule": e["rule"],
+                 "crops": [crop(c) for c in e["crops"]]}
+        evidence = evidence_cells(e["evidence"])
+        if evidence:
+            entry["ev"] = evidence
+        return entry
+
     return {"id": row["sheet_id"], "verdict": row.get("verdict"), "label": ctx["verdict_label"],
             "basis": ctx["rank_basis"], "meta": meta, "scan": ctx["scan"],
             "note": f"Reader: {row.get('reading')} — {read['reason']}" if read.get("reason") else "",
@@ -601,9 +625,7 @@ def detail_record(ctx: dict, read: dict) -> dict:
             "f": [[f["text"], "" if f["confidence"] is None else format_number(f["confidence"]), f["conf_class"],
                    int(f["needs_review"]), f["alternatives"], int(f["flagged"])] for f in ctx["numeric"]],
             "t": [[int(t["on"]), int(t["known"])] for t in ctx["ticks"]],
-            "flags": [{"severity": e["severity"], "verdict": e["verdict"], "label": e["verdict_label"],
-                       "plain": e["plain"], "causes": e["cause_names"], "reason": e["reason"], "rule": e["rule"],
-                       "crops": [crop(c) for c in e["crops"]]} for e in ctx["flags"]],
+            "flags": [flag(e) for e in ctx["flags"]],
             "passed": ctx["passed"]}
 
 

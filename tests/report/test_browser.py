@@ -196,3 +196,56 @@ def test_a_sheet_without_a_page_of_its_own_is_drawn_from_data(built_report, page
     page.wait_for_load_state("load")
     assert "odd" in page.inner_text("h1")
     assert check.ok, check
+
+
+#: What a sheet's findings show, read from the page (whitespace folded): per flag its header, plain reason, the
+#: fields that caused it, its crops' captions, the evidence summary, the audit's wording and both evidence tables;
+#: then the checks that pass.
+FINDINGS_JS = """() => {
+  const t = e => e ? e.textContent.replace(/\\s+/g, " ").trim() : null;
+  const cells = (a, sel) => Array.from(a.querySelectorAll(sel + " tr")).map(r => Array.from(r.cells).map(t));
+  return {flags: Array.from(document.querySelectorAll("#flags article.flag")).map(a => ({
+            rule: a.dataset.rule, head: t(a.querySelector("header")), plain: t(a.querySelector(".reason.plain")),
+            causes: t(a.querySelector(".causes")), crops: Array.from(a.querySelectorAll(".crop figcaption")).map(t),
+            summary: t(a.querySelector("details.evidence-details > summary")),
+            wording: t(a.querySelector("p.reason.small")),
+            items: cells(a, "table.evidence"), fields: cells(a, "table.evidence-fields")})),
+          passed: Array.from(document.querySelectorAll("#passed-checks li")).map(t)};
+}"""
+
+
+@pytest.fixture(scope="module")
+def data_only_report(batch, tmp_path_factory):
+    """The report of the batch with no page of its own for any sheet: every one is drawn from data."""
+    from pipeline.report import ReportSettings, build_report
+
+    out = tmp_path_factory.mktemp("data_only")
+    build_report(batch.processed, out, truth=batch.truth, models_dir=batch.models,
+                 settings=ReportSettings(static_pages=0, detail_chunk_rows=2))
+    return out
+
+
+@pytest.mark.parametrize("sheet_id", ["s002", "s005", ODD_ID])
+def test_a_sheet_drawn_from_data_shows_the_evidence_of_its_own_page(built_report, data_only_report, page,
+                                                                   sheet_id):
+    """Issue 17 item 3 at scale: a flagged sheet ranked below ``static_pages`` shows the same findings, fields,
+    crops, evidence tables and passed checks as the page of its own it gets when ranked higher."""
+    check = PageCheck()
+    watch(page, check)
+    open_page(page, built_report / "sheets" / f"{sheet_slug(sheet_id)}.html", check)
+    own = page.evaluate(FINDINGS_JS)
+    link = view_link(data_only_report, sheet_id)
+    assert link.startswith("sheets/view.html#")
+    goto(page, data_only_report, link)
+    page.wait_for_function("(id) => document.getElementById('sheet-id').textContent === id", arg=sheet_id)
+    page.wait_for_function("Array.from(document.querySelectorAll('#flags .crops img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    drawn = page.evaluate(FINDINGS_JS)
+    assert check.ok, check
+    assert own["flags"] and any(f["items"] or f["fields"] for f in own["flags"])
+    assert drawn == own
+    if sheet_id == "s002":  # the sum's evidence, its doubtful field's row only, and the checks that hold
+        sums = next(f for f in drawn["flags"] if f["rule"] == "votes_add_up")
+        assert ["sum of parts", "217"] in sums["items"] and sums["summary"] == "Evidence and the audit's wording"
+        assert [r[0] for r in sums["fields"]] == ["field", "PRI"]
+        assert "1.2e-05" not in str(drawn) and any(line.endswith("= ballots received") for line in drawn["passed"])

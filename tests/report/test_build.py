@@ -336,3 +336,13 @@ def test_a_rebuild_after_one_sheet_changes_rewrites_only_its_data(batch, tmp_pat
         f"data/detail-{zlib.crc32(b's004') % 5:03d}.js"]
     assert not [k for k in rewritten if k.startswith(("sheets/", "data/crops-", "figures/"))], rewritten
     assert detail_records(out)["s004"]["meta"][4] == ["station type", "C"]
+
+
+def test_detail_records_carry_the_evidence_of_a_page_of_its_own(built_report):
+    """A flagged sheet drawn from data (s001, ranked below ``static_pages``) has its evidence tables formatted as
+    its page of its own would show them; a flag without evidence carries none."""
+    records = detail_records(built_report)
+    (outlier,) = records["s001"]["flags"]
+    assert outlier["ev"] == [[], ["value", "district median"], [["share_pan", ["0.400", "0.200"]]]]
+    assert outlier["causes"] == ["PAN"] and records["s001"]["passed"]
+    assert "ev" not in json.dumps(records["s004"]["flags"])

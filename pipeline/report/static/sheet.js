@@ -96,6 +96,55 @@
     });
   }
 
+  /* The audit's own wording of a flag and its rule, as the sheet page writes it. */
+  function wording(f, cls, before, after) {
+    var p = el("p", cls, f.reason + before);
+    p.appendChild(el("code", null, f.rule));
+    p.appendChild(document.createTextNode(after));
+    return p;
+  }
+
+  /* A flag's evidence tables (f.ev: [[[key, value]...], [column...], [[field, [value...]]...]], formatted by the
+   * build), folded under the same summary as on a page of its own. */
+  function evidence(f) {
+    var det = el("details", "evidence-details"), items = f.ev[0], cols = f.ev[1], rows = f.ev[2];
+    det.appendChild(el("summary", null, "Evidence and the audit's wording"));
+    var p = el("p", "reason small", f.reason + " "), rule = el("span", "muted", "(rule ");
+    rule.appendChild(el("code", null, f.rule));
+    rule.appendChild(document.createTextNode(")"));
+    p.appendChild(rule);
+    det.appendChild(p);
+    if (items.length) {
+      var table = el("table", "compact evidence"), body = el("tbody");
+      items.forEach(function (kv) {
+        var tr = el("tr");
+        tr.appendChild(el("th", null, kv[0]));
+        tr.appendChild(el("td", null, kv[1]));
+        body.appendChild(tr);
+      });
+      table.appendChild(body);
+      det.appendChild(table);
+    }
+    if (rows.length) {
+      var wrap = el("div", "table-wrap"), fields = el("table", "compact evidence-fields");
+      var head = el("tr"), tbody = el("tbody"), thead = el("thead");
+      head.appendChild(el("th", null, "field"));
+      cols.forEach(function (c) { head.appendChild(el("th", "num", c)); });
+      thead.appendChild(head);
+      rows.forEach(function (r) {
+        var tr = el("tr");
+        tr.appendChild(el("td", null, r[0]));
+        r[1].forEach(function (v) { tr.appendChild(el("td", "num", v)); });
+        tbody.appendChild(tr);
+      });
+      fields.appendChild(thead);
+      fields.appendChild(tbody);
+      wrap.appendChild(fields);
+      det.appendChild(wrap);
+    }
+    return det;
+  }
+
   function drawFlags(rec, pack) {
     var list = $("flag-list");
     list.replaceChildren();
@@ -127,10 +176,7 @@
         });
         art.appendChild(crops);
       }
-      var why = el("p", "reason small muted", f.reason + " (rule ");
-      why.appendChild(el("code", null, f.rule));
-      why.appendChild(document.createTextNode(")"));
-      art.appendChild(why);
+      art.appendChild(f.ev ? evidence(f) : wording(f, "reason small muted", " (rule ", ")"));
       list.appendChild(art);
     });
     var passed = $("passed-checks");
