@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -154,12 +155,26 @@ def _shown_value(value):
     return value
 
 
+def compact_mapping(value):
+    """A small mapping inside the evidence as words: a proposed reading as ``26 -> 20 (probability 0.42)``, any
+    other as ``key value, key value``; anything else unchanged."""
+    if not isinstance(value, dict):
+        return value
+    if {"read", "alternative"} <= value.keys():
+        p = value.get("probability")
+        chance = f" (probability {p:.2g})" if isinstance(p, int | float) else ""
+        return f"{value['read']} -> {value['alternative']}{chance}"
+    return ", ".join(f"{k} {_shown_value(v)}" for k, v in value.items())
+
+
 def evidence_view(text, fields: list[str] | None = None, names: dict[str, str] | None = None) -> dict:
     """A flag's evidence for display, only what supports the finding: scalars as ``(key, value)`` pairs (missing
     values and the audit's internal probabilities left out), and the per-field mappings (values, confidence,
     scores ...) side by side as one table ``{"columns": [...], "rows": [(field name, [...])]}`` restricted to
     ``fields`` when given (the fields that caused the flag), rows with nothing in them dropped. Image paths are
-    left out: the page shows the crops themselves."""
+    left out: the page shows the crops themselves. Among several mappings, one whose keys no other mapping shares
+    (the district a sheet was compared with: ``state 31, district 4``) is not a table column but one item, and a
+    cell holding a mapping (a proposed reading) is put in words (:func:`compact_mapping`)."""
     data = parse_json_cell(text)
     names = names or {}
     if not isinstance(data, dict):
@@ -167,10 +182,14 @@ def evidence_view(text, fields: list[str] | None = None, names: dict[str, str] |
     items = [(str(k), _shown_value(v)) for k, v in data.items()
              if not isinstance(v, dict) and k not in HIDDEN_EVIDENCE and json_safe(v) not in (None, "", [])]
     nested = {k: v for k, v in data.items() if isinstance(v, dict) and v and k not in HIDDEN_EVIDENCE}
+    shared = Counter(f for v in nested.values() for f in v)
+    own = [k for k, v in nested.items() if len(nested) > 1 and all(shared[f] == 1 for f in v)
+           and not any(f in (fields or ()) for f in v)]
+    items += [(k, compact_mapping(nested.pop(k))) for k in own]
     keys = list(dict.fromkeys(f for v in nested.values() for f in v))
     if fields is not None:
         keys = [f for f in keys if f in fields] if any(f in fields for f in keys) else keys
-    rows = [(names.get(f, f), [_shown_value(nested[c].get(f)) for c in nested]) for f in keys]
+    rows = [(names.get(f, f), [_shown_value(compact_mapping(nested[c].get(f))) for c in nested]) for f in keys]
     rows = [(f, vals) for f, vals in rows if any(v is not None for v in vals)]
     columns = [c for i, c in enumerate(nested) if any(vals[i] is not None for _, vals in rows)]
     keep = [i for i, c in enumerate(nested) if c in columns]

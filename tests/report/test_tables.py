@@ -85,6 +85,18 @@ def test_evidence_view_puts_per_field_mappings_side_by_side():
     assert tables.evidence_view("{}") == {"items": [], "columns": [], "rows": []}
 
 
+def test_evidence_view_puts_an_identity_and_a_proposed_reading_in_words():
+    outlier = tables.evidence_view(json.dumps({
+        "district": {"district": 4, "state": 31}, "district_median": {"share_pfcrn": 0.0924},
+        "robust_z": {"share_pfcrn": 5.516}, "value": {"share_pfcrn": 0.1739}}), ["pfcrn"])
+    assert outlier["items"] == [("district", "district 4, state 31")]
+    assert outlier["columns"] == ["district_median", "robust_z", "value"]
+    assert outlier["rows"] == [("share_pfcrn", [0.0924, 5.52, 0.174])]
+    fix = tables.evidence_view(json.dumps({"confidence": {"pfcrn": 0.56}, "difference": -6,
+                                           "fix": {"pfcrn": {"alternative": 20, "probability": 0.4245, "read": 26}}}))
+    assert fix["rows"] == [("pfcrn", [0.56, "26 -> 20 (probability 0.42)"])]
+
+
 def test_cantu_view_reads_the_audit_format():
     cantu = {"level": 0.9, "ruling_party": "pri",
              "detected": {"present": {"n": 10, "altered": 1, "rate": 0.1, "ci": [0.02, 0.4]},
