@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from pipeline.atomic import savez_atomic, write_text_atomic
 from pipeline.audit.features import feature_names, field_features, read_field_image
@@ -37,6 +36,7 @@ from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, display_name
 from pipeline.audit.settings import AlterationSettings
 from pipeline.engine.pool import process_context, resolve_workers
 from pipeline.errors import InputFileError, ModelError
+from pipeline.progress import SettledBar
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def map_features(paths: list[Path], pool: Executor | None = None) -> list[np.nda
         return list(pool.map(path_features, paths, chunksize=FEATURE_CHUNK))
     with feature_pool(len(paths)) as own:
         results = map(path_features, paths) if own is None else own.map(path_features, paths, chunksize=FEATURE_CHUNK)
-        return list(tqdm(results, desc="alteration features", unit="field", total=len(paths),
+        return list(SettledBar(results, desc="alteration features", unit="field", total=len(paths),
                          disable=len(paths) < PARALLEL_MIN_FIELDS))
 
 

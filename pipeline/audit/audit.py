@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from pipeline.audit import alteration, cantu, evaluate
 from pipeline.audit.arithmetic import arithmetic_flags
@@ -29,6 +28,7 @@ from pipeline.audit.table import FIELDS_COLUMNS, MARKS_COLUMNS, build_sheet_tabl
 from pipeline.engine.lock import folder_lock, remove_scratch
 from pipeline.engine.settings import EngineSettings
 from pipeline.engine.stream import ParquetSink
+from pipeline.progress import SettledBar
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,8 @@ def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, st
     try:
         with (tempfile.TemporaryDirectory(dir=out, prefix=".audit-") as scratch_dir,
               alteration.feature_pool(n_fields) as pool,
-              tqdm(total=len(order.chunk_of), desc="audit", unit="sheet", disable=len(order.chunk_of) < 50) as bar):
+              SettledBar(total=len(order.chunk_of), desc="audit", unit="sheet",
+                         disable=len(order.chunk_of) < 50) as bar):
             scratch = ParquetSink(Path(scratch_dir) / "sheets.parquet")
             for chunk in chunks:
                 table, flags = audit_chunk(chunk, detector, pool, rundir, out, s)

@@ -36,6 +36,7 @@ from pipeline.forms import run_template
 from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields
 from pipeline.model.recogniser import DIGIT_SHAPE, DigitRecogniser, Predictions
 from pipeline.model.settings import RecogniseSettings
+from pipeline.progress import SettledBar
 
 log = logging.getLogger(__name__)
 
@@ -119,35 +120,6 @@ def load_digits(rundir: Path, crops: pd.DataFrame) -> np.ndarray:
 
 #: Digits read between two updates of the progress bar (a few Keras batches: the bar moves without slowing reads).
 PROGRESS_STEP = 8192
-#: A progress bar shows its time left only once it has settled: after this many seconds and this share of the work
-#: (the first batches carry start-up costs, so an early estimate is wildly off).
-SETTLE_SECONDS = 5.0
-SETTLE_FRACTION = 0.05
-#: The bar's layout while the time left is not yet known.
-UNSETTLED_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<estimating..., {rate_fmt}{postfix}]"
-
-
-class SettledBar(tqdm):
-    """A tqdm bar whose time left ("ETA") appears only once it has settled: after ``settle_s`` seconds and
-    ``settle_n`` steps (default: :data:`SETTLE_FRACTION` of the total); until then it says "estimating..."."""
-
-    def __init__(self, *args, settle_s: float = SETTLE_SECONDS, settle_n: float | None = None, **kwargs):
-        self.settle_s, self.settle_n = settle_s, settle_n
-        super().__init__(*args, **kwargs)
-
-    def settled(self, n: float, total: float | None, elapsed: float) -> bool:
-        """Whether the time left can be shown at ``n`` of ``total`` steps after ``elapsed`` seconds."""
-        need = self.settle_n if self.settle_n is not None else SETTLE_FRACTION * (total or 0)
-        return elapsed >= self.settle_s and n >= need and n > 0
-
-    @property
-    def format_dict(self):
-        d = super().format_dict
-        if d.get("total") and not self.settled(d["n"], d["total"], d["elapsed"]):
-            d = {**d, "bar_format": UNSETTLED_FORMAT}
-        return d
-
-
 def concat_predictions(parts: list[Predictions]) -> Predictions:
     """One :class:`Predictions` from the reads of consecutive slices."""
     if len(parts) == 1:

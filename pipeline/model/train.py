@@ -29,7 +29,6 @@ from pipeline.model.calibration import calibrated_probs, expected_calibration_er
 from pipeline.model.evaluate import Evaluation, evaluate_logits, held_out_figures, write_reports
 from pipeline.model.handwriting import handwriting_batch, held_out_style
 from pipeline.model.network import build_classifier
-from pipeline.model.recognise import SettledBar
 from pipeline.model.recogniser import DigitRecogniser
 from pipeline.model.restyle import restyle_fraction
 from pipeline.model.settings import (
@@ -39,6 +38,7 @@ from pipeline.model.settings import (
     SheetStyleSettings,
     TrainSettings,
 )
+from pipeline.progress import SettledBar
 
 log = logging.getLogger(__name__)
 

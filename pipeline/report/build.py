@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline import config as cfg
@@ -42,6 +41,7 @@ from pipeline.atomic import write_text_atomic
 from pipeline.engine.lock import folder_lock
 from pipeline.engine.stream import csv_text
 from pipeline.forms import Template, load_template
+from pipeline.progress import SettledBar
 from pipeline.report import architecture, figures, forensics_cards, tables, triage
 from pipeline.report.inputs import ReportInputs, load_alteration_detector, load_inputs, load_models
 from pipeline.report.sheetpages import (
@@ -568,7 +568,7 @@ def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Temp
 
     written, files = 0, set()
     with ThreadPoolExecutor(max_workers=settings.workers or os.cpu_count() or 1) as pool:
-        for wrote, used in tqdm(pool.map(write_one, static), total=len(static), desc="sheet pages",
+        for wrote, used in SettledBar(pool.map(write_one, static), total=len(static), desc="sheet pages",
                                 unit="sheet", disable=len(static) < 2):
             written += wrote
             files |= used
@@ -651,7 +651,7 @@ def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template
     records: dict[int, dict] = {b: {} for b in range(n_buckets)}
     crops: dict[int, list[tuple[str, str, Path]]] = {b: [] for b in range(n_buckets)}
     others = ranked[~ranked["static"]].to_dict("records")
-    for row in tqdm(others, desc="sheet data", unit="sheet", disable=len(others) < 1000, mininterval=2):
+    for row in SettledBar(others, desc="sheet data", unit="sheet", disable=len(others) < 1000, mininterval=2):
         sid = row["sheet_id"]
         ctx = sheet_context(row, {str(r["field"]): r for r in reads.get(sid, [])}, flags.get(sid, []), inputs,
                             template, out, settings, len(ranked), static=False)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import pandas as pd
-from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.atomic import write_bytes_atomic
@@ -27,6 +26,7 @@ from pipeline.engine.pool import process_context
 from pipeline.errors import InputFileError
 from pipeline.forms import Template, load_template
 from pipeline.mnist import load_mnist
+from pipeline.progress import SettledBar
 from pipeline.synth.digits import DigitSource
 from pipeline.synth.gallery import make_gallery
 from pipeline.synth.pdf import JpegPdf
@@ -115,7 +115,7 @@ def _render_all(job: _Job, workers: int) -> Iterator[RenderedSheet]:
 def _collect(job: _Job, workers: int) -> tuple[list[dict], list[dict]]:
     """Render the batch into the staging folder; returns the truth and boxes rows."""
     truth, boxes = [], []
-    results = tqdm(_render_all(job, workers), total=job.settings.sheets, desc="synth", unit="sheet")
+    results = SettledBar(_render_all(job, workers), total=job.settings.sheets, desc="synth", unit="sheet")
     if job.settings.image_format != "pdf":
         for r in results:
             truth.append(r.truth)

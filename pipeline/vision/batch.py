@@ -43,6 +43,7 @@ from pipeline.engine.pool import WORKER_DIED
 from pipeline.engine.stream import CsvSink, NpyWriter, ParquetSink
 from pipeline.errors import is_fatal_os_error
 from pipeline.forms.template import Template, load_template, portable_raw
+from pipeline.progress import SettledBar
 from pipeline.vision import settings as st
 from pipeline.vision.loading import ScanPage, discover_scans, load_pages, sheet_stem
 from pipeline.vision.normalise import MNIST_SIZE
@@ -302,7 +303,7 @@ def read_all(paths: list[Path], out: Path, settings: ReadSettings, engine: Engin
     if rows:
         log.info("resuming: %d file(s) already read, %d to read", len(rows), len(todo))
     work = partial(read_to_part, out=out, settings=settings, clashes=clashes)
-    for result in tqdm(map_items(work, todo, engine, _init_worker, len(todo)), total=len(todo), desc="read",
+    for result in SettledBar(map_items(work, todo, engine, _init_worker, len(todo)), total=len(todo), desc="read",
                        unit="file"):
         if result.died:
             rows[result.item] = worker_died_part(result.item, out, clashes.get(result.item, {}))

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.model import recognise
-from pipeline.model.recognise import SettledBar, predict_rows
+from pipeline.model.recognise import predict_rows
 from pipeline.model.recogniser import DigitRecogniser
+from pipeline.progress import SettledBar
 from tests.model.conftest import StubModel, stub_digit
 
 
