@@ -210,6 +210,10 @@ def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) 
     The generator draws each of its districts' ids at random, so two of a batch's districts can share ids and
     be tested as one district of two populations (where turnout and the winner's share do correlate); the clean
     false alarm rate is also given for the batches without such a collision.
+
+    The tests are corrected in one family per level (the batch; the districts), so each family holds its false
+    alarm rate to ``alpha`` and a batch alarms *somewhere* at up to about twice that: the target is judged per
+    family (``clean_false_alarm_by_level``), and the rate of any alarm is reported next to it.
     """
     from pipeline.synth import SynthSettings
 
@@ -217,6 +221,7 @@ def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) 
     uniform = dataclasses.replace(s, digit_reference="uniform")
     rng = np.random.default_rng(FORENSIC_SEED)
     hits = {"clean": 0, "clean_uniform_reference": 0, "fabricated": 0, "clean_no_collision": 0}
+    by_level = {BATCH_SCOPE: 0, "district": 0}
     no_collision = 0
     per_test: dict[str, int] = {}
     for b in range(batches):
@@ -226,20 +231,32 @@ def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) 
         no_collision += distinct
         hits["clean"] += bool(alarms)
         hits["clean_no_collision"] += bool(alarms) and distinct
+        for level in by_level:
+            by_level[level] += any(alarm_level(a["scope"]) == level for a in alarms)
         for a in alarms:
             per_test[a["test"]] = per_test.get(a["test"], 0) + 1
         hits["clean_uniform_reference"] += run_forensics(clean, uniform)["summary"]["n_alarms"] > 0
         hits["fabricated"] += run_forensics(fabricate(clean, rng, FABRICATED_SHARE), s)["summary"]["n_alarms"] > 0
-    excess = excess_p_value(hits["clean"], batches, s.alpha)
+    excess = {level: excess_p_value(n, batches, s.alpha) for level, n in by_level.items()}
     return {"alpha": s.alpha, "correction": s.correction, "sheets_per_batch": sheets,
             "fabricated_share": FABRICATED_SHARE, "human_last_digits": list(HUMAN_LAST_DIGITS),
             "clean_false_alarm": _rate(hits["clean"], batches, s),
+            "clean_false_alarm_by_level": {level: _rate(n, batches, s) for level, n in by_level.items()},
             "clean_false_alarm_without_district_collision": _rate(hits["clean_no_collision"], no_collision, s),
             "clean_false_alarm_uniform_reference": _rate(hits["clean_uniform_reference"], batches, s),
             "clean_alarms_by_test": per_test,
             "fabricated_alarm": _rate(hits["fabricated"], batches, s),
             "clean_excess_p_value": excess,
-            "meets_target": bool(excess > s.alpha and hits["fabricated"] > hits["clean"])}
+            "meets_target": bool(min(excess.values()) > s.alpha and hits["fabricated"] > hits["clean"])}
+
+
+#: The scope name of the whole batch in :func:`run_forensics`' alarms; every other scope is "<level> <ids>".
+BATCH_SCOPE = "batch"
+
+
+def alarm_level(scope: str) -> str:
+    """The family an alarm's scope belongs to: ``batch`` or the scope's level (``district 7-6`` -> ``district``)."""
+    return scope if scope == BATCH_SCOPE else scope.split(" ", 1)[0]
 
 
 def excess_p_value(alarms: int, batches: int, alpha: float) -> float:

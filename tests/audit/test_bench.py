@@ -100,3 +100,10 @@ def test_target_figures_compare_each_headline_figure_with_its_target():
     assert [g.name for g in BENCH_GROUPS] == ["classic", "heldout"]
     assert BENCH_GROUPS[0].seed != BENCH_GROUPS[1].seed and BENCH_GROUPS[1].style_set == "heldout"
     assert BENCH_GROUPS[1].sheets >= 500
+
+
+def test_alarms_are_counted_in_their_family():
+    from pipeline.audit.bench import alarm_level
+
+    assert alarm_level("batch") == "batch"
+    assert alarm_level("district 7-6") == "district" and alarm_level("district 1.0-2") == "district"
