@@ -6,7 +6,7 @@ says, give or take the pixel or two that line removal searches for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cv2
@@ -201,9 +201,7 @@ def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, s
     dark, reads = _segment_dark(image, geom, black, settings, params)
     faint = faint_writing(dark, reads, geom.local_boxes(), settings, params)
     if faint:
-        lowered = replace(settings, ink_threshold=settings.ink_threshold * settings.faint_writer_floor,
-                          faint_ink_threshold=settings.faint_ink_threshold * settings.faint_writer_floor)
-        dark, rescued = _segment_dark(image, geom, black, lowered, params)
+        dark, rescued = _segment_dark(image, geom, black, settings.with_ink_scaled(settings.faint_writer_floor), params)
         reads = rescue_faint(reads, rescued, faint)
     return image, SegmentedField(geom, reads, dark)
 

@@ -157,9 +157,7 @@ def _read_fields(registered: np.ndarray, reg: Registration, template: Template, 
     ink = writer_ink(segmented, settings.writer_min_digits)
     if ink is not None and ink < settings.faint_writer_ink:
         factor = max(settings.faint_writer_floor, ink / settings.writer_reference_ink)
-        faint = replace(settings, ink_threshold=settings.ink_threshold * factor,
-                        faint_ink_threshold=settings.faint_ink_threshold * factor)
-        segmented, ticks, images, geoms = _segment_fields(registered, reg, template, faint)
+        segmented, ticks, images, geoms = _segment_fields(registered, reg, template, settings.with_ink_scaled(factor))
     return sheet_digits(segmented, settings), ticks, images, geoms
 
 

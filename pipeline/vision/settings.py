@@ -6,7 +6,7 @@ resolution; :class:`ReadSettings` converts them to pixels at ``dpi``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline.config import MAX_IMAGE_PIXELS
 from pipeline.errors import ConfigError
@@ -182,3 +182,9 @@ class ReadSettings:
     def px(self, mm: float) -> float:
         """``mm`` millimetres in reading-resolution pixels."""
         return mm * self.px_per_mm
+
+    def with_ink_scaled(self, factor: float) -> ReadSettings:
+        """These settings with both ink thresholds (``ink_threshold``, ``faint_ink_threshold``) times ``factor``:
+        how a faint writer, or one faint box, is read again."""
+        return replace(self, ink_threshold=self.ink_threshold * factor,
+                       faint_ink_threshold=self.faint_ink_threshold * factor)
