@@ -264,10 +264,7 @@ def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, st
     paths["cantu"] = write_json(out / "cantu.json", cantu_json)
     truth_eval = None
     if truth_df is not None:
-        review = evaluate.review_marks(pd.read_parquet(rundir / "fields.parquet",
-                                                       columns=["sheet_id", "field", "needs_review"]))
-        truth_eval = evaluate.truth_eval(sheets, arithmetic, truth_df, s, review=review)
-    if truth_eval is not None:
+        truth_eval = evaluate.truth_eval(sheets, arithmetic, truth_df, s, review=evaluate.run_review_marks(rundir))
         paths["truth_eval"] = write_json(out / "truth_eval.json", truth_eval)
     verdicts = {k: int(v) for k, v in sheets["verdict"].value_counts().items()}
     n_flags = int(summary["n_flags"].sum())

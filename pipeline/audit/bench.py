@@ -4,8 +4,8 @@
   (``classic``, :data:`BENCH_SHEETS` sheets, seed :data:`BENCH_SEED`; ``train-alteration`` uses 1001, ``make data``
   1) and a batch of held-out styles (``heldout``: writers, tampering and scan damage kept out of training and
   tuning; :data:`HELDOUT_SHEETS` sheets, seed :data:`HELDOUT_SEED`) are each generated, read, recognised with
-  ``models/current`` and audited; the figures are those of ``truth_eval.json`` with the recogniser's review marks
-  (:func:`pipeline.audit.evaluate.evaluate_run`: untampered fields read exactly, wrong fields not marked for review,
+  ``models/current`` and audited; the figures are those of ``truth_eval.json``, which holds the recogniser's review
+  marks (:func:`pipeline.audit.evaluate.truth_eval`: untampered fields read exactly, wrong fields not marked for review,
   both per pen colour and scan damage; sheet-level precision, recall and ROC AUC of the alteration detector, recall
   per kind and per tampering style; arithmetic flags on truly inconsistent and on clean sheets), each headline
   figure against its target (:func:`target_figures`), and the Cantu gap recovered from detected and from true
@@ -152,9 +152,8 @@ def pipeline_section(config: dict, sheets: int, s: AuditSettings, group: BenchGr
     """Alteration, arithmetic, reading and Cantu figures on one batch of ``group`` through the whole pipeline."""
     with tempfile.TemporaryDirectory(prefix=f"audit-bench-{group.name}-") as tmp:
         batch, rundir, synth = pipeline_batch(config, sheets, Path(tmp), group.seed, group.style_set)
-        processed = Path(tmp) / "processed"
-        result = run_audit(rundir, processed, s, truth=batch / "truth.csv")
-        ev = evaluate.evaluate_run(rundir, processed, batch / "truth.csv", s)
+        result = run_audit(rundir, Path(tmp) / "processed", s, truth=batch / "truth.csv")
+    ev = result.truth_eval
     alteration = ev["alteration"]
     if "recall" in alteration:
         alteration["meets_target"] = bool(alteration["recall"] >= group.target_recall

@@ -151,6 +151,11 @@ def review_marks(fields: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(columns=list(NUMERIC_FIELDS)).fillna(False).astype(bool)
 
 
+def run_review_marks(rundir: Path | str) -> pd.DataFrame:
+    """:func:`review_marks` of the run folder ``rundir`` (its ``fields.parquet``)."""
+    return review_marks(read_table(Path(rundir) / "fields.parquet", ("sheet_id", "field", "needs_review")))
+
+
 def marked_for_review(read: pd.DataFrame, review: pd.DataFrame) -> pd.DataFrame:
     """Per sheet of ``read`` (the audit's values) and numeric field: is it marked for review, by the recogniser
     (``review``: :func:`review_marks`) or because the audit could not read a value (its ``unreadable`` flag)?"""
@@ -278,8 +283,7 @@ def evaluate_run(rundir: Path | str, audit_dir: Path | str, truth_path: Path | s
     sheets = pd.read_parquet(Path(audit_dir) / "sheets.parquet").set_index("sheet_id")
     sheets.index = sheets.index.astype(str)
     verdicts = arithmetic_verdicts(frame_to_flags(pd.read_parquet(Path(audit_dir) / "flags.parquet")))
-    fields = read_table(Path(rundir) / "fields.parquet", ("sheet_id", "field", "needs_review"))
-    return truth_eval(sheets, verdicts, read_truth(truth_path), s, review=review_marks(fields))
+    return truth_eval(sheets, verdicts, read_truth(truth_path), s, review=run_review_marks(rundir))
 
 
 def _opposition_agreement(ok: pd.DataFrame, truth: pd.DataFrame) -> float | None:
