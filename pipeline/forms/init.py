@@ -36,10 +36,8 @@ import yaml
 
 from pipeline.errors import ConfigError, InputFileError
 from pipeline.forms.reference import DPI_RANGE, MAX_BOXES, split_comb
-from pipeline.forms.template import GEOMETRY_REFERENCE, MM_PER_INCH, REGISTER_FEATURES, Template
+from pipeline.forms.template import A4_MM, GEOMETRY_REFERENCE, MM_PER_INCH, REGISTER_FEATURES, Template
 
-#: Height of an A4 page in millimetres: the resolution of a reference is guessed from its long side as A4.
-A4_LONG_MM = 297.0
 #: Adaptive threshold: window (mm) and how much darker than the window's mean ink is (grey levels).
 INK_WINDOW_MM, INK_OFFSET = 4.0, 15
 #: Shortest printed rule kept (mm): shorter than any box side, longer than a handwritten stroke is straight.
@@ -83,7 +81,7 @@ class FoundField:
 
 def guess_dpi(shape: tuple[int, ...]) -> float:
     """The resolution of a page image of ``shape`` if it is an A4 page."""
-    return round(max(shape[:2]) / (A4_LONG_MM / MM_PER_INCH), 1)
+    return round(max(shape[:2]) / (max(A4_MM) / MM_PER_INCH), 1)
 
 
 def rules_mask(grey: np.ndarray, dpi: float) -> np.ndarray:

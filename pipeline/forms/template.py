@@ -25,6 +25,9 @@ import yaml
 from pipeline.errors import ConfigError
 
 MM_PER_INCH = 25.4
+#: An A4 page, width and height in millimetres (the acta's paper; a reference scan of unknown print size is guessed
+#: to be one).
+A4_MM = (210.0, 297.0)
 DEFAULT_TEMPLATE = Path(__file__).with_name("acta1988.yaml")
 FIELD_KINDS = ("id", "count", "choice", "tick")
 #: Geometry kinds: millimetres on a printed page, or pixels on a reference image.

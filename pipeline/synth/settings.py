@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from pipeline.config import MAX_IMAGE_PIXELS
 from pipeline.errors import ConfigError
+from pipeline.forms.template import A4_MM, MM_PER_INCH
 from pipeline.synth.styles import ALL_STYLES, PEN_COLOURS, STYLE_SETS, active_styles, kinds_with_styles
 
 IMAGE_FORMATS = ("jpg", "png", "pdf")
@@ -47,8 +48,6 @@ NATIONAL_SHARES_1988 = (0.168, 0.507, 0.092, 0.061, 0.105, 0.036, 0.013, 0.004)
 #: Chance that each party had a representative at a station (same order); PRI was nearly always there.
 REP_PRESENT_1988 = (0.32, 0.97, 0.10, 0.08, 0.12, 0.14, 0.05, 0.04)
 MIN_DPI, MAX_DPI = 72, 600
-A4_MM = (210.0, 297.0)
-MM_PER_INCH = 25.4
 
 _RANGES = ("registered_voters", "jpeg_quality", "stroke_scale", "slant_deg", "digit_height", "digit_width",
            "pressure", "crop_mm", "noise_sigma", "blur_sigma", "wide_stroke_scale", "wide_slant_deg",
