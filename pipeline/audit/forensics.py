@@ -47,6 +47,7 @@ from scipy import stats
 
 from pipeline.audit.schema import DISTRICT_KEY, OK_STATUS, PARTIES
 from pipeline.audit.settings import AuditSettings
+from pipeline.audit.table_forensics import holm
 
 DIGITS = np.arange(10)
 #: Second-digit distribution of Benford's law: P(d) = sum_k log10(1 + 1 / (10 k + d)), k = 1..9 (mean 4.187).
@@ -233,16 +234,6 @@ def digit_tests(scope: str, per_field: list[np.ndarray], s) -> list[DigitTest]:
             digit_mean(scope, "second_digit_2bl_mean", second, BENFORD_2BL, n, "2BL"),
             share_test(scope, "pair_repeated_digits", repeated, P_REPEATED_PAIR, n, "Beber-Scacco"),
             share_test(scope, "pair_adjacent_digits", adjacent, P_ADJACENT_PAIR, n, "Beber-Scacco")]
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (controls the family-wise error rate under any dependence)."""
-    m = len(p)
-    order = np.argsort(p)
-    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
 
 
 def adjust(p: np.ndarray, method: str) -> np.ndarray:

@@ -182,7 +182,8 @@ class Stations:
 
 
 def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaN entries are left out and stay NaN)."""
+    """Holm's step-down adjusted p-values (controls the family-wise error rate under any dependence; NaN entries are
+    left out and stay NaN). The scanned-sheet forensics use it too."""
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
