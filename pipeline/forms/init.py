@@ -277,7 +277,7 @@ def template_raw(fields: list[FoundField], reference: Path, out: Path, size: tup
 
 HEADER = """# Made by `python -m pipeline template init` from {reference}: {n_fields} field(s), {n_boxes} box(es).
 # Next: rename the fields (field_01 ... in {overlay}), set each one's kind (count, id, tick, choice) and role
-# (candidate, valid_total, invalid, ...), delete what is not a field, add the form's rules (e.g. "a + b == total"),
+# (candidate, valid, invalid, ...), delete what is not a field, add the form's rules (e.g. "a + b == total"),
 # then `python -m pipeline template check {out} SCANS... --out check/`.
 """
 

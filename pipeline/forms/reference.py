@@ -23,15 +23,12 @@ still parses (``Template.reference`` is ``None``); registration then fails namin
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
 
 from pipeline.errors import ConfigError
+from pipeline.forms.semantics import check_role, parse_semantics
 from pipeline.forms.template import (
     FIELD_KINDS,
     GEOMETRY_REFERENCE,
@@ -48,7 +45,8 @@ REFERENCE_PATH_ENV = "TALLY_FORM_REFERENCES"
 FILLER_MARKS = ("x", "dash", "zero")
 #: Keys a reference-image template may have.
 TOP_KEYS = frozenset({"name", "title", "geometry", "reference", "reference_size", "reference_dpi", "registration",
-                      "reference_search", "filler_marks", "fields", "rules", "description", "fill_in_areas", "read"})
+                      "reference_search", "filler_marks", "fields", "rules", "description", "fill_in_areas", "read",
+                      "station_key", "forensic_levels", "leader"})
 #: Keys a field of a reference-image template may have.
 FIELD_KEYS = frozenset({"name", "label", "kind", "role", "boxes", "comb", "split", "options", "party", "party_of"})
 #: Largest number of boxes in one field.
@@ -119,9 +117,7 @@ def parse_field(spec: object, index: int, size: tuple[int, int], dpi: float) -> 
     kind = spec.get("kind")
     if kind not in FIELD_KINDS:
         raise _fail(f"{where}.kind", f"{kind!r} is not one of {FIELD_KINDS}")
-    role = spec.get("role")
-    if role is not None and (not isinstance(role, str) or not role.isidentifier()):
-        raise _fail(f"{where}.role", f"expected a word such as candidate, valid_total, invalid; got {role!r}")
+    role = check_role(spec.get("role"), where)
     boxes = tuple(_to_mm(b, dpi) for b in _field_boxes(spec, where, size))
     options = tuple(str(o) for o in spec.get("options", ()))
     if kind == "choice" and len(options) != len(boxes):
@@ -201,39 +197,6 @@ def _filler_marks(raw: dict) -> tuple[str, ...]:
     return tuple(marks)
 
 
-@lru_cache(maxsize=1)
-def rule_engine() -> ModuleType:
-    """The one rule engine, :mod:`pipeline.audit.rules` (pure Python on numpy and pandas).
-
-    Importing it the usual way first imports the whole ``pipeline.audit`` package (the alteration detector and
-    TensorFlow: seconds); reading a template needs only the parser, so the module is loaded on its own unless the
-    package is already loaded.
-    """
-    name = "pipeline.audit.rules"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).resolve().parent.parent / "audit" / "rules.py"
-    spec = importlib.util.spec_from_file_location("pipeline_forms_rule_engine", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-def check_rules(rules: object, fields: Sequence[Field]) -> tuple[str, ...]:
-    """The ``rules`` strings, each parsed and its names checked against the numeric fields."""
-    engine = rule_engine()
-    if not isinstance(rules, list):
-        raise _fail("rules", f"expected a list of rules such as 'a + b == total', got {rules!r}")
-    names = [f.name for f in fields if f.is_numeric]
-    for i, text in enumerate(rules):
-        try:
-            engine.check_names(engine.parse_rule(text), names)
-        except engine.RuleError as exc:
-            raise _fail(f"rules[{i}]", str(exc)) from exc
-    return tuple(rule.strip() for rule in rules)
-
-
 def parse_reference_template(raw: dict, base_dir: Path) -> Template:
     """Build a :class:`Template` from a reference-image template mapping (module docstring), validated.
 
@@ -270,4 +233,4 @@ def parse_reference_template(raw: dict, base_dir: Path) -> Template:
                     frame=Rect(0.0, 0.0, width_mm, height_mm), frame_line_mm=0.0, fiducials=(),
                     orientation_mark=None, raw=raw, geometry=GEOMETRY_REFERENCE, registration=REGISTER_FEATURES,
                     reference=reference, reference_size=size, reference_dpi=dpi, reference_places=places,
-                    filler_marks=_filler_marks(raw), rules=check_rules(raw.get("rules", []), fields))
+                    filler_marks=_filler_marks(raw), **parse_semantics(raw, fields))

@@ -37,6 +37,26 @@ REGISTER_FIDUCIALS, REGISTER_FEATURES = "fiducials", "reference_features"
 #: The file in a run folder that keeps the template the run was read with (written by the reader for any template
 #: but the packaged acta; :func:`run_template`).
 RUN_TEMPLATE_FILE = "template.yaml"
+#: What a count field means to the audit, the forensics and the report. The words are those a results-table
+#: mapping binds (:data:`pipeline.audit.table_mapping.KNOWN_ROLES`), plus ``candidate`` for a party's or
+#: candidate's votes; a typo in a template is refused rather than silently ignored.
+FIELD_ROLES: dict[str, str] = {
+    "candidate": "votes for one party or candidate (the choices of the forensics)",
+    "registered": "registered voters",
+    "received": "ballots received by the station",
+    "issued": "ballots issued to voters",
+    "cancelled": "unused ballots cancelled",
+    "found": "ballots found in the boxes",
+    "valid": "valid votes, all choices together",
+    "invalid": "invalid (null) votes",
+    "lost": "ballots lost",
+    "not_counted": "ballots not counted on receipt",
+    "total": "total votes cast (where the form has such a line)",
+    "left_over": "ballots left over",
+    "other_votes": "votes counted in the total that belong to no listed choice (write-ins, unregistered candidates)",
+}
+#: Largest number of characters of a rule's or a level's name (names appear in flags and file names).
+MAX_NAME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,7 @@ class Field:
 
     ``boxes`` are in reading order. For ``choice`` fields ``options`` names each box; a ``tick`` field has one box.
     ``party`` marks the per-party vote counts; ``party_of`` links a representative tick to its party's count.
-    ``role`` says what the field counts (``candidate``, ``valid_total``, ``invalid`` ...; reference-image templates).
+    ``role`` says what the field counts (one of :data:`FIELD_ROLES`: ``candidate``, ``valid``, ``invalid`` ...).
     ``beside``: a count field's replacement digits may be written right of its boxes (the acta; not where the
     boxes fill a table column).
     """
@@ -101,6 +121,29 @@ class Field:
 
 
 @dataclass(frozen=True)
+class FormRule:
+    """One arithmetic rule of a form, as data: ``text`` in the grammar of :mod:`pipeline.audit.rules`.
+
+    ``name`` identifies the rule in flags and reports (``votes_add_up``), ``label`` says it in words for a reader
+    ("party votes + unregistered + null = total votes"; the text itself when none is given). A ``soft`` rule is a
+    warning, not a failure. ``tolerance``: largest gap, in votes, still taken as holding (None: the audit's
+    setting). A YAML rule is either its text (named ``rule_<i>``) or a mapping with ``rule`` and optional
+    ``name``, ``label``, ``soft``, ``tolerance``.
+    """
+
+    name: str
+    text: str
+    label: str = ""
+    soft: bool = False
+    tolerance: int | None = None
+
+    @property
+    def title(self) -> str:
+        """The label if one was given, else the rule's text."""
+        return self.label or self.text
+
+
+@dataclass(frozen=True)
 class Template:
     """The whole printed form. ``raw`` keeps the YAML mapping for the renderer's decorative elements.
 
@@ -108,7 +151,14 @@ class Template:
     their reference image (``None`` when it is not found: ``reference_places`` lists where it was looked for),
     ``reference_size`` its (width, height) in pixels and ``reference_dpi`` the scale their pixels are read at.
     ``filler_marks`` are what the form's users write in unused leading boxes (``x``, ``dash``, ``zero``) and
-    ``rules`` the form's arithmetic as data (``pair_1 + pair_2 == valid``; :mod:`pipeline.audit.rules`).
+    ``rules`` the form's arithmetic as data (``pair_1 + pair_2 == valid``; :mod:`pipeline.audit.rules`). A rule
+    may name a field or a role (``sum(candidate)``: every field of that role; :meth:`rule_bindings`).
+
+    Station identity and forensic scopes, for the audit: ``station_key`` lists the fields that together identify
+    one polling station (default: every id and choice field, in form order); ``forensic_levels`` names the scopes
+    the forensics test, each with the fields that key it (``district: [state, district]``; default none: the whole
+    batch only); ``leader`` is the ruling party or incumbent whose representatives' absence the audit compares
+    (default None: the choice with most votes in the batch).
     """
 
     name: str
@@ -127,7 +177,10 @@ class Template:
     reference_dpi: float | None = None
     reference_places: tuple[str, ...] = ()
     filler_marks: tuple[str, ...] = ()
-    rules: tuple[str, ...] = ()
+    rules: tuple[FormRule, ...] = ()
+    station_key: tuple[str, ...] = ()
+    forensic_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    leader: str | None = None
 
     def size_px(self, dpi: float) -> tuple[int, int]:
         """Page size ``(width, height)`` in pixels at ``dpi``."""
@@ -149,6 +202,36 @@ class Template:
     def parties(self) -> tuple[str, ...]:
         """Names of the per-party count fields, in form order."""
         return tuple(f.name for f in self.fields if f.party)
+
+    def role_fields(self, role: str) -> tuple[str, ...]:
+        """Names of the fields with ``role``, in form order (empty when the form has none)."""
+        if role not in FIELD_ROLES:
+            raise KeyError(f"unknown role '{role}'; known: {', '.join(FIELD_ROLES)}")
+        return tuple(f.name for f in self.fields if f.role == role)
+
+    def role_field(self, role: str) -> str | None:
+        """The one field with ``role`` (None when the form has none).
+
+        Raises:
+            ConfigError: several fields have the role, so "the" field is ambiguous.
+        """
+        names = self.role_fields(role)
+        if len(names) > 1:
+            raise ConfigError(f"template '{self.name}': several fields have role '{role}' ({', '.join(names)})")
+        return names[0] if names else None
+
+    def rule_bindings(self) -> dict[str, tuple[str, ...]]:
+        """Every name a rule may use, with the fields it stands for: each numeric field by its own name, and each
+        role the form uses by the name of the role (its fields, summed)."""
+        from pipeline.forms.semantics import rule_bindings
+        return rule_bindings(self.fields)
+
+    def rule(self, name: str) -> FormRule:
+        """The rule called ``name``; raises ``KeyError`` naming the known rules otherwise."""
+        for r in self.rules:
+            if r.name == name:
+                return r
+        raise KeyError(f"no rule '{name}' in template '{self.name}'; rules: {[r.name for r in self.rules]}")
 
     @property
     def uses_reference(self) -> bool:
@@ -178,8 +261,11 @@ def _parse_field(spec: dict, defaults: dict) -> Field:
     options = tuple(spec.get("options", ()))
     n = spec.get("boxes", len(options) or 1)
     boxes = _row_of_boxes(spec["x"], spec["y"], n, geom["width"], geom["height"], geom["gap"])
+    from pipeline.forms.semantics import check_role
+    party = bool(spec.get("party", False))
+    role = check_role(spec.get("role", "candidate" if party else None), f"field '{spec.get('name')}'")
     return Field(name=spec["name"], label=spec.get("label", spec["name"]), kind=kind, boxes=boxes,
-                 options=options, party=bool(spec.get("party", False)), party_of=spec.get("party_of"))
+                 options=options, party=party, party_of=spec.get("party_of"), role=role)
 
 
 def _fiducials(page_w: float, page_h: float, frame: Rect, size: float, inset: float) -> tuple[Rect, ...]:
@@ -198,6 +284,7 @@ def parse_template(raw: dict, base_dir: Path | None = None) -> Template:
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"a form template must be a mapping, got {type(raw).__name__}")
+    from pipeline.forms.semantics import parse_semantics
     if raw.get("geometry", GEOMETRY_MM) != GEOMETRY_MM:
         from pipeline.forms.reference import parse_reference_template
         return parse_reference_template(raw, base_dir or Path.cwd())
@@ -211,7 +298,7 @@ def parse_template(raw: dict, base_dir: Path | None = None) -> Template:
         fid = raw["fiducials"]
         om = raw["orientation_mark"]
         fields = tuple(_parse_field(spec, raw) for spec in raw["fields"])
-        return Template(
+        return Template(**parse_semantics(raw, fields),
             name=raw["name"], width_mm=raw["page"]["width"], height_mm=raw["page"]["height"], fields=fields,
             frame=frame, frame_line_mm=fr.get("line", raw.get("line_width", 0.35)),
             fiducials=_fiducials(raw["page"]["width"], raw["page"]["height"], frame, fid["size"], fid["inset"]),

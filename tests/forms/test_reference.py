@@ -28,7 +28,7 @@ MINIMAL = {
     "fields": [
         {"name": "a", "kind": "count", "role": "candidate", "comb": [100, 100, 190, 150], "split": 3},
         {"name": "b", "kind": "count", "role": "candidate", "boxes": [[100, 160, 130, 210], [130, 160, 160, 210]]},
-        {"name": "total", "kind": "count", "role": "valid_total", "comb": [100, 220, 190, 270], "split": 3},
+        {"name": "total", "kind": "count", "role": "valid", "comb": [100, 220, 190, 270], "split": 3},
     ],
     "rules": ["a + b == total"],
 }
@@ -59,7 +59,7 @@ def test_minimal_template_parses_into_millimetres(tmp_path):
     assert a.boxes[0].x == pytest.approx(100 * MM_PER_INCH / 50)
     assert a.boxes[0].x + a.boxes[0].w == pytest.approx(a.boxes[1].x)  # shared walls
     assert t.field("b").boxes[1].w == pytest.approx(30 * MM_PER_INCH / 50)
-    assert t.rules == ("a + b == total",) and t.filler_marks == ("x", "dash")
+    assert [r.text for r in t.rules] == ["a + b == total"] and t.filler_marks == ("x", "dash")
     assert t.fiducials == () and t.orientation_mark is None
 
 
@@ -121,9 +121,9 @@ def test_shipped_lampiran_template():
     t = load_template(LAMPIRAN)
     assert t.name == "c1_2014_lampiran" and t.uses_reference and t.reference_size == (824, 1164)
     assert [f.name for f in t.fields] == ["pair_1", "pair_2", "valid", "invalid"]
-    assert [f.role for f in t.fields] == ["candidate", "candidate", "valid_total", "invalid"]
+    assert [f.role for f in t.fields] == ["candidate", "candidate", "valid", "invalid"]
     assert all(len(f.boxes) == 3 and f.kind == "count" for f in t.fields)
-    assert t.rules == ("pair_1 + pair_2 == valid",) and "x" in t.filler_marks
+    assert [r.text for r in t.rules] == ["pair_1 + pair_2 == valid"] and "x" in t.filler_marks
     s = 100 / MM_PER_INCH  # template mm -> reference px
     first = t.field("pair_1").boxes[0]
     assert (round(first.x * s), round(first.y * s)) == (691, 260)
