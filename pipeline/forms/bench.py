@@ -4,14 +4,17 @@ Figures (all under the ``forms`` key of ``reports/bench.json``):
 
 * ``real``: the shipped Lampiran template (``c1_2014_lampiran.yaml``) on the real images of the development set
   (``../shared/data/forms/c1_2014/``, its ``truth.csv``): pages registered, pages of the other form rejected,
-  the exact value of every high-confidence truth field, wrong values not marked for review, filler marks found in
-  the boxes the truth says hold an X or dash, digits taken for filler, and the sheets whose own rule fails.
-  Values need the digit model (``models/current``); without it only registration and segmentation are measured.
+  the exact value of every high-confidence truth field (a field the truth says is empty is exact when it is read
+  empty), wrong values not marked for review, filler marks found in the boxes the truth says hold an X or dash,
+  digits taken for filler, the sheets whose own rules fail on the values read, and the rules that fail on each
+  sheet on the values read and on the truth's values. Values need the digit model (``models/current``); without
+  it only registration, segmentation and the rules on the truth's values are measured.
+* ``certificate``: the same figures (``real``, by the same code) for the shipped certificate page's template
+  (``c1_2014_certificate.yaml``, its pages of ``truth.csv``; the Lampiran images are the other form's pages).
 * ``template_init``: ``template init`` (:mod:`pipeline.forms.init`, resolution guessed as a user's run would) on
-  the shipped template's reference image: its boxes found / missed / spurious against the shipped template's
-  (matched one to one at intersection over union >= 0.5), their mean overlap, and the fields found; and the fields
-  and boxes it finds on the certificate page's reference (``sertifikat_reference.jpg``, no template shipped yet;
-  its README describes 37 three-box combs).
+  the shipped templates' reference images: the boxes found / missed / spurious against each shipped template's
+  (matched one to one at intersection over union >= 0.5), their mean overlap, and the fields found; the
+  certificate page's figures (``sertifikat_reference.jpg``) under ``certificate``.
 * ``filler_synthetic``: X and dash strokes drawn at random (seeded) that the check takes for filler, and MNIST
   test digits 1, 4 and 7 it wrongly takes for filler.
 """
@@ -30,10 +33,12 @@ from pipeline.forms.template import Template, load_template
 
 log = logging.getLogger(__name__)
 
-#: The shipped template measured, and where its real images live.
+#: The shipped templates measured, where their real images live, and the ``form_type`` of their pages in truth.csv.
 LAMPIRAN = Path(__file__).with_name("templates") / "c1_2014_lampiran.yaml"
+CERTIFICATE = Path(__file__).with_name("templates") / "c1_2014_certificate.yaml"
 REAL_DIR = Path("../shared/data/forms/c1_2014")
 FORM_TYPE = "lampiran_c1_ppwp_2014"
+CERTIFICATE_FORM_TYPE = "c1_ppwp_2014_sertifikat"
 #: Truth ``lead`` values that are filler marks the check should find.
 FILLER_LEADS = {"x": "x", "dash": "dash"}
 #: Synthetic strokes drawn per kind, and MNIST digits per label, for the filler figures.
@@ -44,10 +49,11 @@ SEED = 15
 MNIST_BOX_HEIGHT = 27
 
 
-def _truth(real_dir: Path, template: Template) -> pd.DataFrame:
-    """High-, medium- and low-confidence truth rows of the template's form, with the template's field names."""
+def _truth(real_dir: Path, template: Template, form_type: str = FORM_TYPE) -> pd.DataFrame:
+    """High-, medium- and low-confidence truth rows of the template's form (``form_type``), with the template's
+    field names."""
     truth = pd.read_csv(real_dir / "truth.csv", dtype={"value": "Int64"}, keep_default_na=True)
-    truth = truth[truth["form_type"] == FORM_TYPE].copy()
+    truth = truth[truth["form_type"] == form_type].copy()
     by_label = {f.label: f.name for f in template.fields}
     truth["name"] = truth["field"].map(by_label)
     return truth.dropna(subset=["name"])
@@ -106,22 +112,27 @@ def _filler_figures(truth: pd.DataFrame, crops: pd.DataFrame) -> dict:
             "digit_boxes": digits, "digits_taken_for_filler": as_filler}
 
 
-def _rule_failures(values: pd.DataFrame, template: Template) -> list[str]:
-    """Sheets where a template rule fails on the values read."""
-    from pipeline.forms.reference import rule_engine
+def failing_rules(wide: pd.DataFrame, template: Template) -> dict[str, list[str]]:
+    """The names of the template's rules that fail on each sheet of ``wide`` (one row per sheet, a column per
+    field; a rule with an empty value is not evaluated), for the sheets where one fails."""
+    from pipeline.forms.semantics import rule_engine
 
     engine = rule_engine()
-    wide = values.pivot(index="sheet_id", columns="field", values="value")
-    failing: set[str] = set()
-    for text in template.rules:
-        result = engine.evaluate(engine.parse_rule(text), wide)
-        failing |= set(wide.index[np.asarray(result.failed, bool)])
-    return sorted(failing)
+    names = [f.name for f in template.fields if f.is_numeric]
+    wide = wide.reindex(columns=names).astype("Float64")
+    failing: dict[str, list[str]] = {}
+    for rule in template.rules:
+        result = engine.evaluate(engine.parse_rule(rule.text), wide, template.rule_bindings(), rule.tolerance or 0)
+        for sheet in wide.index[np.asarray(result.failed, bool)]:
+            failing.setdefault(str(sheet), []).append(rule.name)
+    return dict(sorted(failing.items()))
 
 
-def real_report(real_dir: Path, template: Template, settings) -> dict:
-    """Figures of the template on the real images of ``real_dir`` (module docstring)."""
-    truth = _truth(real_dir, template)
+def real_report(real_dir: Path, template: Template, settings, form_type: str = FORM_TYPE) -> dict:
+    """Figures of the template on the real images of ``real_dir`` whose ``truth.csv`` form is ``form_type`` (module
+    docstring); the other images are the other form's pages, which the template must reject."""
+    truth = _truth(real_dir, template, form_type)
+    truth = truth.assign(sheet_id=truth["image"].map(lambda s: Path(s).stem))
     form_images = sorted(set(truth["image"]))
     others = sorted(p.name for p in real_dir.glob("*.jpg") if p.name not in form_images)
     _read(real_dir / form_images[0], template, settings)  # builds the reference model once, outside the timing
@@ -141,25 +152,32 @@ def real_report(real_dir: Path, template: Template, settings) -> dict:
     good = [reads[n] for n in ok]
     crops = pd.DataFrame([c.__dict__ for r in good for c in r.crops])
     out.update(_filler_figures(truth, crops))
+    out["rules_failing_on_truth_values"] = failing_rules(
+        truth.pivot(index="sheet_id", columns="name", values="value"), template)
     values = _values(good, template)
     if values is None:
         out["values"] = "not measured: no digit model at models/current"
         return out
-    merged = truth.assign(sheet_id=truth["image"].map(lambda s: Path(s).stem)).merge(
-        values[["sheet_id", "field", "value", "needs_review", "text"]].rename(
-            columns={"field": "name", "value": "read"}), on=["sheet_id", "name"], how="left")
+    merged = truth.merge(values[["sheet_id", "field", "value", "needs_review", "text"]].rename(
+        columns={"field": "name", "value": "read"}), on=["sheet_id", "name"], how="left")
+    # exact: the value read, or an empty field read empty (no digit, no mark)
+    merged["exact"] = ((merged["read"] == merged["value"]).fillna(False)
+                       | (merged["value"].isna() & merged["read"].isna() & (merged["text"] == ""))).astype(bool)
     high = merged[merged["confidence"] == "high"]
-    exact = (high["read"] == high["value"]).fillna(False).astype(bool)
-    wrong = high[~exact & high["read"].notna()]
+    exact = high["exact"]
+    wrong = high[~exact & high["text"].notna()]
+    failing = failing_rules(values.pivot(index="sheet_id", columns="field", values="value"), template)
     out.update(high_confidence_fields=len(high), exact=int(exact.sum()),
                exact_rate=round(float(exact.mean()), 4) if len(high) else None,
                marked_for_review=int(high["needs_review"].fillna(True).astype(bool).sum()),
                wrong_not_marked=int((~wrong["needs_review"].astype(bool)).sum()),
-               all_fields=len(merged), all_exact=int((merged["read"] == merged["value"]).fillna(False).sum()),
+               all_fields=len(merged), all_exact=int(merged["exact"].sum()),
+               exact_by_confidence={c: f"{int(g['exact'].sum())}/{len(g)}"
+                                    for c, g in merged.groupby("confidence", sort=False)},
                misreads=[f"{r.sheet_id}/{r.name}: truth {r.value}, read {r.text!r}"
                          f"{' (review)' if r.needs_review else ''}"
-                         for r in merged.itertuples() if not (pd.notna(r.read) and r.read == r.value)],
-               rule_fails_on_read_values=_rule_failures(values, template))
+                         for r in merged.itertuples() if not r.exact],
+               rule_fails_on_read_values=list(failing), rules_failing_on_read_values=failing)
     return out
 
 
@@ -210,26 +228,34 @@ def synthetic_filler_report(n: int, marks: tuple[str, ...]) -> dict:
     return out
 
 
-#: The certificate page's reference image (no template shipped yet), measured by ``template init`` too.
+#: The certificate page's reference image, measured by ``template init`` too.
 CERTIFICATE_REFERENCE = "sertifikat_reference.jpg"
 
 
-def template_init_report(template: Template, real_dir: Path = REAL_DIR) -> dict:
-    """``template init`` on the reference image of ``template`` (and on the certificate page's): module docstring."""
+def init_figures(reference: Path, template: Template | None) -> dict:
+    """``template init`` on ``reference``: the fields and boxes it finds, and, given the template shipped for it,
+    its boxes found / missed / spurious against that template's (:func:`pipeline.forms.init.compare_boxes`)."""
     from pipeline.forms.init import compare_boxes, find_fields, guess_dpi, template_px_boxes
 
-    grey = cv2.imread(str(template.reference), cv2.IMREAD_GRAYSCALE)
+    grey = cv2.imread(str(reference), cv2.IMREAD_GRAYSCALE)
     start = time.perf_counter()
     fields = find_fields(grey, guess_dpi(grey.shape))
-    out = {"reference": template.reference.name, "seconds": round(time.perf_counter() - start, 3),
-           "template_fields": len(template.fields), "fields_found": len(fields),
-           **compare_boxes([b for f in fields for b in f.boxes], template_px_boxes(template))}
+    out = {"reference": reference.name, "seconds": round(time.perf_counter() - start, 3),
+           "fields_found": len(fields), "boxes_found": sum(len(f.boxes) for f in fields),
+           "boxes_per_field": sorted({len(f.boxes) for f in fields})}
+    if template is not None:
+        out |= {"template_fields": len(template.fields),
+                **compare_boxes([b for f in fields for b in f.boxes], template_px_boxes(template))}
+    return out
+
+
+def template_init_report(template: Template, real_dir: Path = REAL_DIR) -> dict:
+    """``template init`` on the reference image of ``template`` (and on the certificate page's, against the shipped
+    certificate template): module docstring."""
+    out = init_figures(template.reference, template)
     other = real_dir / CERTIFICATE_REFERENCE
     if other.is_file():
-        grey = cv2.imread(str(other), cv2.IMREAD_GRAYSCALE)
-        found = find_fields(grey, guess_dpi(grey.shape))
-        out["certificate"] = {"fields_found": len(found), "boxes_found": sum(len(f.boxes) for f in found),
-                              "boxes_per_field": sorted({len(f.boxes) for f in found})}
+        out["certificate"] = init_figures(other, load_template(CERTIFICATE))
     return out
 
 
@@ -251,4 +277,10 @@ def run_bench(config: dict, quick: bool) -> dict:
         result["real"] = real_report(REAL_DIR, template, settings)
     else:
         result["real"] = f"skipped: {REAL_DIR} or the reference image is absent"
+    certificate = load_template(CERTIFICATE)
+    if (REAL_DIR / "truth.csv").is_file() and certificate.reference is not None:
+        result["certificate"] = {"template": certificate.name,
+                                 "real": real_report(REAL_DIR, certificate, settings, CERTIFICATE_FORM_TYPE)}
+    else:
+        result["certificate"] = f"skipped: {REAL_DIR} or the reference image is absent"
     return result
