@@ -173,3 +173,25 @@ def test_settings_refuse_values_out_of_range():
         TrainSettings(handwriting_fraction=-0.1)
     with pytest.raises(ConfigError, match="min_field_confidence"):
         RecogniseSettings(min_field_confidence=1.5)
+
+
+def test_wall_cut_erases_one_side_of_each_chosen_digit_only(batch):
+    x, _ = batch
+    cut = hw.wall_cut(x, np.random.default_rng(3), replace(ALWAYS, p_wall_cut=1.0, p_wall_cut_rows=0.0,
+                                                           wall_cut=(0.25, 0.3)))
+    assert cut.shape == x.shape and cut.dtype == np.float32
+    assert np.all(cut <= x) and np.all(ink_mass(cut) < ink_mass(x))
+    left, right = hw._ink_extent(x > hw.INK_LEVEL, 1)
+    new_left, new_right = hw._ink_extent(cut > hw.INK_LEVEL, 1)
+    narrower = (new_left > left) | (new_right < right)
+    assert narrower.all()  # the ink now stops short of one of its old sides
+    untouched = hw.wall_cut(x, np.random.default_rng(3), replace(ALWAYS, p_wall_cut=0.0))
+    np.testing.assert_array_equal(untouched, x)
+
+
+def test_smear_swells_strokes_and_keeps_range(batch):
+    x, _ = batch
+    out = hw.smear(x, np.random.default_rng(4), replace(ALWAYS, p_smear=1.0))
+    assert out.max() <= hw.MAX_PIXEL and out.min() >= 0
+    inked = lambda a: (a > hw.INK_LEVEL).reshape(len(a), -1).sum(axis=1)  # noqa: E731
+    assert np.all(inked(out) > inked(x))
