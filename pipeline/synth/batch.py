@@ -19,12 +19,14 @@ from pathlib import Path
 
 import cv2
 import pandas as pd
+import yaml
 
 from pipeline import __version__
 from pipeline.atomic import write_bytes_atomic
 from pipeline.engine.pool import process_context
 from pipeline.errors import InputFileError
 from pipeline.forms import Template, load_template
+from pipeline.forms.template import portable_raw
 from pipeline.mnist import load_mnist
 from pipeline.progress import SettledBar
 from pipeline.synth.digits import DigitSource
@@ -32,13 +34,15 @@ from pipeline.synth.gallery import make_gallery
 from pipeline.synth.pdf import JpegPdf
 from pipeline.synth.scan import encode_image
 from pipeline.synth.settings import SynthSettings
-from pipeline.synth.sheet import render_sheet
+from pipeline.synth.sheet import is_acta, render_sheet
 
 log = logging.getLogger(__name__)
 
 SHEETS_DIR = "sheets"
 PDF_NAME = "sheets.pdf"
 CHUNKSIZE = 4
+#: The template of a batch of another form than the acta, written beside its sheets.
+TEMPLATE_FILE = "template.yaml"
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,31 @@ def _manifest(settings: SynthSettings, digits: DigitSource, template: Template, 
             "mnist": {"source": digits.source, "split": "test", "images": int(len(digits.images))},
             "truth_sha256": hashes["truth.csv"], "files_sha256": hashes, "summary": summary,
             "styles": {"style_set": settings.style_set, "active": sorted(settings.styles())},
-            "settings": settings.for_manifest()}
+            "settings": settings.for_manifest(), **_form_manifest(template)}
+
+
+def _form_manifest(template: Template) -> dict:
+    """The ``form`` entry of a batch of a template other than the acta (none for the acta)."""
+    if is_acta(template):
+        return {}
+    form = {"template": template.name, "template_file": TEMPLATE_FILE, "geometry": template.geometry,
+            "rules": [getattr(r, "text", r) for r in template.rules], "filler_marks": list(template.filler_marks)}
+    if template.uses_reference:
+        form["reference"] = template.reference.name if template.reference else None
+        form["blanked"] = ("every field's boxes blanked: handwriting painted with the paper colour around it, "
+                           "printed lines kept (pipeline.synth.reference)")
+    return {"form": form}
+
+
+def _check_form(template: Template) -> None:
+    """Fail before any sheet is drawn when a template cannot be filled: its reference image is missing or
+    unreadable, or its rules contradict each other (ConfigError naming the cause)."""
+    from pipeline.synth.formsheet import template_rules
+    from pipeline.synth.reference import blank_reference
+
+    template_rules(template)
+    if template.uses_reference:
+        blank_reference(template)
 
 
 def _prepare(out: Path) -> Path:
@@ -166,11 +194,19 @@ def _prepare(out: Path) -> Path:
     return staging
 
 
-def generate_batch(settings: SynthSettings, out: Path, digits: DigitSource | None = None) -> Path:
+def generate_batch(settings: SynthSettings, out: Path, digits: DigitSource | None = None,
+                   template: Template | None = None) -> Path:
     """Write ``settings.sheets`` synthetic scans with truth.csv, boxes.csv, manifest.json and gallery.png to
-    ``out`` (replacing an earlier batch's sheets there); returns ``out``."""
+    ``out`` (replacing an earlier batch's sheets there); returns ``out``.
+
+    ``template`` is the form filled in (default: the packaged acta). For any other template the batch also holds
+    ``template.yaml``, the template made loadable from anywhere (its reference image's folder written in), to read
+    the batch with (``read --form BATCH/template.yaml``); the manifest names it under ``form``.
+    """
     out = Path(out)
-    template = load_template()
+    template = template or load_template()
+    if not is_acta(template):
+        _check_form(template)
     digits = digits or DigitSource.from_mnist(load_mnist())
     job = _Job(settings, digits, _prepare(out), template)
     workers = resolve_workers(settings)
@@ -182,6 +218,9 @@ def generate_batch(settings: SynthSettings, out: Path, digits: DigitSource | Non
     truth = _truth_table(truth_rows)
     hashes = {"truth.csv": _write_atomic(out / "truth.csv", truth.to_csv(index=False).encode()),
               "boxes.csv": _write_atomic(out / "boxes.csv", pd.DataFrame(box_rows).to_csv(index=False).encode())}
+    if not is_acta(template):
+        hashes[TEMPLATE_FILE] = _write_atomic(out / TEMPLATE_FILE, yaml.safe_dump(
+            portable_raw(template), sort_keys=False, allow_unicode=True).encode())
     gallery = make_gallery(truth, settings, digits, template)
     hashes["gallery.png"] = _write_atomic(out / "gallery.png", cv2.imencode(".png", gallery)[1].tobytes())
     manifest = _manifest(settings, digits, template, truth, hashes)

@@ -26,6 +26,8 @@ ZOOM_HEIGHT = 110
 ZOOM_PX_PER_MM = ZOOM_HEIGHT / 13.0
 ZOOM_MARGIN_MM = 2.0
 MAX_ZOOMS = 8
+#: Room left of a table-column comb shown in its zoom (a crossout's replacement goes there), in boxes.
+LEFT_ROOM_BOXES = 4
 GAP = 12
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 BACKGROUND = (60, 60, 60)
@@ -77,10 +79,16 @@ def _thumbnail(img: np.ndarray, truth: dict) -> np.ndarray:
 
 
 def _zoom(img: np.ndarray, homography: np.ndarray, truth: dict, template: Template, field: str) -> np.ndarray:
-    """The field's row, from its first box to the crossout limit, warped back to template orientation."""
-    b = template.field(field).bounds
+    """The field's row, from its first box to the crossout limit (or, for a comb that fills a table column, from
+    where a crossout's replacement goes left of it to its last box), warped back to template orientation."""
+    f = template.field(field)
+    b = f.bounds
     x0, y0 = b.x - ZOOM_MARGIN_MM, b.y - ZOOM_MARGIN_MM
-    w_mm, h_mm = BESIDE_LIMIT_MM + ZOOM_MARGIN_MM - x0, b.h + 2 * ZOOM_MARGIN_MM
+    if f.beside:
+        w_mm, h_mm = BESIDE_LIMIT_MM + ZOOM_MARGIN_MM - x0, b.h + 2 * ZOOM_MARGIN_MM
+    else:
+        x0 = max(0.0, x0 - LEFT_ROOM_BOXES * f.boxes[0].w)
+        w_mm, h_mm = b.x + b.w + ZOOM_MARGIN_MM - x0, b.h + 2 * ZOOM_MARGIN_MM
     s = truth["dpi"] / MM_PER_INCH / ZOOM_PX_PER_MM
     zoom_to_template = np.array([[s, 0, x0 * s * ZOOM_PX_PER_MM], [0, s, y0 * s * ZOOM_PX_PER_MM], [0, 0, 1]])
     size = (round(w_mm * ZOOM_PX_PER_MM), round(h_mm * ZOOM_PX_PER_MM))
@@ -125,6 +133,8 @@ def make_gallery(truth: pd.DataFrame, settings: SynthSettings, digits: DigitSour
         raise ValueError("the batch has no sheet to show")
     gallery = _grid(thumbs, min(COLUMNS, len(thumbs)))
     if zooms:
+        widest = max(z.shape[1] for z in zooms[:MAX_ZOOMS])  # fields of other forms may differ in width
+        zooms = [_pad_right(z, widest) for z in zooms[:MAX_ZOOMS]]
         strip = _grid(zooms[:MAX_ZOOMS], max(1, gallery.shape[1] // (zooms[0].shape[1] + GAP)))
         width = max(gallery.shape[1], strip.shape[1])
         gallery = np.vstack([_pad_right(gallery, width), _pad_right(strip, width)])

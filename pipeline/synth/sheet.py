@@ -21,7 +21,7 @@ from pipeline.synth.canvas import Canvas
 from pipeline.synth.damage import Damage, apply_damage, quarter_turn, sample_damage
 from pipeline.synth.decor import decorate
 from pipeline.synth.digits import DigitSource
-from pipeline.synth.electoral import sample_station
+from pipeline.synth.electoral import LEFT_OVER, RECEIVED, REGISTERED, TOTAL, sample_station
 from pipeline.synth.pen import PenStyle, Writer, colour_writer, ink_name, sample_ink, sample_wide_writer, sample_writer
 from pipeline.synth.scan import ScanParams, sample_scan, scanned_page
 from pipeline.synth.settings import SynthSettings
@@ -235,10 +235,24 @@ def truth_row(index: int, template: Template, content: SheetContent, scan: ScanP
     return row
 
 
+def is_acta(template: Template) -> bool:
+    """Whether the acta generator (the 1988 electoral model: parties, totals, station type, representatives) draws
+    ``template``: a millimetre form with the acta's party counts, totals and station type. Any other template is
+    drawn by :func:`pipeline.synth.formsheet.render_form_sheet`."""
+    names = {f.name for f in template.fields}
+    return (not template.uses_reference and bool(template.parties)
+            and {"station_type", TOTAL, RECEIVED, LEFT_OVER, REGISTERED} <= names)
+
+
 def render_sheet(index: int, settings: SynthSettings, digits: DigitSource,
                  template: Template | None = None) -> SyntheticSheet:
-    """Draw sheet ``index`` of the batch ``settings`` describes (deterministic in ``settings.seed`` and index)."""
+    """Draw sheet ``index`` of the batch ``settings`` describes (deterministic in ``settings.seed`` and index);
+    a template other than the acta (:func:`is_acta`) is drawn by :func:`pipeline.synth.formsheet.render_form_sheet`."""
     template = template or load_template()
+    if not is_acta(template):
+        from pipeline.synth.formsheet import render_form_sheet  # imports this module
+
+        return render_form_sheet(index, settings, digits, template)
     rngs = sheet_rngs(settings.seed, index)
     content = plan_sheet(index, settings, template)
     scan = _damaged_scan(sample_scan(rngs["scan"], settings), damage := sample_damage(rngs["damage"], settings))

@@ -80,14 +80,11 @@ class FieldPlan:
     style: str = "none"
 
 
-@dataclass(frozen=True)
-class SheetContent:
-    """Everything a perfect reader and an auditor could know about one sheet."""
+class AlterationSummary:
+    """Sheet-level summaries of the planned count fields (``self.fields``: name -> :class:`FieldPlan`), shared by
+    the acta's :class:`SheetContent` and the plans of other templates (:mod:`pipeline.synth.formplan`)."""
 
-    station: Station
     fields: dict[str, FieldPlan]
-    arithmetic_error_field: str | None
-    totals_adjusted: bool
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -112,6 +109,16 @@ class SheetContent:
         return "fabricated" in self.kinds
 
 
+@dataclass(frozen=True)
+class SheetContent(AlterationSummary):
+    """Everything a perfect reader and an auditor could know about one sheet."""
+
+    station: Station
+    fields: dict[str, FieldPlan]
+    arithmetic_error_field: str | None
+    totals_adjusted: bool
+
+
 def arithmetic_slip(rng: np.random.Generator, values: dict[str, int]) -> tuple[str, int]:
     """An honest addition mistake: total votes or ballots left over off by 1-20, kept within 0-999."""
     name = ARITHMETIC_FIELDS[int(rng.integers(len(ARITHMETIC_FIELDS)))]
@@ -120,9 +127,9 @@ def arithmetic_slip(rng: np.random.Generator, values: dict[str, int]) -> tuple[s
     return name, value if 0 <= value <= MAX_COUNT else values[name] - delta
 
 
-def _inflate(rng: np.random.Generator, value: int) -> int:
+def _inflate(rng: np.random.Generator, value: int, cap: int = MAX_COUNT) -> int:
     gain = max(MIN_GAIN, round(value * rng.uniform(*INFLATE_FRACTION)))
-    return min(MAX_COUNT, value + gain)
+    return min(cap, value + gain)
 
 
 def _deflate(rng: np.random.Generator, value: int) -> int:
@@ -182,14 +189,14 @@ def _visible_kind(rng: np.random.Generator, settings: SynthSettings, picker: Sty
 
 
 def _realise(rng: np.random.Generator, old: int, target: int, settings: SynthSettings, exact: bool,
-             picker: StylePicker) -> tuple[int, str, str]:
+             picker: StylePicker, n_boxes: int = len(str(MAX_COUNT))) -> tuple[int, str, str]:
     """How a visible change from ``old`` toward ``target`` is made: resulting number, kind and style. An
-    overwrite reaches the nearest number its style's digits allow; where that will not do (``exact`` totals)
-    another kind is used (or, with no other kind active, the change is dropped)."""
+    overwrite reaches the nearest number its style's digits allow in ``n_boxes`` boxes; where that will not do
+    (``exact`` totals) another kind is used (or, with no other kind active, the change is dropped)."""
     kind = _visible_kind(rng, settings, picker)
     if kind == "overwrite":
         style = picker.style(kind)
-        value = overwrite_value(old, target, len(str(MAX_COUNT)), ANY_DIGIT if style in ANY_DIGIT_STYLES
+        value = overwrite_value(old, target, n_boxes, ANY_DIGIT if style in ANY_DIGIT_STYLES
                                 else OVERWRITES_TO)
         if value is not None and (value == target or not exact):
             return value, kind, style

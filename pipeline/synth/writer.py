@@ -8,8 +8,9 @@ by strike-through, scribble or hatching.
 Numbers are right-aligned with no leading zeros (a count of 7 goes in the last box). Every numeric box gets a
 :class:`BoxRecord` (one row of ``boxes.csv``): the digit a reader should read there (-1 = none), its MNIST test
 index, and what lies under it. A crossed-out number's replacement is written beside the comb, inside the row
-(``position = "beside"``, box numbers continuing after the comb's), and its struck boxes read -1; so for every
-kind, the non-negative digits in box order spell ``F_written``.
+(``position = "beside"``, box numbers continuing after the comb's), or left of it where the comb fills a table
+column (``Field.beside`` false: ``position = "left"``), and its struck boxes read -1; so for every kind, the
+non-negative digits in box order spell ``F_written``.
 """
 
 from __future__ import annotations
@@ -101,11 +102,18 @@ class WriteContext:
     rng: np.random.Generator
     pens: Pens
     jitter: float
+    #: Tallest writing relative to a box's width (None: a digit is sized by the box's height alone, as on the
+    #: acta's boxes); people write no taller in a tall narrow box than in a square-ish one.
+    max_aspect: float | None = None
+
+    def height(self, box: Rect) -> float:
+        """The height (mm) a digit's writing is sized to in ``box``."""
+        return box.h if self.max_aspect is None else min(box.h, box.w * self.max_aspect)
 
     def digit(self, canvas: Canvas, writer: Writer, d: int, box: Rect, **ink: float) -> int:
         """Write digit ``d`` in ``box``; returns its MNIST index."""
         return draw_digit(canvas, self.digits, self.rng, writer, d, box_centre(self.rng, box, self.jitter),
-                          box.h, **ink)
+                          self.height(box), **ink)
 
 
 def number_slots(value: int | None, n_boxes: int) -> list[int | None]:
@@ -357,6 +365,8 @@ def write_crossout(canvas: Canvas, field: Field, plan: FieldPlan, ctx: WriteCont
     _strike(canvas, Rect(used[0].x, used[0].y, used[-1].x + used[-1].w - used[0].x, used[0].h), ctx, style)
     records = [_record(field, i, None, -1, "crossout", o is not None, o, old_idx[i], style)
                for i, o in enumerate(old)]
+    if not field.beside:
+        return records + _write_left(canvas, field, plan.written, ctx, style)
     return records + _write_beside(canvas, field, plan.written, ctx, style)
 
 
@@ -375,6 +385,26 @@ def _write_beside(canvas: Canvas, field: Field, value: int, ctx: WriteContext,
         index = draw_digit(canvas, ctx.digits, rng, ctx.pens.altering, int(ch), (cx, cy), height)
         records.append(BoxRecord(field.name, len(field.boxes) + k, int(ch), index, True, "crossout", -1, -1,
                                  "beside", cx - pitch / 2, box.y, cx + pitch / 2, box.y + box.h, style))
+    return records
+
+
+def _write_left(canvas: Canvas, field: Field, value: int, ctx: WriteContext, style: str) -> list[BoxRecord]:
+    """Write ``value`` freehand left of the comb, ending a small gap before its first box: the replacement of a
+    crossout where nothing may be written right of the boxes (a comb that fills a table column, ``beside``
+    false). Its records have ``position = "left"`` and box numbers continuing after the comb's."""
+    rng, first = ctx.rng, field.boxes[0]
+    text = str(value)
+    end = first.x - float(rng.uniform(*BESIDE_GAP_MM))
+    pitch = first.w * float(rng.uniform(0.8, 1.0))
+    start = max(0.0, end - pitch * len(text))
+    height = ctx.height(first) * float(rng.uniform(0.85, 1.0))
+    records = []
+    for k, ch in enumerate(text):
+        cx = start + pitch * (k + 0.5)
+        cy = first.y + first.h / 2 + float(rng.normal(0, 0.04)) * first.h
+        index = draw_digit(canvas, ctx.digits, rng, ctx.pens.altering, int(ch), (cx, cy), height)
+        records.append(BoxRecord(field.name, len(field.boxes) + k, int(ch), index, True, "crossout", -1, -1,
+                                 "left", cx - pitch / 2, first.y, cx + pitch / 2, first.y + first.h, style))
     return records
 
 
