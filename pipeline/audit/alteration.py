@@ -32,7 +32,7 @@ import pandas as pd
 from pipeline.atomic import savez_atomic, write_text_atomic
 from pipeline.audit.features import feature_names, field_features, read_field_image
 from pipeline.audit.flags import Flag
-from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, display_name
+from pipeline.audit.schema import OK_STATUS, FormSchema
 from pipeline.audit.settings import AlterationSettings
 from pipeline.engine.pool import process_context, resolve_workers
 from pipeline.errors import InputFileError, ModelError
@@ -272,13 +272,15 @@ def map_features(paths: list[Path], pool: Executor | None = None) -> list[np.nda
                          disable=len(paths) < PARALLEL_MIN_FIELDS))
 
 
-def feature_matrix(rundir: Path, sheet_ids: list[str], pool: Executor | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Features of every count field image of ``sheet_ids``: ``(keys, x)`` with keys ``sheet_id, field``; computed
-    on ``pool`` (see :func:`map_features`). Each field's features come from its own image alone.
+def feature_matrix(rundir: Path, sheet_ids: list[str], count_fields: tuple[str, ...],
+                   pool: Executor | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features of every count field image (``count_fields``: the form's) of ``sheet_ids``: ``(keys, x)`` with keys
+    ``sheet_id, field``; computed on ``pool`` (see :func:`map_features`). Each field's features come from its own
+    image alone.
 
     A missing or unreadable image is skipped with a warning (its field gets no score), never fatal.
     """
-    pairs = [(sid, f) for sid in sheet_ids for f in COUNT_FIELDS]
+    pairs = [(sid, f) for sid in sheet_ids for f in count_fields]
     features = map_features([field_image_path(rundir, sid, f) for sid, f in pairs], pool)
     kept = [(key, x) for key, x in zip(pairs, features, strict=True) if x is not None]
     frame = pd.DataFrame([key for key, _ in kept], columns=["sheet_id", "field"], dtype="string")
@@ -287,11 +289,11 @@ def feature_matrix(rundir: Path, sheet_ids: list[str], pool: Executor | None = N
     return frame, np.vstack([x for _, x in kept])
 
 
-def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector,
+def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector, count_fields: tuple[str, ...],
                  pool: Executor | None = None) -> pd.DataFrame:
     """``sheet_id, field, score`` for every readable count field image (features on ``pool``, see
     :func:`map_features`)."""
-    keys, x = feature_matrix(rundir, sheet_ids, pool)
+    keys, x = feature_matrix(rundir, sheet_ids, count_fields, pool)
     return keys.assign(score=detector.predict(x) if len(x) else np.zeros(0))
 
 
@@ -300,31 +302,32 @@ def score_column(field: str) -> str:
     return f"{field}_alteration"
 
 
-def apply_detector(table: pd.DataFrame, detector: Detector | None, rundir: Path, out: Path,
+def apply_detector(table: pd.DataFrame, detector: Detector | None, rundir: Path, out: Path, schema: FormSchema,
                    pool: Executor | None = None) -> tuple[pd.DataFrame, list[Flag]]:
-    """Add per-field scores, ``alteration_score`` (max) and ``altered`` to the table, and flag altered sheets
-    (features on ``pool``, see :func:`map_features`)."""
+    """Add per-field scores (the form's count fields), ``alteration_score`` (max) and ``altered`` to the table, and
+    flag altered sheets (features on ``pool``, see :func:`map_features`)."""
     table = table.copy()
+    counts = schema.count_fields
     ok = [str(s) for s in table.index[table["status"] == OK_STATUS]]
-    scores = score_fields(rundir, ok, detector, pool) if detector is not None and ok else None
+    scores = score_fields(rundir, ok, detector, counts, pool) if detector is not None and ok else None
     wide = scores.pivot(index="sheet_id", columns="field", values="score") if scores is not None else None
-    for f in COUNT_FIELDS:
+    for f in counts:
         has = wide is not None and f in wide
         table[score_column(f)] = wide[f].reindex(table.index).astype(float) if has else np.nan
-    table["alteration_score"] = table[[score_column(f) for f in COUNT_FIELDS]].max(axis=1, skipna=True)
+    table["alteration_score"] = table[[score_column(f) for f in counts]].max(axis=1, skipna=True)
     threshold = detector.threshold if detector is not None else np.nan
     table["altered"] = (table["alteration_score"] >= threshold).astype("boolean").where(
         table["alteration_score"].notna())
     altered = table[table["altered"].fillna(False).astype(bool)]
-    flags = [alteration_flag(sid, row, threshold, rundir, out) for sid, row in altered.iterrows()]
+    flags = [alteration_flag(sid, row, threshold, rundir, out, schema) for sid, row in altered.iterrows()]
     return table, flags
 
 
-def alteration_flag(sheet_id, row: pd.Series, threshold: float, rundir: Path, out: Path) -> Flag:
+def alteration_flag(sheet_id, row: pd.Series, threshold: float, rundir: Path, out: Path, schema: FormSchema) -> Flag:
     """The ``altered`` flag of one sheet: its fields scoring over the threshold, highest first, with images."""
-    scores = {f: float(row[score_column(f)]) for f in COUNT_FIELDS if pd.notna(row[score_column(f)])}
+    scores = {f: float(row[score_column(f)]) for f in schema.count_fields if pd.notna(row[score_column(f)])}
     hits = sorted((f for f, v in scores.items() if v >= threshold), key=lambda f: -scores[f])
-    named = ", ".join(f"{display_name(f)} (score {scores[f]:.2f})" for f in hits)
+    named = ", ".join(f"{schema.display_name(f)} (score {scores[f]:.2f})" for f in hits)
     reason = (f"{named} look{'s' if len(hits) == 1 else ''} altered (threshold {threshold:.2f}): the image shows "
               "traces such as overwriting, erasure, correction fluid or a crossed-out number; see the field image")
     images = {f: os.path.relpath(field_image_path(rundir, str(sheet_id), f), out) for f in hits}

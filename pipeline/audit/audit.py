@@ -1,7 +1,9 @@
 """The audit orchestrator: read a run folder chunk by chunk, apply every rule, write docs/DATA.md section 4.
 
 :func:`run_audit` is the Python API behind ``python -m pipeline audit``. Each step is a function of the tables the
-earlier steps produced; this module only chains them and writes the results atomically.
+earlier steps produced; this module only chains them and writes the results atomically. The form's fields, roles
+and rules come from the run's template (``template.yaml`` in the run folder, else the packaged acta), as one
+:class:`pipeline.audit.schema.FormSchema` passed to every step.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from pipeline.audit.crosssheet import cross_sheet_flags
 from pipeline.audit.flags import SEVERITY_WEIGHT, Flag, flags_to_frame, frame_to_flags
 from pipeline.audit.forensics import run_forensics
 from pipeline.audit.outputs import TableSink, write_json
-from pipeline.audit.schema import CHOICE_FIELD, COUNT_FIELDS, NUMERIC_FIELDS, OK_STATUS
+from pipeline.audit.schema import OK_STATUS, FormSchema
 from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import FIELDS_COLUMNS, MARKS_COLUMNS, build_sheet_table, candidate_map, sheet_reading
 from pipeline.engine.lock import folder_lock, remove_scratch
 from pipeline.engine.settings import EngineSettings
 from pipeline.engine.stream import ParquetSink
+from pipeline.forms.template import run_template
 from pipeline.progress import SettledBar
 
 log = logging.getLogger(__name__)
@@ -42,9 +45,9 @@ TALLY_COLUMNS = ("n_flags", "verdict_rank", "unexplained")
 CHUNK_PREFIX = "chunk_"
 #: Columns only the scratch table has (:func:`scratch_rows`): the chunk's tally and the arithmetic verdict.
 SCRATCH_COLUMNS = (*(CHUNK_PREFIX + c for c in TALLY_COLUMNS), "arithmetic_verdict")
-#: Columns of the sheet table that the batch-wide steps read back for the whole batch (:func:`batch_columns`).
-SLIM_COLUMNS = ("status", *NUMERIC_FIELDS, CHOICE_FIELD, "turnout", "opposition_present", "alteration_score",
-                "altered")
+#: Columns of the sheet table that the batch-wide steps read back for the whole batch (:func:`batch_columns`),
+#: besides the form's numeric and choice fields (:func:`slim_columns`).
+SLIM_COLUMNS = ("status", "turnout", "opposition_present", "alteration_score", "altered")
 
 
 @dataclass(frozen=True)
@@ -83,23 +86,31 @@ def page_flags(table: pd.DataFrame) -> list[Flag]:
                  {"status": row["status"], "source": row.get("source")}) for sid, row in bad.iterrows()]
 
 
-def sheet_flags(table: pd.DataFrame, fields: pd.DataFrame, rundir: Path, out: Path, s: AuditSettings) -> list[Flag]:
+def slim_columns(schema: FormSchema) -> tuple[str, ...]:
+    """The sheet-table columns the batch-wide steps read back: the status, the form's numeric and choice fields,
+    turnout, opposition, alteration (:data:`SLIM_COLUMNS`)."""
+    return (SLIM_COLUMNS[0], *schema.numeric_fields, *schema.choices, *SLIM_COLUMNS[1:])
+
+
+def sheet_flags(table: pd.DataFrame, fields: pd.DataFrame, rundir: Path, out: Path, schema: FormSchema,
+                s: AuditSettings) -> list[Flag]:
     """Arithmetic and read-uncertainty flags of every sheet of ``table`` whose page was read, in the table's order;
     the candidate readings come from the ``alternatives`` of those sheets' ``fields`` rows."""
     candidates = candidate_map(fields)
     ok = table[table["status"] == OK_STATUS]
-    return [f for _, row in ok.iterrows() for f in arithmetic_flags(sheet_reading(row, candidates, rundir, out), s)]
+    return [f for _, row in ok.iterrows()
+            for f in arithmetic_flags(sheet_reading(row, candidates, rundir, out, schema), schema, s)]
 
 
 def audit_chunk(chunk: RunChunk, detector: alteration.Detector | None, pool, rundir: Path, out: Path,
-                s: AuditSettings) -> tuple[pd.DataFrame, list[Flag]]:
+                schema: FormSchema, s: AuditSettings) -> tuple[pd.DataFrame, list[Flag]]:
     """The sheet table of one chunk's sheets, with alteration scores, and every flag that needs only those
     sheets: pages not read, arithmetic and read uncertainty, alteration. A sheet's features, scores and rules
     depend on that sheet alone, so auditing chunk by chunk gives what one pass over the batch would. The flags
     come sheet by sheet, in the table's order, whatever the chunk size."""
-    table = build_sheet_table(chunk.pages, chunk.fields, chunk.marks, rundir, out, s)
-    table, alteration_flags = alteration.apply_detector(table, detector, rundir, out, pool)
-    flags = page_flags(table) + sheet_flags(table, chunk.fields, rundir, out, s) + alteration_flags
+    table = build_sheet_table(chunk.pages, chunk.fields, chunk.marks, rundir, out, schema, s)
+    table, alteration_flags = alteration.apply_detector(table, detector, rundir, out, schema, pool)
+    flags = page_flags(table) + sheet_flags(table, chunk.fields, rundir, out, schema, s) + alteration_flags
     position = {str(sid): i for i, sid in enumerate(table.index)}
     return table, sorted(flags, key=lambda f: position[f.sheet_id])
 
@@ -145,10 +156,23 @@ def summary_columns(table: pd.DataFrame, tally: pd.DataFrame) -> pd.DataFrame:
                         index=table.index)
 
 
-def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, s: AuditSettings) -> dict:
-    """The Cantu comparison on detected alterations and, when ``truth`` is given, on the true ones."""
+def cantu_skip(schema: FormSchema, s: AuditSettings) -> str | None:
+    """Why the form allows no Cantu comparison (no representative ticks, or no leader), or None."""
+    if not schema.party_of:
+        return f"form '{schema.name}' has no representative-present ticks (tick fields with party_of)"
+    if schema.leader_of(s.ruling_party) is None:
+        return f"form '{schema.name}' names no leader (template key leader, or the setting audit.ruling_party)"
+    return None
+
+
+def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, schema: FormSchema, s: AuditSettings) -> dict:
+    """The Cantu comparison on detected alterations and, when ``truth`` is given, on the true ones (skipped with
+    the reason where the form has no representative ticks or no leader)."""
     ok = table[table["status"] == OK_STATUS]
-    result = {"level": s.ci_level, "ruling_party": s.ruling_party}
+    result = {"level": s.ci_level, "ruling_party": schema.leader_of(s.ruling_party)}
+    skip = cantu_skip(schema, s)
+    if skip is not None:
+        return {**result, "detected": {"skipped": skip}, **({"true": {"skipped": skip}} if truth is not None else {})}
     if ok["altered"].notna().any():
         result["detected"] = cantu.compare(ok["altered"], ok["opposition_present"], s.ci_level)
     else:
@@ -161,23 +185,24 @@ def cantu_summary(table: pd.DataFrame, truth: pd.DataFrame | None, s: AuditSetti
     return result
 
 
-def scratch_rows(table: pd.DataFrame, flags: list[Flag]) -> pd.DataFrame:
+def scratch_rows(table: pd.DataFrame, flags: list[Flag], schema: FormSchema) -> pd.DataFrame:
     """One chunk's rows of the scratch table: its sheet table, the tally of its flags (``chunk_n_flags``,
     ``chunk_verdict_rank``, ``chunk_unexplained``: :func:`flag_tally`) and each sheet's ``arithmetic_verdict``
     (:func:`evaluate.arithmetic_verdicts`; missing without an arithmetic flag)."""
-    verdicts = evaluate.arithmetic_verdicts(flags)
+    verdicts = evaluate.arithmetic_verdicts(flags, schema.rule_names)
     extra = flag_tally(flags, table.index).add_prefix(CHUNK_PREFIX).set_axis(table.index)
     extra["arithmetic_verdict"] = pd.array([verdicts.get(str(sid)) for sid in table.index], dtype="string")
     return table.join(extra).reset_index()
 
 
-def batch_columns(scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """From the scratch table, the few columns the batch-wide steps need: :data:`SLIM_COLUMNS` (cross-sheet rules,
+def batch_columns(scratch: Path, schema: FormSchema) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """From the scratch table, the few columns the batch-wide steps need: :func:`slim_columns` (cross-sheet rules,
     forensics, Cantu, evaluation), the tally of the chunks' flags and the arithmetic verdicts, by sheet_id."""
-    kept = pq.read_table(scratch, columns=["sheet_id", *SLIM_COLUMNS, *SCRATCH_COLUMNS]).to_pandas()
+    slim = slim_columns(schema)
+    kept = pq.read_table(scratch, columns=["sheet_id", *slim, *SCRATCH_COLUMNS]).to_pandas()
     kept = kept.set_index("sheet_id")
     tally = kept[[CHUNK_PREFIX + c for c in TALLY_COLUMNS]].rename(columns=lambda c: c.removeprefix(CHUNK_PREFIX))
-    return kept[list(SLIM_COLUMNS)], tally, kept["arithmetic_verdict"].dropna().astype(str).to_dict()
+    return kept[list(slim)], tally, kept["arithmetic_verdict"].dropna().astype(str).to_dict()
 
 
 def write_sheets(scratch: Path, summary: pd.DataFrame, out: Path) -> dict:
@@ -197,7 +222,8 @@ def write_sheets(scratch: Path, summary: pd.DataFrame, out: Path) -> dict:
 
 def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
               truth: Path | None = None, stream_sheets: int | None = None) -> AuditResult:
-    """Audit one read run (``pages.csv``, ``fields.parquet``, ``marks.csv``, ``fields/``) into ``out``.
+    """Audit one read run (``pages.csv``, ``fields.parquet``, ``marks.csv``, ``fields/``) into ``out``, by the
+    fields, roles and rules of the template the run was read with (:func:`pipeline.forms.run_template`).
 
     The sheets are audited ``stream_sheets`` at a time, in the order of ``pages.csv`` (:mod:`pipeline.audit.chunks`):
     every rule that looks at one sheet runs on its chunk, whose table and flags go straight to files (the table
@@ -213,6 +239,7 @@ def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
         stream_sheets: sheets audited at once (default: the engine's ``stream_sheets``).
 
     Raises:
+        ConfigError: the run's template cannot be read, or a setting names a field the form lacks.
         InputFileError: a required input is missing, unreadable, lacks documented columns or is out of order.
         ModelError: the alteration detector is missing (unless ``settings.alteration_model`` is ``None``) or cannot
             be loaded.
@@ -226,15 +253,17 @@ def run_audit(rundir: Path, out: Path, settings: AuditSettings | None = None,
 def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, stream_sheets: int | None
                ) -> AuditResult:
     """:func:`run_audit`, with the lock of ``out`` held."""
+    schema = FormSchema.of(run_template(rundir))
+    schema.check_settings(s.forensic_fields, s.ruling_party)
     order = page_order(rundir / "pages.csv", stream_sheets or EngineSettings().stream_sheets)
     chunks = run_chunks(rundir, order, FIELDS_COLUMNS, MARKS_COLUMNS)
-    truth_df = evaluate.read_truth(Path(truth)) if truth is not None else None
+    truth_df = evaluate.read_truth(Path(truth), schema) if truth is not None else None
     detector = alteration.load_detector(Path(s.alteration_model)) if s.alteration_model is not None else None
     if detector is None:
         log.warning("auditing without the visible-alteration check (--no-alteration)")
     out.mkdir(parents=True, exist_ok=True)
     flag_sink = TableSink(out / "flags")
-    n_fields = order.n_read * len(COUNT_FIELDS) if detector is not None else 0
+    n_fields = order.n_read * len(schema.count_fields) if detector is not None else 0
     try:
         with (tempfile.TemporaryDirectory(dir=out, prefix=".audit-") as scratch_dir,
               alteration.feature_pool(n_fields) as pool,
@@ -242,12 +271,12 @@ def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, st
                          disable=len(order.chunk_of) < 50) as bar):
             scratch = ParquetSink(Path(scratch_dir) / "sheets.parquet")
             for chunk in chunks:
-                table, flags = audit_chunk(chunk, detector, pool, rundir, out, s)
-                scratch.write(scratch_rows(table, flags))
+                table, flags = audit_chunk(chunk, detector, pool, rundir, out, schema, s)
+                scratch.write(scratch_rows(table, flags, schema))
                 flag_sink.write(flags_to_frame(flags))
                 bar.update(len(table))
-            sheets, tally, arithmetic = batch_columns(scratch.commit())
-            cross = cross_sheet_flags(sheets[sheets["status"] == OK_STATUS], s)
+            sheets, tally, arithmetic = batch_columns(scratch.commit(), schema)
+            cross = cross_sheet_flags(sheets[sheets["status"] == OK_STATUS], schema, s)
             while batch := list(itertools.islice(cross, FLAG_BATCH)):
                 flag_sink.write(flags_to_frame(batch))
                 tally = add_tallies(tally, flag_tally(batch))
@@ -258,13 +287,14 @@ def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, st
         flag_sink.discard()
         raise
     sheets = sheets.join(summary)
-    forensics = run_forensics(sheets, s)
-    cantu_json = cantu_summary(sheets, truth_df, s)
+    forensics = run_forensics(sheets, s, schema)
+    cantu_json = cantu_summary(sheets, truth_df, schema, s)
     paths["forensics"] = write_json(out / "forensics.json", forensics)
     paths["cantu"] = write_json(out / "cantu.json", cantu_json)
     truth_eval = None
     if truth_df is not None:
-        truth_eval = evaluate.truth_eval(sheets, arithmetic, truth_df, s, review=evaluate.run_review_marks(rundir))
+        truth_eval = evaluate.truth_eval(sheets, arithmetic, truth_df, schema, s,
+                                         review=evaluate.run_review_marks(rundir, schema))
         paths["truth_eval"] = write_json(out / "truth_eval.json", truth_eval)
     verdicts = {k: int(v) for k, v in sheets["verdict"].value_counts().items()}
     n_flags = int(summary["n_flags"].sum())

@@ -43,8 +43,9 @@ from pipeline.audit import evaluate
 from pipeline.audit.audit import run_audit
 from pipeline.audit.cantu import wilson
 from pipeline.audit.forensics import run_forensics
-from pipeline.audit.schema import COUNT_FIELDS, DISTRICT_KEY, OK_STATUS, PARTIES
+from pipeline.audit.schema import OK_STATUS, acta_schema
 from pipeline.audit.settings import ALTERATION_DIR, AlterationSettings, AuditSettings
+from pipeline.audit.table import turnout
 from pipeline.audit.train import (
     NO_STYLE,
     FieldSet,
@@ -175,27 +176,34 @@ def clean_counts(seed: int, sheets: int, config: dict) -> pd.DataFrame:
 
     synth = build_settings(SynthSettings, "synth", config, sheets=sheets, seed=seed, altered_rate_absent=0.0,
                            altered_rate_present=0.0, fabricated_rate=0.0, arithmetic_error_rate=0.0)
+    schema = acta_schema()  # the generator's form
     rows = []
     for index in range(1, sheets + 1):
         content = plan_sheet(index, synth)
-        rows.append({**{k: content.station.ids[k] for k in DISTRICT_KEY},
-                     **{f: content.fields[f].written or 0 for f in COUNT_FIELDS}})
+        rows.append({**{k: content.station.ids[k] for k in district_key()},
+                     **{f: content.fields[f].written or 0 for f in schema.count_fields}})
     table = pd.DataFrame(rows).assign(status=OK_STATUS)
-    return table.assign(turnout=table["total_votes"] / table["registered_voters"])
+    return table.assign(turnout=turnout(table, schema))
+
+
+def district_key() -> tuple[str, ...]:
+    """The id fields of the generator's form's first forensic level (its districts)."""
+    return acta_schema().first_level[1]
 
 
 def fabricate(table: pd.DataFrame, rng: np.random.Generator, share: float) -> pd.DataFrame:
     """Invent the party counts of ``share`` of the stations the way a person would: each count of 10 or more keeps
     its tens but gets a last digit drawn from :data:`HUMAN_LAST_DIGITS`; the total is rewritten to match."""
+    schema = acta_schema()
     out = table.copy()
     invented = rng.random(len(out)) < share
-    for party in PARTIES:
+    for party in schema.candidates:
         values = out[party].to_numpy()
         digits = rng.choice(10, size=len(values), p=HUMAN_LAST_DIGITS)
         changed = invented & (values >= 10)
         out[party] = np.where(changed, values - values % 10 + digits, values)
-    out["total_votes"] = out[list(PARTIES) + ["unregistered", "null_votes"]].sum(axis=1)
-    return out.assign(turnout=out["total_votes"] / out["registered_voters"])
+    out[schema.votes_cast[0]] = out[list(schema.vote_parts)].sum(axis=1)
+    return out.assign(turnout=turnout(out, schema))
 
 
 def _rate(hits: int, n: int, s: AuditSettings) -> dict:
@@ -220,13 +228,13 @@ def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) 
     uniform = dataclasses.replace(s, digit_reference="uniform")
     rng = np.random.default_rng(FORENSIC_SEED)
     hits = {"clean": 0, "clean_uniform_reference": 0, "fabricated": 0, "clean_no_collision": 0}
-    by_level = {BATCH_SCOPE: 0, "district": 0}
+    by_level = {BATCH_SCOPE: 0, acta_schema().first_level[0]: 0}
     no_collision = 0
     per_test: dict[str, int] = {}
     for b in range(batches):
         clean = clean_counts(FORENSIC_SEED + b, sheets, config)
-        alarms = run_forensics(clean, s)["summary"]["alarms"]
-        distinct = clean.groupby(list(DISTRICT_KEY)).ngroups == min(districts, sheets)
+        alarms = run_forensics(clean, s, acta_schema())["summary"]["alarms"]
+        distinct = clean.groupby(list(district_key())).ngroups == min(districts, sheets)
         no_collision += distinct
         hits["clean"] += bool(alarms)
         hits["clean_no_collision"] += bool(alarms) and distinct
@@ -234,8 +242,9 @@ def forensic_section(config: dict, batches: int, sheets: int, s: AuditSettings) 
             by_level[level] += any(alarm_level(a["scope"]) == level for a in alarms)
         for a in alarms:
             per_test[a["test"]] = per_test.get(a["test"], 0) + 1
-        hits["clean_uniform_reference"] += run_forensics(clean, uniform)["summary"]["n_alarms"] > 0
-        hits["fabricated"] += run_forensics(fabricate(clean, rng, FABRICATED_SHARE), s)["summary"]["n_alarms"] > 0
+        hits["clean_uniform_reference"] += run_forensics(clean, uniform, acta_schema())["summary"]["n_alarms"] > 0
+        fabricated = fabricate(clean, rng, FABRICATED_SHARE)
+        hits["fabricated"] += run_forensics(fabricated, s, acta_schema())["summary"]["n_alarms"] > 0
     excess = {level: excess_p_value(n, batches, s.alpha) for level, n in by_level.items()}
     return {"alpha": s.alpha, "correction": s.correction, "sheets_per_batch": sheets,
             "fabricated_share": FABRICATED_SHARE, "human_last_digits": list(HUMAN_LAST_DIGITS),

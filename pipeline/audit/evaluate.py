@@ -1,7 +1,8 @@
 """Compare an audit with the ground truth of a synthetic batch (``truth.csv``, docs/DATA.md section 1).
 
-Which sheets are "truly inconsistent" is decided by applying the audit's own rules to the numbers visibly written
-on each sheet (``F_written``), so the arithmetic check is judged on what a perfect reader would see.
+Which sheets are "truly inconsistent" is decided by applying the audit's own rules (the form's, from its
+:class:`pipeline.audit.schema.FormSchema`) to the numbers visibly written on each sheet (``F_written``), so the
+arithmetic check is judged on what a perfect reader would see.
 
 The field figures of issue 13 (:func:`field_figures`): untampered fields read exactly, and wrong fields that
 nothing marks for review (the recogniser's ``needs_review`` of ``fields.parquet``, or a value the audit could not
@@ -21,15 +22,20 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from pipeline.audit.arithmetic import counts_consistent
 from pipeline.audit.flags import Flag, frame_to_flags
-from pipeline.audit.schema import CHOICE_FIELD, COUNT_FIELDS, ID_FIELDS, NUMERIC_FIELDS, OK_STATUS, VISIBLE_KINDS
+from pipeline.audit.schema import OK_STATUS, VISIBLE_KINDS, FormSchema
 from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import TRUE_STRINGS, read_table
+from pipeline.forms.template import run_template
 
-ARITHMETIC_RULES = ("votes_add_up", "ballots_add_up", "total_within_registered", "count_within_registered",
-                    "ids_well_formed", "unreadable")
 #: Yes/no columns of truth.csv, read as booleans whether written True/False or 1/0.
 TRUTH_FLAGS = ("altered", "fabricated", "opposition_present", "arithmetic_error")
-TRUTH_COLUMNS = ("sheet_id", "altered", "opposition_present", *ID_FIELDS, *(f"{f}_written" for f in COUNT_FIELDS))
+
+
+def truth_columns(schema: FormSchema) -> tuple[str, ...]:
+    """The truth.csv columns the evaluation needs: the sheet, its alteration and opposition, every id and every
+    count as written (``F_written``)."""
+    return ("sheet_id", "altered", "opposition_present", *schema.id_fields,
+            *(f"{f}_written" for f in schema.count_fields))
 #: Separator of the list columns of truth.csv (``alteration_styles``, ``scan_damage``).
 LIST_SEPARATOR = ";"
 #: ``F_alteration`` values of a field nobody tampered with (``fabricated`` counts as tampered: it changes the value).
@@ -42,23 +48,23 @@ BREAKDOWN_COLUMNS = {"per_pen_colour": "pen_colour", "per_scan_damage": "scan_da
 STYLES_COLUMN = "alteration_styles"
 
 
-def read_truth(path: Path | str) -> pd.DataFrame:
+def read_truth(path: Path | str, schema: FormSchema) -> pd.DataFrame:
     """``truth.csv`` with the columns the evaluation needs (raises InputFileError naming what is missing)."""
-    truth = read_table(Path(path), TRUTH_COLUMNS)
+    truth = read_table(Path(path), truth_columns(schema))
     for column in TRUTH_FLAGS:
         if column in truth:
             truth[column] = truth[column].astype("string").str.strip().str.lower().isin(TRUE_STRINGS)
     return truth
 
 
-def written_values(truth: pd.DataFrame, s: AuditSettings) -> pd.DataFrame:
+def written_values(truth: pd.DataFrame, schema: FormSchema, s: AuditSettings) -> pd.DataFrame:
     """What a perfect reader returns for every numeric field (ids as written, counts ``F_written``), by sheet_id.
 
     Blank counts become 0 when ``empty_counts_as_zero``, exactly as the audit treats blank reads.
     """
     t = truth.set_index("sheet_id")
-    out = pd.DataFrame({f: pd.to_numeric(t[f], errors="coerce") for f in ID_FIELDS}, index=t.index)
-    for f in COUNT_FIELDS:
+    out = pd.DataFrame({f: pd.to_numeric(t[f], errors="coerce") for f in schema.id_fields}, index=t.index)
+    for f in schema.count_fields:
         written = pd.to_numeric(t[f"{f}_written"], errors="coerce")
         out[f] = written.fillna(0) if s.empty_counts_as_zero else written
     return out.astype("Int64")
@@ -119,20 +125,21 @@ def _fabricated_rate(j: pd.DataFrame, pred: pd.Series) -> float | None:
 
 
 def fields_read_right(sheets: pd.DataFrame, written: pd.DataFrame) -> pd.DataFrame:
-    """Per sheet (in both tables) and numeric field: was it read exactly as written (both blank counts too)?"""
+    """Per sheet (in both tables) and numeric field (the columns of ``written``): was it read exactly as written
+    (both blank counts too)?"""
     common = written.index.intersection(sheets.index)
-    read = sheets.loc[common, list(NUMERIC_FIELDS)].astype("Int64")
-    truth = written.loc[common, list(NUMERIC_FIELDS)]
+    numeric = list(written.columns)
+    read = sheets.loc[common, numeric].astype("Int64")
+    truth = written.loc[common, numeric]
     return ((read == truth).fillna(False) | (read.isna() & truth.isna())).astype(bool)
 
 
-def untampered_fields(truth: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
-    """Per sheet of ``index`` and numeric field: did nobody tamper with it (``F_alteration`` none or empty)?
-
-    Fields without an ``F_alteration`` column (the ids) are never tampered with."""
+def untampered_fields(truth: pd.DataFrame, index: pd.Index, numeric: list[str]) -> pd.DataFrame:
+    """Per sheet of ``index`` and numeric field (``numeric``): did nobody tamper with it (``F_alteration`` none or
+    empty)? Fields without an ``F_alteration`` column (the ids) are never tampered with."""
     t = truth.set_index("sheet_id").reindex(index)
     out = {}
-    for f in NUMERIC_FIELDS:
+    for f in numeric:
         column = f"{f}_alteration"
         if column in t:
             out[f] = t[column].astype("string").fillna("").str.strip().str.lower().isin(UNTAMPERED).to_numpy()
@@ -141,27 +148,30 @@ def untampered_fields(truth: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     return pd.DataFrame(out, index=index)
 
 
-def review_marks(fields: pd.DataFrame) -> pd.DataFrame:
+def review_marks(fields: pd.DataFrame, schema: FormSchema) -> pd.DataFrame:
     """The recogniser's ``needs_review`` of ``fields.parquet`` rows as one bool column per numeric field, by
     sheet_id (a field without a row is not marked)."""
-    f = fields[fields["field"].isin(NUMERIC_FIELDS)].drop_duplicates(["sheet_id", "field"])
+    numeric = list(schema.numeric_fields)
+    f = fields[fields["field"].isin(numeric)].drop_duplicates(["sheet_id", "field"])
     marks = f.assign(needs_review=f["needs_review"].astype("boolean").fillna(False).astype(bool))
     wide = marks.pivot(index="sheet_id", columns="field", values="needs_review")
     wide.index = wide.index.astype(str)
-    return wide.reindex(columns=list(NUMERIC_FIELDS)).fillna(False).astype(bool)
+    return wide.reindex(columns=numeric).fillna(False).astype(bool)
 
 
-def run_review_marks(rundir: Path | str) -> pd.DataFrame:
+def run_review_marks(rundir: Path | str, schema: FormSchema) -> pd.DataFrame:
     """:func:`review_marks` of the run folder ``rundir`` (its ``fields.parquet``)."""
-    return review_marks(read_table(Path(rundir) / "fields.parquet", ("sheet_id", "field", "needs_review")))
+    return review_marks(read_table(Path(rundir) / "fields.parquet", ("sheet_id", "field", "needs_review")), schema)
 
 
 def marked_for_review(read: pd.DataFrame, review: pd.DataFrame) -> pd.DataFrame:
-    """Per sheet of ``read`` (the audit's values) and numeric field: is it marked for review, by the recogniser
-    (``review``: :func:`review_marks`) or because the audit could not read a value (its ``unreadable`` flag)?"""
-    recogniser = review.reindex(index=read.index.astype(str), columns=list(NUMERIC_FIELDS)).fillna(False)
-    unreadable = read[list(NUMERIC_FIELDS)].isna().to_numpy()
-    return pd.DataFrame(recogniser.to_numpy(bool) | unreadable, index=read.index, columns=list(NUMERIC_FIELDS))
+    """Per sheet of ``read`` (the audit's values) and numeric field (the columns of ``review``): is it marked for
+    review, by the recogniser (``review``: :func:`review_marks`) or because the audit could not read a value (its
+    ``unreadable`` flag)?"""
+    numeric = list(review.columns)
+    recogniser = review.reindex(index=read.index.astype(str), columns=numeric).fillna(False)
+    unreadable = read[numeric].isna().to_numpy()
+    return pd.DataFrame(recogniser.to_numpy(bool) | unreadable, index=read.index, columns=numeric)
 
 
 def field_figures(right: pd.DataFrame, untampered: pd.DataFrame, marked: pd.DataFrame | None) -> dict:
@@ -196,7 +206,7 @@ def field_breakdown(right: pd.DataFrame, untampered: pd.DataFrame, marked: pd.Da
 def field_section(right: pd.DataFrame, read: pd.DataFrame, truth: pd.DataFrame,
                   review: pd.DataFrame | None) -> dict:
     """The field figures overall and per truth label of :data:`BREAKDOWN_COLUMNS` (those truth.csv has)."""
-    untampered = untampered_fields(truth, right.index)
+    untampered = untampered_fields(truth, right.index, list(right.columns))
     marked = None if review is None else marked_for_review(read.loc[right.index], review)
     out = {**field_figures(right, untampered, marked),
            "review_marks": "recogniser needs_review or value unreadable" if marked is not None else
@@ -208,21 +218,37 @@ def field_section(right: pd.DataFrame, read: pd.DataFrame, truth: pd.DataFrame,
     return out
 
 
-def read_accuracy(right: pd.DataFrame) -> dict:
+def _share(right: pd.DataFrame, fields: tuple[str, ...]) -> float | None:
+    """Share of the cells of ``fields`` read right (None when the form has no such field)."""
+    return float(right[list(fields)].to_numpy().mean()) if fields else None
+
+
+def read_accuracy(right: pd.DataFrame, schema: FormSchema) -> dict:
     """Share of fields read exactly as written (ids, counts, all) and of sheets with every field right."""
-    return {"n_sheets": int(len(right)), "ids": float(right[list(ID_FIELDS)].to_numpy().mean()),
-            "counts": float(right[list(COUNT_FIELDS)].to_numpy().mean()),
+    return {"n_sheets": int(len(right)), "ids": _share(right, schema.id_fields),
+            "counts": _share(right, schema.count_fields),
             "all_fields": float(right.to_numpy().mean()), "sheets_all_correct": float(right.all(axis=1).mean()),
-            "per_field": {f: float(right[f].mean()) for f in NUMERIC_FIELDS}}
+            "per_field": {f: float(right[f].mean()) for f in schema.numeric_fields}}
+
+
+def truth_choices(truth: pd.DataFrame, schema: FormSchema) -> dict[str, dict]:
+    """Per sheet_id, the choices as truth.csv gives them (the form's choice fields that truth.csv has)."""
+    t = truth.set_index("sheet_id")
+    columns = [c for c in schema.choices if c in t]
+    return {sid: {c: _text(t.at[sid, c]) for c in columns} for sid in t.index}
+
+
+def _text(value) -> str | None:
+    return None if pd.isna(value) else str(value)
 
 
 def arithmetic_eval(verdicts: dict[str, str], truth: pd.DataFrame, written: pd.DataFrame, read_ok: pd.Series,
-                    s: AuditSettings) -> dict:
+                    schema: FormSchema, s: AuditSettings) -> dict:
     """How the arithmetic rules and the uncertainty search did on truly inconsistent and on clean sheets
     (``verdicts``: :func:`arithmetic_verdicts` of the audit's flags)."""
-    types = truth.set_index("sheet_id")[CHOICE_FIELD] if CHOICE_FIELD in truth else None
-    consistent = pd.Series({sid: counts_consistent({f: _int(written.at[sid, f]) for f in NUMERIC_FIELDS},
-                                                   None if types is None else types.get(sid), s)
+    choices = truth_choices(truth, schema)
+    consistent = pd.Series({sid: counts_consistent({f: _int(written.at[sid, f]) for f in schema.numeric_fields},
+                                                   choices.get(sid, {}), schema, s)
                             for sid in read_ok.index}, dtype="object")
     flagged = pd.Series([sid in verdicts for sid in read_ok.index], index=read_ok.index)
     called = pd.Series([verdicts.get(sid) == "inconsistent" for sid in read_ok.index], index=read_ok.index)
@@ -247,30 +273,32 @@ def _rates(flagged: pd.Series, called: pd.Series, mask: pd.Series) -> dict:
     return {"n": int(mask.sum()), "flagged_rate": _mean(flagged[mask]), "inconsistent_rate": _mean(called[mask])}
 
 
-def arithmetic_verdicts(flags: list[Flag]) -> dict[str, str]:
-    """Per sheet with an arithmetic flag: ``inconsistent`` if any such flag says so, else ``needs_review``."""
+def arithmetic_verdicts(flags: list[Flag], rule_names: tuple[str, ...]) -> dict[str, str]:
+    """Per sheet with an arithmetic flag (``rule_names``: the form's rules, the id check and ``unreadable``,
+    :attr:`FormSchema.rule_names`): ``inconsistent`` if any such flag says so, else its verdict (``needs_review``,
+    or ``suspicious`` for a soft rule)."""
     out: dict[str, str] = {}
     for f in flags:
-        if f.rule in ARITHMETIC_RULES and out.get(f.sheet_id) != "inconsistent":
+        if f.rule in rule_names and out.get(f.sheet_id) != "inconsistent":
             out[f.sheet_id] = f.verdict
     return out
 
 
-def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFrame, s: AuditSettings,
-               review: pd.DataFrame | None = None) -> dict:
+def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFrame, schema: FormSchema,
+               s: AuditSettings, review: pd.DataFrame | None = None) -> dict:
     """``truth_eval.json``: alteration detection, arithmetic rules (``verdicts``: :func:`arithmetic_verdicts`),
     read accuracy and the field figures (:func:`field_section`; ``review``: :func:`review_marks`, without which
     the wrong fields not marked for review are not measured) against the ground truth."""
     ok = sheets[sheets["status"] == OK_STATUS]
-    written = written_values(truth, s)
+    written = written_values(truth, schema, s)
     right = fields_read_right(ok, written)
     joined = truth.set_index("sheet_id").join(ok[["alteration_score", "altered"]], how="inner",
                                               lsuffix="_truth", rsuffix="_pred")
     return {"n_truth": int(len(truth)), "n_audited": int(len(sheets)), "n_read_ok": int(len(ok)),
             "missing_from_audit": sorted(set(truth["sheet_id"]) - set(sheets.index.astype(str))),
             "alteration": alteration_metrics(joined),
-            "arithmetic": arithmetic_eval(verdicts, truth, written, right.all(axis=1), s),
-            "reading": read_accuracy(right),
+            "arithmetic": arithmetic_eval(verdicts, truth, written, right.all(axis=1), schema, s),
+            "reading": read_accuracy(right, schema),
             "fields": field_section(right, ok, truth, review),
             "opposition_tick_agreement": _opposition_agreement(ok, truth)}
 
@@ -278,12 +306,16 @@ def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFra
 def evaluate_run(rundir: Path | str, audit_dir: Path | str, truth_path: Path | str,
                  s: AuditSettings | None = None) -> dict:
     """:func:`truth_eval` of an existing audit (``sheets.parquet``, ``flags.parquet`` in ``audit_dir``) of the run
-    ``rundir``, with the recogniser's review marks (its ``fields.parquet``), against ``truth_path``."""
+    ``rundir``, with the recogniser's review marks (its ``fields.parquet``), against ``truth_path``, by the form
+    the run was read with."""
     s = s or AuditSettings()
+    schema = FormSchema.of(run_template(Path(rundir)))
     sheets = pd.read_parquet(Path(audit_dir) / "sheets.parquet").set_index("sheet_id")
     sheets.index = sheets.index.astype(str)
-    verdicts = arithmetic_verdicts(frame_to_flags(pd.read_parquet(Path(audit_dir) / "flags.parquet")))
-    return truth_eval(sheets, verdicts, read_truth(truth_path), s, review=run_review_marks(rundir))
+    verdicts = arithmetic_verdicts(frame_to_flags(pd.read_parquet(Path(audit_dir) / "flags.parquet")),
+                                   schema.rule_names)
+    return truth_eval(sheets, verdicts, read_truth(truth_path, schema), schema, s,
+                      review=run_review_marks(rundir, schema))
 
 
 def _opposition_agreement(ok: pd.DataFrame, truth: pd.DataFrame) -> float | None:

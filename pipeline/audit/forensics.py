@@ -25,6 +25,11 @@ both misses fraud and flags honest counts, and Mebane (2013) found last-digit an
 detectors on Russian data. So an alarm needs two things: the adjusted p-value below ``alpha`` **and** an effect
 at least :data:`MIN_EFFECT` (with 350,000 digits a last-digit-mean shift of 0.024 has p < 0.01 and means nothing).
 
+The form says what is tested (:class:`pipeline.audit.schema.FormSchema`): the choices are its candidate fields
+(or ``forensic_fields``), the scopes its ``forensic_levels``, the Klimek "winner" its leader (the setting
+``ruling_party``, else the template's ``leader``, else the choice with most votes) and turnout its votes cast over
+its registered voters. A test that needs a role the form lacks is skipped with the reason, never run on nothing.
+
 Families: p-values are adjusted per level, not over every scope at once: the batch's tests form one family, and
 each scope level (e.g. every district) forms its own, so adding district scopes does not silence batch findings.
 
@@ -45,7 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.audit.schema import DISTRICT_KEY, OK_STATUS, PARTIES
+from pipeline.audit.schema import OK_STATUS, FormSchema
 from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table_forensics import holm
 
@@ -74,8 +79,9 @@ MIN_EFFECT = {"last_digit_uniform": 0.033, "last_digit_mean": 0.1, "last_digit_0
               "pair_adjacent_digits": 0.01, KLIMEK_TEST: 0.0}
 #: Tests that never alarm whatever the settings say (see the module docstring).
 ALWAYS_REPORT_ONLY = (KLIMEK_TEST,)
-#: The scope levels of the scanned-sheet audit: one level, "district", keyed by (state, district).
-DEFAULT_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (("district", DISTRICT_KEY),)
+#: Digit tests run on every choice's counts (:func:`digit_tests`), in order; the Klimek test is :data:`KLIMEK_TEST`.
+DIGIT_TESTS = ("last_digit_uniform", "last_digit_mean", "last_digit_0_or_5", "second_digit_2bl",
+               "second_digit_2bl_mean", "pair_repeated_digits", "pair_adjacent_digits")
 #: How the report labels digit tests (see the module docstring).
 WEAK_EVIDENCE = ("weak evidence: digit tests flag honest counts and miss fraud (Deckert, Myagkov & Ordeshook "
                  "2011; Mebane 2013 found them implausible on Russian data); an alarm needs a minimum effect too")
@@ -209,11 +215,22 @@ def klimek_test(scope: str, turnout: np.ndarray, winner_share: np.ndarray, min_n
 
 
 def scope_tests(scope: str, group: pd.DataFrame, s: AuditSettings, level: str = "batch",
-                centre_key: tuple[str, ...] = DISTRICT_KEY) -> list[DigitTest]:
-    """Every test on one scope's sheets (``group`` has a ``winner_share`` column)."""
-    tests = digit_tests(scope, [group[f].dropna().astype(int).to_numpy() for f in s.forensic_fields], s)
-    tests.append(klimek_test(scope, district_centred(group, "turnout", centre_key),
-                             district_centred(group, "winner_share", centre_key), s.min_klimek_stations))
+                centre_key: tuple[str, ...] = (), fields: tuple[str, ...] = (),
+                skipped: dict[str, str] | None = None) -> list[DigitTest]:
+    """Every test on one scope's sheets (``group`` has a ``winner_share`` column): the digit tests on the counts
+    of ``fields``, the Klimek correlation centred on ``centre_key``. ``skipped`` maps a test (or
+    :data:`DIGIT_TESTS`' group, key ``digits``) to why it cannot run on this form; such a test is reported
+    skipped with that reason."""
+    skipped = skipped or {}
+    if "digits" in skipped:
+        tests = [DigitTest(scope, name, 0, skipped=skipped["digits"]) for name in DIGIT_TESTS]
+    else:
+        tests = digit_tests(scope, [group[f].dropna().astype(int).to_numpy() for f in fields], s)
+    if KLIMEK_TEST in skipped:
+        tests.append(DigitTest(scope, KLIMEK_TEST, 0, skipped=skipped[KLIMEK_TEST]))
+    else:
+        tests.append(klimek_test(scope, district_centred(group, "turnout", centre_key),
+                                 district_centred(group, "winner_share", centre_key), s.min_klimek_stations))
     return [replace(t, level=level) for t in tests]
 
 
@@ -243,18 +260,37 @@ def adjust(p: np.ndarray, method: str) -> np.ndarray:
     return holm(p) if method == "holm" else stats.false_discovery_control(p, method=method)
 
 
-def winner_of(table: pd.DataFrame) -> str:
-    """The party with the most votes in ``table`` (the Klimek 'winner')."""
-    return str(table[list(PARTIES)].sum().idxmax())
+def winner_of(table: pd.DataFrame, choices: tuple[str, ...]) -> str:
+    """The choice with the most votes in ``table`` (the Klimek 'winner' when the form names no leader)."""
+    return str(table[list(choices)].sum().idxmax())
 
 
-def winner_share(table: pd.DataFrame, winner: str) -> pd.Series:
-    """Per station, the winner's votes over the total votes (NaN where the total is missing or zero)."""
-    total = table["total_votes"].astype(float)
+def winner_share(table: pd.DataFrame, winner: str | None, cast: tuple[str, ...]) -> pd.Series:
+    """Per station, the winner's votes over the votes cast (the sum of ``cast``; NaN where it is missing or zero,
+    or there is no winner or no votes cast)."""
+    if winner is None or not cast:
+        return pd.Series(np.nan, index=table.index, dtype=float)
+    total = table[cast[0]].astype(float) if len(cast) == 1 else \
+        table[list(cast)].astype(float).sum(axis=1, min_count=len(cast))
     return table[winner].astype(float) / total.where(total > 0)
 
 
-def district_centred(table: pd.DataFrame, column: str, key: tuple[str, ...] = DISTRICT_KEY) -> np.ndarray:
+def skipped_tests(schema: FormSchema, fields: tuple[str, ...], winner: str | None) -> dict[str, str]:
+    """The tests this form cannot run, each with the reason (the role it lacks)."""
+    out = {}
+    if not fields:
+        out["digits"] = f"form '{schema.name}' has no candidate fields (role candidate) to test"
+    if schema.registered is None:
+        out[KLIMEK_TEST] = f"form '{schema.name}' has no registered voters (role registered): no turnout"
+    elif winner is None:
+        out[KLIMEK_TEST] = f"form '{schema.name}' has no candidate fields (role candidate): no winner's share"
+    elif not schema.votes_cast:
+        out[KLIMEK_TEST] = (f"form '{schema.name}' has no votes cast (roles total, valid + invalid, or "
+                            "candidate): no winner's share")
+    return out
+
+
+def district_centred(table: pd.DataFrame, column: str, key: tuple[str, ...] = ()) -> np.ndarray:
     """``column`` minus its district's median (NaN where the district is unknown); ``key``: the district's id
     columns (numbers or text)."""
     keys = [table[k] for k in key if k in table]
@@ -273,7 +309,7 @@ def id_text(value) -> str:
     return str(value).strip()
 
 
-def scopes(table: pd.DataFrame, levels=DEFAULT_LEVELS) -> list[tuple[str, str, pd.DataFrame]]:
+def scopes(table: pd.DataFrame, levels=()) -> list[tuple[str, str, pd.DataFrame]]:
     """``(level, scope name, rows)``: the whole batch (level ``batch``), then for each ``(level, key columns)`` of
     ``levels`` one scope per distinct key among the rows whose key is complete. Ids may be numbers or text (a
     region's name, a commission's code): they are only compared and printed, never cast."""
@@ -320,28 +356,35 @@ def adjust_and_alarm(results: list[DigitTest], s: AuditSettings, min_effect: dic
     return rows
 
 
-def run_forensics(table: pd.DataFrame, s: AuditSettings, levels=DEFAULT_LEVELS,
+def run_forensics(table: pd.DataFrame, s: AuditSettings, schema: FormSchema, levels=None,
                   min_effect: dict | None = None) -> dict:
     """Every test in every scope, with adjusted p-values and alarms, plus the Klimek histogram of the batch.
 
-    ``levels``: the scope levels, each ``(name, id columns)`` (default: districts keyed by state and district);
-    ids may be numbers or text. ``min_effect``: per-test minimum effects overriding :data:`MIN_EFFECT`.
+    ``schema``: the run's form (choices, turnout, leader; module docstring). ``levels``: the scope levels, each
+    ``(name, id columns)`` (default: the form's ``forensic_levels``); ids may be numbers or text. ``min_effect``:
+    per-test minimum effects overriding :data:`MIN_EFFECT`. ``table`` has the form's counts and a ``turnout``
+    column (:func:`pipeline.audit.table.turnout`).
     """
+    levels = schema.levels if levels is None else levels
+    fields = tuple(s.forensic_fields) if s.forensic_fields is not None else schema.candidates
     usable = table[table["status"] == OK_STATUS] if "status" in table else table
-    winner = winner_of(usable) if len(usable) else PARTIES[0]
-    usable = usable.assign(winner_share=winner_share(usable, winner))
+    winner = schema.leader_of(s.ruling_party)
+    if winner is None and schema.candidates:
+        winner = winner_of(usable, schema.candidates) if len(usable) else schema.candidates[0]
+    skipped = skipped_tests(schema, fields, winner)
+    usable = usable.assign(winner_share=winner_share(usable, winner, schema.votes_cast))
     centre = tuple(levels[-1][1]) if levels else ()
     rows = adjust_and_alarm([r for level, name, group in scopes(usable, levels)
-                             for r in scope_tests(name, group, s, level, centre)], s, min_effect)
+                             for r in scope_tests(name, group, s, level, centre, fields, skipped)], s, min_effect)
     alarms = [r for r in rows if r["alarm"]]
     tested = [r for r in rows if r["p_value"] is not None]
+    klimek = ({"skipped": skipped[KLIMEK_TEST]} if KLIMEK_TEST in skipped else
+              klimek_histogram(usable["turnout"].to_numpy(float), usable["winner_share"].to_numpy(float), s))
     return {"alpha": s.alpha, "correction": s.correction, "families": "one per level (batch, then each scope level)",
             "min_effect": {**MIN_EFFECT, **(min_effect or {})}, "weak_evidence": WEAK_EVIDENCE,
-            "fields": list(s.forensic_fields), "winner": winner,
+            "fields": list(fields), "winner": winner,
             "digit_reference": s.digit_reference, "report_only_tests": list(s.report_only_tests),
-            "interpretation": INTERPRETATION, "tests": rows,
-            "klimek": {"winner": winner, **klimek_histogram(usable["turnout"].to_numpy(float),
-                                                            usable["winner_share"].to_numpy(float), s)},
+            "interpretation": INTERPRETATION, "tests": rows, "klimek": {"winner": winner, **klimek},
             "summary": {"n_tests": len(tested), "n_skipped": len(rows) - len(tested), "n_alarms": len(alarms),
                         "alarms": [{k: a[k] for k in ("scope", "test", "effect_size", "effect", "p_adjusted")}
                                    for a in alarms]}}

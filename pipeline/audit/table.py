@@ -1,8 +1,9 @@
 """Load a read run (docs/DATA.md sections 2-3) and build the one-row-per-sheet table the audit works on.
 
 Inputs: ``pages.csv`` (one row per page, with its scan status), ``fields.parquet`` (every numeric field as read,
-with confidence and alternative readings) and ``marks.csv`` (tick boxes: representatives present, station type).
-Field images stay where the reader wrote them; the table links them with paths relative to the audit output.
+with confidence and alternative readings) and ``marks.csv`` (tick boxes: representatives present, choices such as
+the station type). The columns come from the run's form (:class:`pipeline.audit.schema.FormSchema`). Field images
+stay where the reader wrote them; the table links them with paths relative to the audit output.
 """
 
 from __future__ import annotations
@@ -16,16 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.audit.arithmetic import SheetReading
-from pipeline.audit.schema import (
-    CHOICE_FIELD,
-    COUNT_FIELDS,
-    NUMERIC_FIELDS,
-    PARTIES,
-    TICK_FIELDS,
-    conf_field,
-    rep_field,
-    text_field,
-)
+from pipeline.audit.schema import FormSchema, conf_field, text_field
 from pipeline.audit.settings import AuditSettings
 from pipeline.engine.stream import require_columns, require_file, unreadable_table
 
@@ -69,25 +61,26 @@ def parse_alternatives(raw) -> list[tuple[int, float]]:
         return []
 
 
-def pivot_fields(fields: pd.DataFrame, s: AuditSettings) -> pd.DataFrame:
+def pivot_fields(fields: pd.DataFrame, schema: FormSchema, s: AuditSettings) -> pd.DataFrame:
     """One row per sheet: value ``F`` (Int64), confidence ``F_conf`` and text ``F_text`` of every numeric field.
 
     A blank count field (empty text) counts as zero votes when ``empty_counts_as_zero``; ids stay missing.
     """
-    f = fields[fields["field"].isin(NUMERIC_FIELDS)].drop_duplicates(["sheet_id", "field"])
+    numeric = schema.numeric_fields
+    f = fields[fields["field"].isin(numeric)].drop_duplicates(["sheet_id", "field"])
     text = f["text"].astype("string").fillna("")
     value = pd.to_numeric(f["value"], errors="coerce").astype("Int64")
     if s.empty_counts_as_zero:
-        value = value.mask(f["field"].isin(COUNT_FIELDS) & (text.str.strip() == "") & value.isna(), 0)
+        value = value.mask(f["field"].isin(schema.count_fields) & (text.str.strip() == "") & value.isna(), 0)
     f = f.assign(value=value, text=text, confidence=pd.to_numeric(f["confidence"], errors="coerce"))
 
     def wide(column: str, dtype: str) -> pd.DataFrame:
         table = f.pivot(index="sheet_id", columns="field", values=column)
-        return table.reindex(columns=list(NUMERIC_FIELDS)).astype(dtype)
+        return table.reindex(columns=list(numeric)).astype(dtype)
 
     values, confidences, texts = wide("value", "Int64"), wide("confidence", "float64"), wide("text", "string")
     columns = {}
-    for name in NUMERIC_FIELDS:
+    for name in numeric:
         columns |= {name: values[name], conf_field(name): confidences[name], text_field(name): texts[name]}
     return pd.DataFrame(columns, index=values.index)
 
@@ -96,25 +89,50 @@ def _ticked(marks: pd.DataFrame) -> pd.Series:
     return marks["ticked"].astype("string").str.strip().str.lower().isin(TRUE_STRINGS)
 
 
-def pivot_marks(marks: pd.DataFrame) -> pd.DataFrame:
-    """One row per sheet: ``rep_<party>`` (1 ticked, 0 not, NA unknown) and ``station_type`` (the one ticked option).
+def pivot_marks(marks: pd.DataFrame, schema: FormSchema) -> pd.DataFrame:
+    """One row per sheet: each tick field (1 ticked, 0 not, NA unknown; e.g. ``rep_pan``) and each choice field
+    (the one ticked option; e.g. ``station_type``).
 
-    A station type with no tick or several ticks is left missing, which the id rule reports.
+    A choice with no tick or several ticks is left missing, which the id rule reports for the station key's.
     """
+    ticks = list(schema.tick_fields)
     marks = marks.assign(is_ticked=_ticked(marks))
-    reps = marks[marks["field"].isin(TICK_FIELDS)].groupby(["sheet_id", "field"])["is_ticked"].any().unstack()
-    reps = reps.reindex(columns=list(TICK_FIELDS)).astype("Int8")
-    choice = marks[(marks["field"] == CHOICE_FIELD) & marks["is_ticked"]].groupby("sheet_id")["option"]
-    station_type = choice.agg(lambda o: o.iloc[0] if len(o) == 1 else pd.NA).astype("string")
-    out = reps.join(station_type.rename(CHOICE_FIELD), how="outer")
-    out[CHOICE_FIELD] = out[CHOICE_FIELD].astype("string")
+    reps = marks[marks["field"].isin(ticks)].groupby(["sheet_id", "field"])["is_ticked"].any().unstack()
+    out = reps.reindex(columns=ticks).astype("Int8")
+    for name in schema.choices:
+        choice = marks[(marks["field"] == name) & marks["is_ticked"]].groupby("sheet_id")["option"]
+        ticked = choice.agg(lambda o: o.iloc[0] if len(o) == 1 else pd.NA).astype("string")
+        out = out.join(ticked.rename(name), how="outer")
+        out[name] = out[name].astype("string")
     return out
 
 
-def opposition_present(table: pd.DataFrame, ruling_party: str) -> pd.Series:
-    """1 when any non-ruling party's representative is ticked present, 0 when none is, NA when no tick was read."""
-    reps = table[[rep_field(p) for p in PARTIES if p != ruling_party]]
+def opposition_present(table: pd.DataFrame, schema: FormSchema, leader: str | None) -> pd.Series:
+    """1 when the representative of any choice but the ``leader`` is ticked present (ticks with ``party_of``), 0
+    when none is, NA when no tick was read, the form has no such ticks or no leader is known."""
+    reps = table[[t for t, party in schema.party_of.items() if party != leader]]
+    if leader is None or reps.columns.empty:
+        return pd.Series(pd.NA, index=table.index, dtype="Int8")
     return reps.max(axis=1, skipna=True).where(reps.notna().any(axis=1)).astype("Int8")
+
+
+def summed(table: pd.DataFrame, fields: tuple[str, ...]) -> pd.Series:
+    """The sum of ``fields`` per row as Float64 (missing where any is missing or there are no fields)."""
+    if not fields:
+        return pd.Series(pd.NA, index=table.index, dtype="Float64")
+    total = table[fields[0]].astype("Float64")
+    for name in fields[1:]:
+        total = total + table[name].astype("Float64")
+    return total
+
+
+def turnout(table: pd.DataFrame, schema: FormSchema) -> pd.Series:
+    """Votes cast (:attr:`FormSchema.votes_cast`) over registered voters, per sheet (NaN where either is missing,
+    the registered are 0, or the form has no registered-voters field)."""
+    if schema.registered is None:
+        return pd.Series(np.nan, index=table.index, dtype=float)
+    registered = table[schema.registered].astype("Float64")
+    return (summed(table, schema.votes_cast) / registered.where(registered > 0)).astype(float)
 
 
 def _evidence_paths(sheet_ids: pd.Index, rundir: Path, out: Path) -> pd.Series:
@@ -138,23 +156,24 @@ def typed_pages(pages: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_sheet_table(pages: pd.DataFrame, fields: pd.DataFrame, marks: pd.DataFrame, rundir: Path, out: Path,
-                      s: AuditSettings) -> pd.DataFrame:
-    """The sheet table: page info, every count, confidences, ticks, turnout and the evidence folder, by sheet_id.
+                      schema: FormSchema, s: AuditSettings) -> pd.DataFrame:
+    """The sheet table: page info, every count, confidences, ticks, choices, ``opposition_present`` (with the
+    leader of :meth:`FormSchema.leader_of`), turnout and the evidence folder, by sheet_id.
 
     Sheets come in the order of ``pages``, then those with readings but no page row, sorted.
     """
     pages = typed_pages(pages.drop_duplicates("sheet_id")).set_index("sheet_id")
-    readings = pivot_fields(fields, s)
+    readings = pivot_fields(fields, schema, s)
     order = pages.index.append(readings.index.difference(pages.index).sort_values())
-    table = pages.join(readings, how="outer").reindex(order).join(pivot_marks(marks), how="left")
+    table = pages.join(readings, how="outer").reindex(order).join(pivot_marks(marks, schema), how="left")
     table["status"] = table["status"].astype("string").fillna(NO_PAGE_STATUS)
-    for name in TICK_FIELDS:
+    for name in schema.tick_fields:
         table[name] = table[name].astype("Int8") if name in table else pd.array([pd.NA] * len(table), "Int8")
-    if CHOICE_FIELD not in table:
-        table[CHOICE_FIELD] = pd.array([pd.NA] * len(table), "string")
-    table["opposition_present"] = opposition_present(table, s.ruling_party)
-    registered = table["registered_voters"].astype("Float64")
-    table["turnout"] = (table["total_votes"].astype("Float64") / registered.where(registered > 0)).astype(float)
+    for name in schema.choices:
+        if name not in table:
+            table[name] = pd.array([pd.NA] * len(table), "string")
+    table["opposition_present"] = opposition_present(table, schema, schema.leader_of(s.ruling_party))
+    table["turnout"] = turnout(table, schema)
     table["evidence_dir"] = _evidence_paths(table.index, rundir, out)
     table.index.name = "sheet_id"
     return table
@@ -182,18 +201,19 @@ def _image_names(folder: Path) -> set[str]:
         return set()
 
 
-def sheet_reading(row: pd.Series, candidates: dict, rundir: Path, out: Path) -> SheetReading:
+def sheet_reading(row: pd.Series, candidates: dict, rundir: Path, out: Path, schema: FormSchema) -> SheetReading:
     """The :class:`SheetReading` of one table row (``row.name`` is the sheet_id)."""
     sid = str(row.name)
     folder = rundir / "fields" / sid
     present, rel = _image_names(folder), os.path.relpath(folder, out)
-    images = {f: os.path.normpath(os.path.join(rel, f"{f}.png")) for f in NUMERIC_FIELDS if f"{f}.png" in present}
+    numeric = schema.numeric_fields
+    images = {f: os.path.normpath(os.path.join(rel, f"{f}.png")) for f in numeric if f"{f}.png" in present}
     cells = row.to_dict()  # one conversion, not a Series lookup per field and column
     return SheetReading(
         sheet_id=sid,
-        values={f: None if pd.isna(cells[f]) else int(cells[f]) for f in NUMERIC_FIELDS},
-        texts={f: _nullable(cells[text_field(f)]) for f in NUMERIC_FIELDS},
-        confidences={f: _nullable(cells[conf_field(f)]) for f in NUMERIC_FIELDS},
+        values={f: None if pd.isna(cells[f]) else int(cells[f]) for f in numeric},
+        texts={f: _nullable(cells[text_field(f)]) for f in numeric},
+        confidences={f: _nullable(cells[conf_field(f)]) for f in numeric},
         candidates=candidates.get(sid, {}),
-        station_type=_nullable(cells[CHOICE_FIELD]),
+        choices={c: _nullable(cells[c]) for c in schema.choices},
         images=images)

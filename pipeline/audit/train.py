@@ -24,9 +24,10 @@ from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.audit.alteration import Detector, choose_threshold, feature_matrix, fit_detector, save_detector
 from pipeline.audit.evaluate import alteration_metrics, read_truth
-from pipeline.audit.schema import COUNT_FIELDS, OK_STATUS, VISIBLE_KINDS
+from pipeline.audit.schema import OK_STATUS, VISIBLE_KINDS, FormSchema
 from pipeline.audit.settings import ALTERATION_TRAIN_BATCH, AlterationSettings
 from pipeline.errors import MissingDataError
+from pipeline.forms.template import run_template
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ NO_STYLE = "none"
 def per_field(truth: pd.DataFrame, keys: pd.DataFrame, suffix: str) -> pd.Series:
     """The truth column ``<field><suffix>`` looked up for each ``(sheet_id, field)`` key (NA where absent)."""
     t = truth.set_index(truth["sheet_id"].astype(str))
-    columns = {f: t[f"{f}{suffix}"].astype("string") for f in COUNT_FIELDS if f"{f}{suffix}" in t}
+    fields = keys["field"].astype(str).unique()
+    columns = {f: t[f"{f}{suffix}"].astype("string") for f in fields if f"{f}{suffix}" in t}
     if not columns:
         return pd.Series(pd.NA, index=keys.index, dtype="string")
     values = pd.DataFrame(columns).stack()
@@ -64,10 +66,11 @@ def field_styles(truth: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
 
 
 def labelled_fields(rundir: Path, truth: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Features and labels of every count field of the sheets the reader read: ``(keys, x, y)``."""
+    """Features and labels of every count field (of the run's form) of the sheets the reader read:
+    ``(keys, x, y)``."""
     pages = pd.read_csv(rundir / "pages.csv", dtype={"sheet_id": str})
     ok = sorted(set(pages.loc[pages["status"] == OK_STATUS, "sheet_id"]) & set(truth["sheet_id"].astype(str)))
-    keys, x = feature_matrix(rundir, ok)
+    keys, x = feature_matrix(rundir, ok, FormSchema.of(run_template(rundir)).count_fields)
     return keys, x, field_labels(truth, keys)
 
 
@@ -92,7 +95,7 @@ class FieldSet:
 
 def load_fields(batch: Path, rundir: Path) -> FieldSet:
     """Features, labels and styles of every count field the reader read in a synthetic batch."""
-    truth = read_truth(batch / "truth.csv")
+    truth = read_truth(batch / "truth.csv", FormSchema.of(run_template(rundir)))
     keys, x, y = labelled_fields(rundir, truth)
     return FieldSet(keys, x, y, field_styles(truth, keys))
 
@@ -192,7 +195,7 @@ def make_training_batch(s: AlterationSettings, config: dict, root: Path | None =
 def train_alteration(s: AlterationSettings, out: Path, config: dict | None = None) -> Detector:
     """The whole ``train-alteration`` command: batch, features, fit, threshold, save to ``out``."""
     batch, rundir = make_training_batch(s, config or {})
-    truth = read_truth(batch / "truth.csv")
+    truth = read_truth(batch / "truth.csv", FormSchema.of(run_template(rundir)))
     keys, x, y = labelled_fields(rundir, truth)
     if y.sum() < 2 or (~y).sum() < 2:
         raise MissingDataError(f"{rundir}: need altered and clean fields to train on, got {int(y.sum())} altered "

@@ -12,6 +12,7 @@ The keys (all optional; docs/DATA.md and the README's "bring your own form" sect
     station_key: [state, district, section, station]        # fields that identify one station
     forensic_levels: {district: [state, district]}          # scopes the forensics test, each with its key fields
     leader: pri                                             # the ruling party / incumbent (default: largest)
+    id_ranges: {state: [1, 32], district: [1, 40]}          # [low, high] of id fields (high: box limit if left out)
 
 Rules are parsed by the one rule engine, :mod:`pipeline.audit.rules`, and may name a numeric field or a role the
 form uses (the role stands for the sum of its fields: :meth:`pipeline.forms.template.Template.rule_bindings`).
@@ -33,6 +34,8 @@ from pipeline.forms.template import FIELD_ROLES, MAX_NAME_CHARS, Field, FormRule
 RULE_KEYS = frozenset({"name", "rule", "label", "soft", "tolerance"})
 #: Name given to the i-th (1-based) rule written as bare text.
 BARE_RULE_NAME = "rule_{}"
+#: Smallest value of an id field that ``id_ranges`` does not bound (ids number stations, states, districts from 1).
+DEFAULT_ID_LOW = 1
 
 
 def _fail(where: str, message: str) -> ConfigError:
@@ -173,6 +176,39 @@ def parse_leader(raw: object, fields: Sequence[Field]) -> str | None:
     return raw
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_id_ranges(raw: object, fields: Sequence[Field]) -> tuple[tuple[str, int, int | None], ...]:
+    """``id_ranges``: ``{field: [low, high]}`` for id fields (``[low]`` or ``high`` null: up to the box limit);
+    returned as ``(field, low, high)`` in form order (default: none, every id from :data:`DEFAULT_ID_LOW` to its
+    box limit).
+
+    Raises:
+        ConfigError: not a mapping, a name that is no id field, or bounds that are not whole numbers with
+            low <= high <= the largest number the field's boxes hold; the message names ``id_ranges.<field>``.
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise _fail("id_ranges", f"expected a mapping such as {{state: [1, 32]}}, got {raw!r}")
+    ids = {f.name: f for f in fields if f.kind == "id"}
+    for name, bounds in raw.items():
+        where = f"id_ranges.{name}"
+        if name not in ids:
+            raise _fail(where, f"not an id field; id fields: {', '.join(ids) or '(none)'}")
+        if not isinstance(bounds, list) or len(bounds) not in (1, 2) or not _whole(bounds[0]) \
+                or (len(bounds) == 2 and bounds[1] is not None and not _whole(bounds[1])):
+            raise _fail(where, f"expected [low, high] in whole numbers (high may be left out), got {bounds!r}")
+        high = bounds[1] if len(bounds) == 2 else None
+        if high is not None and not bounds[0] <= high <= ids[name].max_value:
+            raise _fail(where, f"expected {bounds[0]} <= high <= {ids[name].max_value} (the boxes' limit), "
+                               f"got {high}")
+    return tuple((f.name, raw[f.name][0], raw[f.name][1] if len(raw[f.name]) == 2 else None)
+                 for f in fields if f.name in raw)
+
+
 def parse_semantics(raw: dict, fields: Sequence[Field]) -> dict:
     """The :class:`~pipeline.forms.template.Template` keyword arguments for what the fields mean (module
     docstring), validated. A role may share its name with a field only when that field is the role's one field
@@ -185,4 +221,5 @@ def parse_semantics(raw: dict, fields: Sequence[Field]) -> dict:
     return {"rules": parse_rules(raw.get("rules"), fields),
             "station_key": parse_station_key(raw.get("station_key"), fields),
             "forensic_levels": parse_forensic_levels(raw.get("forensic_levels"), fields),
-            "leader": parse_leader(raw.get("leader"), fields)}
+            "leader": parse_leader(raw.get("leader"), fields),
+            "id_ranges": parse_id_ranges(raw.get("id_ranges"), fields)}

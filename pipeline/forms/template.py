@@ -158,7 +158,9 @@ class Template:
     one polling station (default: every id and choice field, in form order); ``forensic_levels`` names the scopes
     the forensics test, each with the fields that key it (``district: [state, district]``; default none: the whole
     batch only); ``leader`` is the ruling party or incumbent whose representatives' absence the audit compares
-    (default None: the choice with most votes in the batch).
+    (default None: the choice with most votes in the batch). ``id_ranges`` bounds id fields, ``(field, low,
+    high)`` (``high`` None: the largest number the boxes hold); an id field not listed must lie between
+    :data:`pipeline.forms.semantics.DEFAULT_ID_LOW` and its box limit.
     """
 
     name: str
@@ -181,6 +183,7 @@ class Template:
     station_key: tuple[str, ...] = ()
     forensic_levels: tuple[tuple[str, tuple[str, ...]], ...] = ()
     leader: str | None = None
+    id_ranges: tuple[tuple[str, int, int | None], ...] = ()
 
     def size_px(self, dpi: float) -> tuple[int, int]:
         """Page size ``(width, height)`` in pixels at ``dpi``."""

@@ -30,17 +30,21 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from pipeline.forms import load_template, render_blank
+from pipeline.forms import Template, load_template, render_blank
 from pipeline.report.build import ReportSettings, build_report
 
 FULL_SHEETS = 50_000
 QUICK_SHEETS = 2_000
 SEED = 0
 FLAG_RATE = 0.2
-RULES = ("votes_add_up", "ballots_add_up", "alteration", "low_confidence", "page_not_read")
+#: Flags drawn at random besides the form's own rules (the audit's rules about any form).
+AUDIT_RULES = ("visible_alteration", "unreadable", "page_not_read")
+#: How many of the form's rules the random flags name.
+FORM_RULES = 2
 SEVERITIES = ("info", "low", "medium", "high")
 VERDICTS = ("inconsistent", "needs_review", "altered", "suspicious")
-FLAG_FIELDS = ("total_votes", "pri")
+#: Largest random count.
+MAX_COUNT = 400
 #: The scan stand-in: the blank form at this resolution (A4 at 200 dpi is 1654 x 2339 px, like the real scans).
 SCAN_DPI = 200
 SEARCH_TEXT = "acta-0012"
@@ -49,36 +53,52 @@ SORT_TARGET_MS = 500
 SEARCH_TARGET_MS = 300
 
 
-def random_sheets(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``n`` sheets with ids, every count and its confidence, ticks, status and scores."""
-    template = load_template()
-    table = {"sheet_id": [f"acta-{i:06d}" for i in range(n)], "status": rng.choice(["ok"] * 30 + ["unreadable"], n),
-             "state": rng.integers(1, 33, n), "district": rng.integers(1, 41, n), "section": rng.integers(1, 9999, n),
-             "station": rng.integers(1, 99, n)}
+def flag_fields(template: Template) -> tuple[str, str]:
+    """The two fields every random flag names, from the form's roles: its total (else its last count) and its
+    leader (else its first candidate, else its first count)."""
+    counts = [f.name for f in template.fields_of_kind("count")]
+    total = template.role_fields("total")
+    candidates = template.role_fields("candidate")
+    return (total[0] if total else counts[-1]), (template.leader or (candidates or counts)[0])
+
+
+def bench_rules(template: Template) -> tuple[str, ...]:
+    """The rules the random flags are drawn from: the form's first :data:`FORM_RULES` rules and the audit's."""
+    return (*(r.name for r in template.rules[:FORM_RULES]), *AUDIT_RULES)
+
+
+def random_sheets(n: int, rng: np.random.Generator, template: Template) -> pd.DataFrame:
+    """``n`` sheets of ``template`` with ids, every count and its confidence, ticks, status and scores."""
+    table = {"sheet_id": [f"acta-{i:06d}" for i in range(n)], "status": rng.choice(["ok"] * 30 + ["unreadable"], n)}
+    for f in template.fields_of_kind("id"):
+        table[f.name] = rng.integers(1, f.max_value + 1, n)
     for f in template.fields_of_kind("count"):
-        table[f.name] = rng.integers(0, 400, n)
+        table[f.name] = rng.integers(0, MAX_COUNT, n)
         table[f"{f.name}_conf"] = rng.beta(20, 1, n)
-    for party in template.parties:
-        table[f"rep_{party}"] = rng.integers(0, 2, n)
+    for f in template.fields_of_kind("tick"):
+        table[f.name] = rng.integers(0, 2, n)
     table["alteration_score"] = rng.random(n)
     table["suspicion"] = rng.random(n)
     return pd.DataFrame(table)
 
 
-def random_flags(sheets: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """About :data:`FLAG_RATE` flags per sheet, with reasons and JSON evidence."""
+def random_flags(sheets: pd.DataFrame, rng: np.random.Generator, template: Template) -> pd.DataFrame:
+    """About :data:`FLAG_RATE` flags per sheet, with reasons and JSON evidence (the values of the flag's fields)."""
     ids = rng.choice(sheets["sheet_id"], int(len(sheets) * FLAG_RATE))
-    return pd.DataFrame({"sheet_id": ids, "fields": ";".join(FLAG_FIELDS), "rule": rng.choice(RULES, len(ids)),
+    fields = flag_fields(template)
+    return pd.DataFrame({"sheet_id": ids, "fields": ";".join(fields),
+                         "rule": rng.choice(bench_rules(template), len(ids)),
                          "severity": rng.choice(SEVERITIES, len(ids)), "verdict": rng.choice(VERDICTS, len(ids)),
-                         "reason": "parties add up to 301 but the total says 310",
-                         "evidence": json.dumps({"sum_of_parties": 301, "total_votes": 310})})
+                         "reason": "the parts add up to 301 but the total says 310",
+                         "evidence": json.dumps({"values": dict(zip(fields, (310, 301), strict=True))})})
 
 
 def write_audit(folder: Path, n: int, seed: int = SEED) -> Path:
     """A random audit output folder of ``n`` sheets; returns it."""
     rng = np.random.default_rng(seed)
-    sheets = random_sheets(n, rng)
-    flags = random_flags(sheets, rng)
+    template = load_template()
+    sheets = random_sheets(n, rng, template)
+    flags = random_flags(sheets, rng, template)
     sheets["n_flags"] = sheets["sheet_id"].map(flags["sheet_id"].value_counts()).fillna(0).astype(int)
     folder.mkdir(parents=True, exist_ok=True)
     sheets.to_parquet(folder / "sheets.parquet")
@@ -101,14 +121,15 @@ def write_rundir(rundir: Path, processed: Path) -> Path:
     noisy = np.clip(scan.astype(np.int16) + rng.normal(0, 6, scan.shape), 0, 255).astype(np.uint8)
     sample_scan = rundir / "sample-scan.jpg"
     cv2.imwrite(str(sample_scan), noisy, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    x0, y0, x1, y1 = template.field("total_votes").bounds.to_px(SCAN_DPI)
+    fields = flag_fields(template)
+    x0, y0, x1, y1 = template.field(fields[0]).bounds.to_px(SCAN_DPI)
     sample_crop = rundir / "sample-field.png"
     cv2.imwrite(str(sample_crop), noisy[y0:y1, x0:x1])
     for sid in sheets["sheet_id"]:
         link(sample_scan, rundir / "registered" / f"{sid}.jpg")
     for sid in flags["sheet_id"].unique():
         (rundir / "fields" / sid).mkdir(parents=True, exist_ok=True)
-        for field in FLAG_FIELDS:
+        for field in fields:
             link(sample_crop, rundir / "fields" / sid / f"{field}.png")
     pd.DataFrame({"sheet_id": sheets["sheet_id"], "status": "ok"}).to_csv(rundir / "pages.csv", index=False)
     return rundir
@@ -218,7 +239,8 @@ def measure(n: int, browser: bool = True, settings: ReportSettings | None = None
         unchanged = snapshot(out)
         sheets = pd.read_parquet(processed / "sheets.parquet")
         middle = sheets["sheet_id"].iloc[n // 2]
-        sheets.loc[sheets["sheet_id"] == middle, "pan"] += 1  # one count changes; no rank moves
+        count = flag_fields(load_template())[1]
+        sheets.loc[sheets["sheet_id"] == middle, count] += 1  # one count changes; no rank moves
         sheets.to_parquet(processed / "sheets.parquet")
         one_s = timed(build)
         changed = rewritten(unchanged, snapshot(out))

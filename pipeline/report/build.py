@@ -40,16 +40,16 @@ from pipeline import config as cfg
 from pipeline.atomic import write_text_atomic
 from pipeline.engine.lock import folder_lock
 from pipeline.engine.stream import csv_text
-from pipeline.forms import Template, load_template
+from pipeline.forms import Template
 from pipeline.progress import SettledBar
 from pipeline.report import architecture, figures, forensics_cards, tables, triage
+from pipeline.report.formview import FormView, display_names, fingerprint_inputs, form_view, report_template
 from pipeline.report.inputs import ReportInputs, load_alteration_detector, load_inputs, load_models
 from pipeline.report.sheetpages import (
     FILES_DIR,
     Confidence,
     crop_data_uri,
     crop_source,
-    display_names,
     flag_entries,
     inline_crops,
     mark_entry,
@@ -111,7 +111,8 @@ class ReportSettings:
     static_pages: int = 1000  # flagged sheets (best ranked first) with a page of their own; the rest: sheets/view.html
     detail_chunk_rows: int = 500  # sheets per data/detail-NNN.js bucket: 50,000 sheets -> 100 files
     crop_quality: int = 85  # JPEG quality of the inlined field crops (full resolution, grey)
-    fingerprint_party: str = "pri"
+    fingerprint_party: str = ""  # candidate field of the fingerprint plot; "" = the forensics' winner, else the
+    #                              form's leader, else the candidate with most votes
 
 
 def environment() -> Environment:
@@ -214,22 +215,29 @@ def prune_stale(out: Path, pages: set[str], files: set[str]) -> int:
     return gone
 
 
-def table_columns(ranked: pd.DataFrame) -> list[dict]:
-    """Column specs of the index table for report.js: key, label, and whether it sorts as a number."""
-    labels = {"sheet_id": "sheet", "n_flags": "flags", "alteration_score": "alteration", "total_votes": "total",
-              "min_conf": "min conf.", "suspicion": "score", "reason": "why"}
-    cols = [c for c in tables.INDEX_COLUMNS if c in ranked.columns]
-    return [{"key": c, "label": labels.get(c, c.replace("_", " ")),
-             "numeric": bool(pd.api.types.is_numeric_dtype(ranked[c]))} for c in cols]
+#: Words for the index table's own columns (the form's fields are named by their labels).
+COLUMN_LABELS = {"sheet_id": "sheet", "n_flags": "flags", "alteration_score": "alteration", "min_conf": "min conf.",
+                 "suspicion": "score", "reason": "why"}
 
 
-def write_data(ranked: pd.DataFrame, flags: pd.DataFrame, out: Path, settings: ReportSettings) -> list[str]:
+def table_columns(ranked: pd.DataFrame, form: FormView) -> list[dict]:
+    """Column specs of the index table for report.js: key, label (a field's name in the report), whether it sorts
+    as a number, and whether it is shown as written (``plain``: the station's ids, without thousands
+    separators)."""
+    cols = [c for c in tables.index_columns(form) if c in ranked.columns]
+    return [{"key": c, "label": form.names.get(c) or COLUMN_LABELS.get(c, c.replace("_", " ")),
+             "numeric": bool(pd.api.types.is_numeric_dtype(ranked[c])), "plain": c in form.station_key}
+            for c in cols]
+
+
+def write_data(ranked: pd.DataFrame, flags: pd.DataFrame, out: Path, settings: ReportSettings,
+               form: FormView) -> list[str]:
     """CSV exports plus the index table as ``data/sheets-NNN.js`` chunks; returns the chunk paths."""
     export = ranked.drop(columns=["slug", "tier_severity", "static", "bucket"])
     write_if_changed(out / "data" / "sheets.csv", csv_text(export))
     write_if_changed(out / "data" / FLAGGED_CSV, csv_text(export[export["verdict"] != triage.CLEAN_VERDICT]))
     write_if_changed(out / "data" / "flags.csv", csv_text(flags))
-    keys = [c["key"] for c in table_columns(ranked)]
+    keys = [c["key"] for c in table_columns(ranked, form)]
     rows = tables.table_rows(ranked, keys)
     chunks = []
     for i in range(0, max(len(rows), 1), settings.table_chunk_rows):
@@ -333,28 +341,52 @@ def save_figure(fig, out: Path, name: str, settings: ReportSettings) -> str | No
     return f"figures/{name}.png"
 
 
-def fingerprint_party(forensics: dict | list, settings: ReportSettings) -> str:
-    """The party of the fingerprint plot: the batch winner the forensics found, else the configured one."""
+def fingerprint_party(forensics: dict | list, settings: ReportSettings, form: FormView,
+                      sheets: pd.DataFrame) -> str | None:
+    """The candidate field of the fingerprint plot: the first of the batch winner the forensics found, the
+    configured ``fingerprint_party`` and the form's ``leader`` that is one of the form's candidates in ``sheets``,
+    else the candidate with most votes there (``None`` when the form has no candidate)."""
+    candidates = [c for c in form.candidates if c in sheets.columns]
     winner = forensics.get("winner") if isinstance(forensics, dict) else None
-    return str(winner) if winner else settings.fingerprint_party
+    chosen = next((str(c) for c in (winner, settings.fingerprint_party, form.leader) if c and c in candidates), None)
+    if chosen is not None or not candidates:
+        return chosen
+    votes = sheets[candidates].apply(pd.to_numeric, errors="coerce").sum()
+    return str(votes.idxmax())
+
+
+def fingerprint(ok: pd.DataFrame, inputs: ReportInputs, form: FormView,
+                settings: ReportSettings) -> tuple[object, str | None]:
+    """The election fingerprint of the sheets read (``ok``) and, when it is not drawn, why (the form lacks the
+    roles it needs, or no sheet has the numbers)."""
+    votes, registered, missing = fingerprint_inputs(form)
+    party = fingerprint_party(inputs.forensics, settings, form, ok)
+    if missing or party is None:
+        return None, f"Not drawn: {missing or 'the form has no field with role candidate'}."
+    fig = figures.fingerprint_figure(ok, party, votes, registered, form.names)
+    return fig, None if fig is not None else "Not drawn: no sheet has the votes cast and the registered voters read."
 
 
 def build_figures(inputs: ReportInputs, template: Template, pairs: pd.DataFrame | None, truth: dict | None,
-                  out: Path, settings: ReportSettings) -> dict[str, str | None]:
-    """Every batch-level matplotlib figure of the report: ``{name: relative path or None}``."""
+                  out: Path, settings: ReportSettings, form: FormView | None = None) -> dict[str, str | None]:
+    """Every batch-level matplotlib figure of the report: ``{name: relative path or None}``, and under
+    ``notes`` why a figure of the form's numbers was not drawn (``{name: text}``)."""
+    form = form or form_view(template)
     ok = inputs.sheets[inputs.sheets["status"] == OK_STATUS]
-    names = display_names(template)
+    names = dict(form.names)
     per_field = pd.Series(truth["per_field"], dtype=float).rename(index=names) if truth and truth["per_field"] \
         else None
+    fingerprint_fig, fingerprint_note = fingerprint(ok, inputs, form, settings)
     made = {
         "last_digits": figures.last_digit_figure(ok, count_fields(template), names),
-        "second_digits": figures.second_digit_figure(ok, list(template.parties)),
-        "fingerprint": figures.fingerprint_figure(ok, fingerprint_party(inputs.forensics, settings)),
+        "second_digits": figures.second_digit_figure(ok, list(form.candidates)),
+        "fingerprint": fingerprint_fig,
         "confidence": figures.confidence_figure(inputs.fields, inputs.digits),
         "confusion": figures.confusion_figure(pairs),
         "accuracy": figures.accuracy_figure(per_field),
     }
-    return {name: save_figure(fig, out, name, settings) for name, fig in made.items()}
+    return {**{name: save_figure(fig, out, name, settings) for name, fig in made.items()},
+            "notes": {"fingerprint": fingerprint_note} if fingerprint_note else {}}
 
 
 def cantu_context(cantu: dict | list, out: Path, settings: ReportSettings) -> dict:
@@ -405,20 +437,21 @@ CNN_INFO = "model_cnn.json"
 AUGMENT_CLASSES = (2, 4, 7)
 
 
-def sheet_digit(rundir: Path | None) -> tuple[np.ndarray | None, str]:
+def sheet_digit(rundir: Path | None, template: Template) -> tuple[np.ndarray | None, str]:
     """The most confidently read digit of the run folder's sheets (``digits.npy`` row of ``digits_read.parquet``)
-    and a caption naming it; ``(None, "")`` when the run folder has none."""
+    and a caption naming it (with the field's name from the run's ``template``); ``(None, "")`` when the run
+    folder has none."""
     if rundir is None or not (rundir / "digits.npy").is_file() or not (rundir / "digits_read.parquet").is_file():
         return None, ""
     reads = pd.read_parquet(rundir / "digits_read.parquet")
-    counts = set(count_fields(load_template()))
+    counts = set(count_fields(template))
     if "field" in reads.columns and reads["field"].isin(counts).any():
         reads = reads[reads["field"].isin(counts)]  # a vote count's digit, not a station number's
     if "digit_row" not in reads.columns or reads.empty:
         return None, ""
     best = reads.sort_values(["confidence", "sheet_id"], ascending=[False, True], kind="stable").iloc[0]
     digits = np.load(rundir / "digits.npy", mmap_mode="r")
-    name = display_names(load_template()).get(str(best["field"]), str(best["field"]))
+    name = display_names(template).get(str(best["field"]), str(best["field"]))
     return np.array(digits[int(best["digit_row"])]), (f"a {int(best['label'])} read at {best['confidence']:.1%}\n"
                                                       f"from sheet {best['sheet_id']},\nfield {name}")
 
@@ -436,9 +469,10 @@ def training_digits() -> tuple[np.ndarray, np.ndarray] | None:
     return mnist.x_train[rows], mnist.y_train[rows]
 
 
-def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path) -> dict:
+def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path, template: Template) -> dict:
     """Draw the first-layer filters, one sheet digit's feature maps and augmented training digits of the model in
-    ``model_path`` (loaded in safe mode) under ``figures/``; returns what they show."""
+    ``model_path`` (loaded in safe mode) under ``figures/``; returns what they show (``template``: the run's form,
+    naming the sheet digit's field)."""
     from pipeline.model import plots
     from pipeline.model.recogniser import load_keras_model
 
@@ -446,7 +480,7 @@ def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path) -> dict:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     info: dict = {"filters": plots.filters_png(model, out / "figures" / "model_filters.png"),
                   "figures": {"filters": "figures/model_filters.png"}}
-    digit, caption = sheet_digit(rundir)
+    digit, caption = sheet_digit(rundir, template)
     if digit is not None:
         rows = plots.feature_maps_png(model, digit, caption, out / "figures" / "model_feature_maps.png")
         info["maps"] = [{**r, "shape": " x ".join(str(v) for v in r["shape"])} for r in rows]
@@ -459,7 +493,7 @@ def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path) -> dict:
     return info
 
 
-def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path) -> dict:
+def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path, template: Template) -> dict:
     """:func:`make_cnn_figures`, kept from an earlier build while the model file and the run's digits are older
     than it; ``{}`` (logged) when there is no usable model: a teaching figure never stops the report."""
     model_path = model_dir / "model.keras" if model_dir is not None else None
@@ -476,7 +510,7 @@ def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path) -> dict:
         except (OSError, ValueError, KeyError, TypeError):
             pass
     try:
-        info = make_cnn_figures(model_path, rundir, out)
+        info = make_cnn_figures(model_path, rundir, out, template)
     except Exception as exc:  # ModelError, a missing TensorFlow, a model of another shape: the page goes without
         log.warning("model page: no filter or feature-map figures (%s)", exc)
         return {}
@@ -484,9 +518,11 @@ def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path) -> dict:
     return info
 
 
-def model_context(models_dir: Path, out: Path, settings: ReportSettings, rundir: Path | None = None) -> dict:
+def model_context(models_dir: Path, out: Path, settings: ReportSettings, rundir: Path | None = None,
+                  template: Template | None = None) -> dict:
     """Model page data: every version's metadata (flattened), training curves of the current one, the
-    alteration detector and the model stage's plots."""
+    alteration detector and the model stage's plots (``template``: the run's form; default the run folder's)."""
+    template = template or report_template(rundir)
     versions = load_models(models_dir)
     history = [{"version": v.version, "current": v.current, "meta": tables.flatten(v.metadata)} for v in versions]
     metric_keys = sorted({k for h in history for k, val in h["meta"].items()
@@ -500,20 +536,29 @@ def model_context(models_dir: Path, out: Path, settings: ReportSettings, rundir:
             "current": next((h for h in history if h["current"]), None), "plots": copy_model_plots(sources, out),
             "curves": save_figure(curves, out, "model_training", settings),
             "architecture": architecture.architecture(models_dir / current.version) if current else None,
-            "cnn": cnn_figures(models_dir / current.version if current else None, rundir, out),
+            "cnn": cnn_figures(models_dir / current.version if current else None, rundir, out, template),
             "detector": tables.detector_view(tables.flatten(detector)) if isinstance(detector, dict) else {}}
 
 
+def station_meta(row: dict, form: FormView) -> list[list[str]]:
+    """The fields that identify the station (the form's ``station_key``), as ``[[name, value], ...]`` for the
+    sheet's header: each by its name in the report, its value as written."""
+    return [[form.names.get(k, k), format_plain(row[k])] for k in form.station_key if k in row]
+
+
 def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: ReportInputs, template: Template,
-                  out: Path, settings: ReportSettings, total: int, static: bool = True) -> dict:
-    """Everything one sheet page shows: the overlay (the fields that caused a flag outlined), each flag with its
-    causing fields' crops right under it, the checks that passed, and why the sheet ranks where it does. For a
-    ``static`` page the scan is copied and the crops inlined; otherwise the scan is linked in place and each crop's
-    ``src`` is left ``None`` (the crop packs hold them)."""
+                  out: Path, settings: ReportSettings, total: int, static: bool = True,
+                  form: FormView | None = None) -> dict:
+    """Everything one sheet page shows: the station's identity, the overlay (the fields that caused a flag
+    outlined), each flag with its causing fields' crops right under it, the form's rules that hold, and why the
+    sheet ranks where it does. For a ``static`` page the scan is copied and the crops inlined; otherwise the scan
+    is linked in place and each crop's ``src`` is left ``None`` (the crop packs hold them). ``form``: the report's
+    view of ``template`` (made from it when not given)."""
     sid, slug = row["sheet_id"], row["slug"]
     conf = Confidence(settings.conf_high, settings.conf_low)
-    names = display_names(template)
-    entries = flag_entries(sheet_flags, row, names, settings.conf_high)
+    form = form or form_view(template)
+    names = dict(form.names)
+    entries = flag_entries(sheet_flags, row, names, settings.conf_high, form)
     flagged = {f for e in entries for f in e["causes"]}
     numeric = [numeric_overlay(f, reads.get(f.name), row, flagged, template, conf, names)
                for f in template.fields if f.is_numeric]
@@ -530,10 +575,11 @@ def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: Repor
         entry["crops"] = [{**by_name[f], "src": srcs[f]} for f in entry["causes"] if f in srcs and f in by_name]
     failed = {str(f.get("rule")) for f in sheet_flags}
     severity = triage.severity_name(row.get("tier_severity"))
-    return {"row": {k: tables.json_safe(v) for k, v in row.items()}, "numeric": numeric, "ticks": ticks,
+    return {"row": {k: tables.json_safe(v) for k, v in row.items()}, "station": station_meta(row, form),
+            "numeric": numeric, "ticks": ticks,
             "flags": entries, "aspect": 100 * template.height_mm / template.width_mm,
             "verdict_label": triage.VERDICT_LABELS.get(str(row.get("verdict")), str(row.get("verdict"))),
-            "passed": triage.passed_checks(row, failed, tuple(template.parties), names),
+            "passed": triage.passed_checks(row, failed, form),
             "rank_reason": triage.rank_reason(int(row["rank"]), total, int(row["tier"]), severity,
                                               tables.json_safe(row.get("suspicion"))),
             "rank_basis": triage.rank_basis(int(row["tier"]), severity, tables.json_safe(row.get("suspicion"))),
@@ -548,6 +594,7 @@ def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Temp
     that are no longer used are removed. Threads overlap the image work and file writes (OpenCV and file I/O
     release the GIL). Returns ``{written, kept, removed}`` counts of pages (removed: pages and images)."""
     page = env.get_template("sheet.html")
+    form = form_view(template)
     reads = records_by_sheet(inputs.fields)
     flags = records_by_sheet(inputs.flags)
     pages = {sid: recs[0] for sid, recs in records_by_sheet(inputs.pages).items()}
@@ -557,7 +604,7 @@ def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Temp
     def write_one(i: int) -> tuple[bool, set[str]]:
         row, sid = rows[i], rows[i]["sheet_id"]
         ctx = sheet_context(row, {str(r["field"]): r for r in reads.get(sid, [])}, flags.get(sid, []), inputs,
-                            template, out, settings, len(rows))
+                            template, out, settings, len(rows), form=form)
         ctx["read"] = {k: tables.json_safe(v) for k, v in pages.get(sid, {}).items()}
         ctx["prev"] = in_sheets(rows[i - 1]["page"]) if i > 0 else None
         ctx["next"] = in_sheets(rows[i + 1]["page"]) if i + 1 < len(rows) else None
@@ -596,9 +643,7 @@ def detail_record(ctx: dict, read: dict) -> dict:
     (``crops``, images in the crop pack) and, when there is any, its evidence tables (``ev``, :func:`evidence_cells`);
     the checks that pass are in ``passed``."""
     row = ctx["row"]
-    meta = [[k.replace("_", " "), format_plain(row[k])] for k in ("state", "district", "section", "station",
-                                                                  "station_type") if k in row]
-    meta += [["page", str(row.get("reading"))], ["score", triage.score_text(row.get("suspicion"))]]
+    meta = [*ctx["station"], ["page", str(row.get("reading"))], ["score", triage.score_text(row.get("suspicion"))]]
     if "alteration_score" in row:
         meta.append(["alteration score", format_number(row["alteration_score"], 2)])
     meta.append(["findings", format_number(row.get("n_flags"))])
@@ -644,6 +689,7 @@ def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template
     """The sheets without a page of their own, in ``data/detail-NNN.js`` buckets (:func:`plan_pages`), and their
     flagged fields' crops in ``data/crops-NNN.js``. Returns ``({written, kept, crops_written, crops_kept}, the
     files written or kept (relative to ``out``), {bucket: crop-pack fingerprint})``."""
+    form = form_view(template)
     reads = records_by_sheet(inputs.fields)
     flags = records_by_sheet(inputs.flags)
     pages = {sid: recs[0] for sid, recs in records_by_sheet(inputs.pages).items()}
@@ -654,7 +700,7 @@ def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template
     for row in SettledBar(others, desc="sheet data", unit="sheet", disable=len(others) < 1000, mininterval=2):
         sid = row["sheet_id"]
         ctx = sheet_context(row, {str(r["field"]): r for r in reads.get(sid, [])}, flags.get(sid, []), inputs,
-                            template, out, settings, len(ranked), static=False)
+                            template, out, settings, len(ranked), static=False, form=form)
         read = {k: tables.json_safe(v) for k, v in pages.get(sid, {}).items()}
         records[row["bucket"]][row["slug"]] = detail_record(ctx, read)
         wanted = {c["name"] for e in ctx["flags"] for c in e["crops"]}
@@ -701,14 +747,21 @@ def view_config(template: Template, ranked: pd.DataFrame, chunks: list[str], set
             "detail": f"../data/{DETAIL_PREFIX}-", "crops": f"../data/{CROPS_PREFIX}-"}
 
 
-def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, settings: ReportSettings) -> dict:
+def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, settings: ReportSettings,
+                    form: FormView | None = None) -> dict:
     """The batch figures shown on the index page; every count of sheets comes from ``ranked``'s one verdict per
-    sheet."""
+    sheet. The flags are counted by rule, each form rule with its label or text, and the run's form (``form``)
+    lists its rules."""
     by_rule = tables.flags_by_rule(inputs.flags)
     verdicts = tables.verdict_counts(ranked)
+    form = form or FormView()
+    titles = {r.name: r.title for r in form.rules}
     return {"n_sheets": len(ranked), "n_flagged": int((ranked["verdict"] != triage.CLEAN_VERDICT).sum()),
             "n_flags": len(inputs.flags), "status_counts": tables.status_counts(ranked),
-            "by_rule": [{"rule": r, **{k: int(v) for k, v in row.items()}} for r, row in by_rule.iterrows()],
+            "by_rule": [{"rule": r, "title": titles.get(str(r), ""), **{k: int(v) for k, v in row.items()}}
+                        for r, row in by_rule.iterrows()],
+            "form_name": form.name, "form_rules": [{"name": r.name, "label": r.label, "text": r.text,
+                                                    "soft": r.soft} for r in form.rules],
             "rule_columns": list(by_rule.columns),
             "verdicts": [{"verdict": v, "label": triage.VERDICT_LABELS.get(v, v), "n": n} for v, n in verdicts.items()],
             "tiers": triage.TIERS, "check_first": check_first(ranked, inputs.rundir, settings),
@@ -740,17 +793,18 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
     """:func:`build_report`, with the lock of ``out`` held."""
     start = time.perf_counter()
     inputs = load_inputs(Path(processed), rundir, truth)
-    template, env = load_template(), environment()
-    ranked = plan_pages(tables.rank_sheets(inputs.sheets, inputs.flags, display_names(template), settings.conf_high),
+    template, env = report_template(inputs.rundir, inputs.processed), environment()
+    form = form_view(template)
+    ranked = plan_pages(tables.rank_sheets(inputs.sheets, inputs.flags, dict(form.names), settings.conf_high, form),
                         settings)
     previous = previous_manifest(out)
     copy_static(out)
-    chunks = write_data(ranked, inputs.flags, out, settings)
+    chunks = write_data(ranked, inputs.flags, out, settings, form)
     truth = tables.truth_summary(inputs.truth_eval)
     pairs = tables.digit_pairs(inputs.digits, inputs.boxes) if inputs.digits is not None and \
         inputs.boxes is not None else None
     digit_accuracy = float((pairs["truth"] == pairs["label"]).mean()) if pairs is not None and len(pairs) else None
-    figs = build_figures(inputs, template, pairs, truth, out, settings)
+    figs = build_figures(inputs, template, pairs, truth, out, settings, form)
     common = {"title": settings.title, "version": __version__, "processed": shown_path(inputs.processed, out),
               "rundir": shown_path(inputs.rundir, out),
               "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -762,14 +816,15 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
         root="../", active="", **{**common, "built": ""},
         config=json.dumps(view_config(template, ranked, chunks, settings), separators=(",", ":"))))
     write_text(out / "index.html", env.get_template("index.html").render(
-        root="", active="index", **common, **summary_context(inputs, ranked, settings), chunks=chunks,
-        cantu=cantu_context(inputs.cantu, out, settings), columns=table_columns(ranked),
+        root="", active="index", **common, **summary_context(inputs, ranked, settings, form), chunks=chunks,
+        cantu=cantu_context(inputs.cantu, out, settings), columns=table_columns(ranked, form),
         filters=filter_options(ranked), page_size=settings.page_size))
     write_text(out / "forensics.html", env.get_template("forensics.html").render(
         root="", active="forensics", **common, figs=figs, **forensics_view(inputs.forensics),
         digit_accuracy=digit_accuracy, digits_n=0 if pairs is None else len(pairs)))
     write_text(out / "model.html", env.get_template("model.html").render(
-        root="", active="model", **common, **model_context(Path(models_dir), out, settings, inputs.rundir)))
+        root="", active="model", **common, **model_context(Path(models_dir), out, settings, inputs.rundir,
+                                                           template)))
     seconds = time.perf_counter() - start
     write_text(out / "data" / MANIFEST, json.dumps({
         "processed": common["processed"], "rundir": common["rundir"], "sheets": len(ranked),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,28 @@ CONFIDENCE_BINS = 40
 GRID_COLS = 4
 #: The accuracy axis starts here (or lower, if a field reads worse): on 0-1 every bar looks full.
 ACCURACY_AXIS_MIN = 0.8
+#: A field's name in a panel title or on an axis is cut to this many characters (a form's printed label can be a
+#: whole line: "suara sah pasangan 1 (H. Prabowo Subianto - ...)").
+MAX_LABEL_CHARS = 32
+#: A small multiple's title (a quarter of the figure's width) is wrapped at this many characters a line, on at
+#: most this many lines.
+PANEL_LINE_CHARS, PANEL_LINES = 26, 2
+
+
+def short_label(text: str, max_chars: int = MAX_LABEL_CHARS) -> str:
+    """``text`` cut to ``max_chars`` characters, an ellipsis marking the cut."""
+    text = str(text)
+    return text if len(text) <= max_chars else text[:max_chars - 1].rstrip() + "…"
+
+
+def panel_title(text: str, line_chars: int = PANEL_LINE_CHARS, lines: int = PANEL_LINES) -> str:
+    """``text`` wrapped on at most ``lines`` lines of ``line_chars`` characters, the last one cut with an ellipsis
+    when it does not fit (two labels that differ at their end, "... suara sah" and "... suara tidak sah", stay
+    apart)."""
+    wrapped = textwrap.wrap(str(text), line_chars) or [""]
+    if len(wrapped) > lines:
+        wrapped = [*wrapped[:lines - 1], short_label(" ".join(wrapped[lines - 1:]), line_chars)]
+    return "\n".join(wrapped)
 
 
 def save(fig: Figure, path: Path, dpi: int) -> str:
@@ -93,7 +117,7 @@ def last_digit_figure(sheets: pd.DataFrame, fields: list[str], names: dict[str, 
     fig = Figure(figsize=(2.6 * GRID_COLS, 2.1 * rows), layout="constrained")
     axes = fig.subplots(rows, GRID_COLS, squeeze=False).ravel()
     for ax, (field, digits) in zip(axes, samples.items(), strict=False):
-        _digit_panel(ax, digits, np.full(10, 0.1), (names or {}).get(field, field))
+        _digit_panel(ax, digits, np.full(10, 0.1), panel_title((names or {}).get(field, field)))
     for ax in axes[len(samples):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, loc="lower left")
@@ -116,24 +140,32 @@ def second_digit_figure(sheets: pd.DataFrame, fields: list[str]) -> Figure | Non
     return fig
 
 
-def fingerprint_figure(sheets: pd.DataFrame, party: str) -> Figure | None:
-    """Election fingerprint: 2-D histogram of turnout against ``party``'s vote share, one point per sheet."""
-    needed = ("total_votes", "registered_voters", party)
-    if not all(c in sheets.columns for c in needed):
+def fingerprint_figure(sheets: pd.DataFrame, party: str, votes: Sequence[str], registered: str,
+                       names: Mapping[str, str] | None = None) -> Figure | None:
+    """Election fingerprint: 2-D histogram of turnout (the sum of the ``votes`` fields, the votes cast, over the
+    ``registered`` field) against ``party``'s share of the votes cast, one point per sheet; fields named by
+    ``names``. ``None`` when a field is absent or no sheet has them all."""
+    needed = list(dict.fromkeys((*votes, registered, party)))
+    if not votes or not all(c in sheets.columns for c in needed):
         return None
-    num = sheets[list(needed)].apply(pd.to_numeric, errors="coerce").dropna()
-    num = num[(num["registered_voters"] > 0) & (num["total_votes"] > 0)]
+    num = sheets[needed].apply(pd.to_numeric, errors="coerce").dropna()
+    cast = num[list(votes)].sum(axis=1)
+    keep = (num[registered] > 0) & (cast > 0)
+    num, cast = num[keep], cast[keep]
     if num.empty:
         return None
-    turnout = (num["total_votes"] / num["registered_voters"]).clip(0, 1)
-    share = (num[party] / num["total_votes"]).clip(0, 1)
+    names = names or {}
+    turnout = (cast / num[registered]).clip(0, 1)
+    share = (num[party] / cast).clip(0, 1)
     fig = Figure(figsize=(5.0, 4.2), layout="constrained")
     ax = fig.subplots()
     _, _, _, image = ax.hist2d(turnout, share, bins=FINGERPRINT_BINS, range=[[0, 1], [0, 1]], cmap="viridis", cmin=1)
     fig.colorbar(image, ax=ax, label="sheets")
-    ax.set_xlabel("turnout (total votes / registered voters)")
-    ax.set_ylabel(f"{party.upper()} vote share")
-    ax.set_title(f"Turnout vs {party.upper()} share (n={len(num)})", fontsize=10)
+    cast_words = " + ".join(short_label(names.get(v, v)) for v in votes)
+    ax.set_xlabel(f"turnout ({cast_words} / {short_label(names.get(registered, registered))})", fontsize=8)
+    party_name = short_label(names.get(party, party))
+    ax.set_ylabel(f"{party_name} vote share")
+    ax.set_title(f"Turnout vs {party_name} share (n={len(num)})", fontsize=10)
     return fig
 
 
@@ -180,7 +212,8 @@ def accuracy_figure(per_field: pd.Series | None) -> Figure | None:
     fig = Figure(figsize=(5.0, 0.2 * len(per_field) + 0.9), layout="constrained")
     ax = fig.subplots()
     values = per_field.to_numpy()[::-1]
-    ax.barh(per_field.index[::-1], values, color=ACCENT)
+    ax.barh(np.arange(len(values)), values, color=ACCENT)  # by position: two labels may read the same once cut
+    ax.set_yticks(np.arange(len(values)), [short_label(f) for f in per_field.index[::-1]])
     low = min(ACCURACY_AXIS_MIN, math.floor(float(values.min()) * 20) / 20)  # zoomed: on 0-1 every bar looks full
     ax.set_xlim(low, 1)
     for y, v in enumerate(values):

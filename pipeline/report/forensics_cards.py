@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Scope of the whole-batch result (the others are districts).
+#: Scope of the whole-batch result (the others are the scopes of the form's forensic levels, such as districts).
 BATCH_SCOPE = "batch"
+#: What a scope is called when the forensics do not name its level (an older ``forensics.json``).
+UNNAMED_LEVEL = "scope"
 #: What digit tests can and cannot show, said once on the page.
 TRUST_NOTE = ("Digit tests are weak evidence: honest counts from few stations, or misread digits, can deviate, and "
               "careful fraud need not. An alarm says where to look, not that fraud happened; no alarm is not proof "
@@ -133,8 +135,9 @@ def result_view(test: dict, alpha: float) -> dict:
 
 
 def forensic_cards(forensics: dict | list) -> list[dict]:
-    """One card per test: its explanation, the batch result, and the district results (alarms first, then the
-    ones that ran, then the skipped ones); tests the page does not know are explained by their code name."""
+    """One card per test: its explanation, the batch result, and the results of the scopes of the form's forensic
+    level (``level``: its name, e.g. district; alarms first, then the ones that ran, then the skipped ones); tests
+    the page does not know are explained by their code name."""
     records = forensics.get("tests", []) if isinstance(forensics, dict) else forensics
     alpha = _number(forensics.get("alpha")) if isinstance(forensics, dict) else None
     alpha = 0.05 if alpha is None else alpha
@@ -148,7 +151,10 @@ def forensic_cards(forensics: dict | list) -> list[dict]:
         batch = next((r for r in results if r["scope"] == BATCH_SCOPE), None)
         scopes = sorted((r for r in results if r["scope"] != BATCH_SCOPE),
                         key=lambda r: (not r["alarm"], r["skipped"], r["scope"]))
+        levels = [str(r["level"]) for r in tests if r["test"] == name and r.get("scope") != BATCH_SCOPE
+                  and r.get("level")]
         cards.append({"test": name, "title": info.title, "checks": info.checks, "source": info.source,
-                      "batch": batch, "scopes": scopes, "n_alarms": sum(r["alarm"] for r in scopes),
+                      "batch": batch, "scopes": scopes, "level": (levels or [UNNAMED_LEVEL])[0].replace("_", " "),
+                      "n_alarms": sum(r["alarm"] for r in scopes),
                       "n_skipped": sum(r["skipped"] for r in scopes)})
     return sorted(cards, key=lambda c: not ((c["batch"] or {}).get("alarm") or c["n_alarms"]))

@@ -25,14 +25,13 @@ from pipeline.config import MAX_IMAGE_PIXELS
 from pipeline.errors import InputFileError
 from pipeline.forms import Field, Rect, Template
 from pipeline.report import triage
+from pipeline.report.formview import FormView, field_name
 from pipeline.report.tables import evidence_view, json_safe, parse_json_cell, severity_rank
 
 log = logging.getLogger(__name__)
 
 SCAN_SUFFIXES = (".jpg", ".png")
 FILES_DIR = "files"
-#: Display names of the fields that are not a party count, when the form's field name in words is not clear.
-NAME_OVERRIDES = {"station_type": "station type", "unregistered": "unregistered candidates"}
 
 
 @dataclass(frozen=True)
@@ -66,21 +65,6 @@ def records_by_sheet(df: pd.DataFrame | None) -> dict[str, list[dict]]:
     return buckets
 
 
-def display_names(template: Template) -> dict[str, str]:
-    """The one name each field has everywhere in the report, from the form template: a party's printed label
-    (``PAN``), a representative tick as ``PAN representative``, any other field's name in words
-    (``total votes``)."""
-    names = {}
-    for f in template.fields:
-        if f.kind == "tick":
-            names[f.name] = f"{f.label} representative"
-        elif f.name in template.parties:
-            names[f.name] = f.label
-        else:
-            names[f.name] = NAME_OVERRIDES.get(f.name, f.name.replace("_", " "))
-    return names
-
-
 def alternatives_text(cell, read=None, min_probability: float = triage.MIN_ALTERNATIVE_PROBABILITY) -> str:
     """``alternatives`` (JSON list of ``[value, probability]``) as ``"123 (0.80), 128 (0.15)"``: those below
     ``min_probability`` and the value ``read`` itself left out."""
@@ -107,10 +91,10 @@ def tick_overlay(f: Field, row: dict, template: Template) -> list[dict]:
     """Overlay of a tick or choice field: one box per option, marked when the audit table says it is ticked."""
     if f.kind == "tick":
         ticked = json_safe(row.get(f.name))
-        return [{"name": f.name, "label": f"{f.label} representative", "box": percent_box(f.boxes[0], template),
+        return [{"name": f.name, "label": field_name(f), "box": percent_box(f.boxes[0], template),
                  "on": bool(ticked), "known": ticked is not None}]
     chosen = json_safe(row.get(f.name))
-    return [{"name": f"{f.name}={opt}", "label": f"{NAME_OVERRIDES.get(f.name, f.name)} {opt}",
+    return [{"name": f"{f.name}={opt}", "label": f"{field_name(f)} {opt}",
              "box": percent_box(b, template), "on": chosen == opt, "known": chosen is not None}
             for b, opt in zip(f.boxes, f.options, strict=True)]
 
@@ -225,20 +209,32 @@ def inline_crops(rundir: Path | None, sheet_id: str, field_names: list[str], qua
     return crops
 
 
-def flag_entries(sheet_flags: list[dict], row: dict, names: dict[str, str], conf_high: float) -> list[dict]:
+def rule_items(flag: dict, form: FormView | None) -> list[tuple[str, str]]:
+    """The form rule a flag checked, for its evidence table: ``[("rule", label), ("rule text", text)]`` (the text
+    alone when the form gives no label; none for a flag about no rule of the form)."""
+    rule = triage.flag_rule(flag, form)
+    if rule is None:
+        return []
+    return [("rule", rule.label), ("rule text", rule.text)] if rule.label else [("rule", rule.text)]
+
+
+def flag_entries(sheet_flags: list[dict], row: dict, names: dict[str, str], conf_high: float,
+                 form: FormView | None = None) -> list[dict]:
     """A sheet's flags, gravest first (ranking tier, then severity), each with the fields that caused it
-    (:func:`triage.cause_fields`), a plain-language reason, the audit's own wording, and only the evidence about
-    those fields."""
+    (:func:`triage.cause_fields`), a plain-language reason, the audit's own wording, the form's rule it checked
+    (label and text, from the run's template ``form``) and only the evidence about those fields."""
     altered = {f for flag in sheet_flags if flag.get("rule") == triage.ALTERATION_RULE
                for f in triage.flag_fields(flag)}
     entries = []
     for flag in sheet_flags:
-        causes = triage.cause_fields(flag, row, altered, conf_high)
+        causes = triage.cause_fields(flag, row, altered, conf_high, form)
+        evidence = evidence_view(flag.get("evidence"), causes or None, names)
+        evidence["items"] = [*rule_items(flag, form), *evidence["items"]]
         entries.append({"rule": flag["rule"], "severity": flag["severity"], "verdict": flag["verdict"],
                         "verdict_label": triage.VERDICT_LABELS.get(str(flag["verdict"]), str(flag["verdict"])),
-                        "plain": triage.capitalised(triage.plain_reason(flag, causes, names)),
+                        "plain": triage.capitalised(triage.plain_reason(flag, causes, names, form, row)),
                         "reason": flag["reason"], "causes": causes,
                         "cause_names": [names.get(f, f) for f in causes],
                         "tier": triage.flag_tier(str(flag["verdict"]), str(flag["severity"])),
-                        "evidence": evidence_view(flag.get("evidence"), causes or None, names)})
+                        "evidence": evidence})
     return sorted(entries, key=lambda e: (e["tier"], -severity_rank(e["severity"])))

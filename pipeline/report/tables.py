@@ -15,19 +15,35 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report import triage
+from pipeline.report.formview import FormView
 
 SEVERITIES = triage.SEVERITIES
 DEFAULT_LEVEL = 0.95
 SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 SLUG_HASH_CHARS = 8
 SLUG_MAX_CHARS = 80
-#: Evidence entries never shown as text: image paths (the page shows the crops), candidate lists, and
-#: probabilities of the audit's internals that need a statistics course to read.
+#: Evidence entries never shown as text: image paths (the page shows the crops), candidate lists, probabilities
+#: of the audit's internals that need a statistics course to read, and the form's own words for the rule and the
+#: fields (the page names each field by its label, and shows the rule from the template).
 HIDDEN_EVIDENCE = ("images", "candidates", "fix_probability", "fix_likelihood_ratio", "read_right_probability",
-                   "text", "other_sheets_detail")
-#: Columns of the index table, in display order (those a sheets table lacks are left out).
-INDEX_COLUMNS = ("rank", "sheet_id", "verdict", "reason", "suspicion", "reading", "n_flags", "district", "section",
-                 "station", "total_votes", "min_conf")
+                   "text", "other_sheets_detail", triage.RULE_TEXT_KEY, triage.RULE_LABEL_KEY, "labels")
+#: Columns of the index table before the form's own (the station's id fields and its votes cast), and after them,
+#: in display order (those a sheets table lacks are left out): :func:`index_columns`.
+INDEX_HEAD = ("rank", "sheet_id", "verdict", "reason", "suspicion", "reading", "n_flags")
+INDEX_TAIL = ("min_conf",)
+#: Roles whose field is the index table's count column, first found first (votes cast, else the valid votes).
+INDEX_COUNT_ROLES = ("total", "valid")
+
+
+def index_columns(form: FormView) -> tuple[str, ...]:
+    """The index table's columns for the run's form: :data:`INDEX_HEAD`, the numbered fields of the station's
+    identity (``station_key``, its first level left out when the key has several: the coarsest level, a state,
+    is the same for most of a batch), the field of the first of :data:`INDEX_COUNT_ROLES` the form has, and
+    :data:`INDEX_TAIL`."""
+    ids = [f for f in form.station_key if f in form.bindings]  # numbered: a choice (station type) is not
+    ids = ids[1:] if len(ids) > 1 else ids
+    count = next((form.role_fields(r)[0] for r in INDEX_COUNT_ROLES if len(form.role_fields(r)) == 1), None)
+    return (*INDEX_HEAD, *ids, *([count] if count else []), *INDEX_TAIL)
 
 
 def sheet_slug(sheet_id: str) -> str:
@@ -67,11 +83,12 @@ def sheet_verdicts(sheets: pd.DataFrame, flags: pd.DataFrame) -> pd.Series:
 
 
 def rank_sheets(sheets: pd.DataFrame, flags: pd.DataFrame, names: dict[str, str] | None = None,
-                conf_high: float = 0.9) -> pd.DataFrame:
+                conf_high: float = 0.9, form: FormView | None = None) -> pd.DataFrame:
     """Sheets in the report's order (:mod:`pipeline.report.triage`: tier, then the severity that put the sheet
     there, then suspicion, then id) with ``rank``, ``slug``, ``verdict`` (one per sheet), ``reading``, ``tier``,
     ``reason``, ``key_field``, ``severity``, ``rules`` and ``min_conf``: the order of the index table, of the
-    sheet pages' previous/next links and of ``sheets.csv``."""
+    sheet pages' previous/next links and of ``sheets.csv``. ``form``: the run's form (its rules and station
+    identity word the reasons)."""
     table = sheets.join(flag_summary(flags), on="sheet_id")
     table["severity"] = table["severity"].fillna("")
     table["rules"] = table["rules"].fillna("")
@@ -81,7 +98,7 @@ def rank_sheets(sheets: pd.DataFrame, flags: pd.DataFrame, names: dict[str, str]
     for record in flags.to_dict("records"):
         by_sheet.setdefault(str(record["sheet_id"]), []).append(record)
     names = names or {}
-    triaged = pd.DataFrame([triage.sheet_triage(row, by_sheet.get(str(row["sheet_id"]), []), names, conf_high)
+    triaged = pd.DataFrame([triage.sheet_triage(row, by_sheet.get(str(row["sheet_id"]), []), names, conf_high, form)
                             for row in table.to_dict("records")], index=table.index,
                            columns=["verdict", "tier", "tier_severity", "reason", "key_field"])
     table = table.drop(columns=[c for c in triaged.columns if c in table.columns]).join(triaged)
@@ -174,12 +191,14 @@ def evidence_view(text, fields: list[str] | None = None, names: dict[str, str] |
     ``fields`` when given (the fields that caused the flag), rows with nothing in them dropped. Image paths are
     left out: the page shows the crops themselves. Among several mappings, one whose keys no other mapping shares
     (the district a sheet was compared with: ``state 31, district 4``) is not a table column but one item, and a
-    cell holding a mapping (a proposed reading) is put in words (:func:`compact_mapping`)."""
+    cell holding a mapping (a proposed reading) is put in words (:func:`compact_mapping`). A key that names a field
+    is shown by the field's name in ``names``; the rule's text and label are left to the caller, which takes them
+    from the form (:func:`pipeline.report.sheetpages.rule_items`)."""
     data = parse_json_cell(text)
     names = names or {}
     if not isinstance(data, dict):
         return {"items": [("evidence", str(data))] if data not in (None, "", {}) else [], "columns": [], "rows": []}
-    items = [(str(k), _shown_value(v)) for k, v in data.items()
+    items = [(names.get(str(k), str(k)), _shown_value(v)) for k, v in data.items()
              if not isinstance(v, dict) and k not in HIDDEN_EVIDENCE and json_safe(v) not in (None, "", [])]
     nested = {k: v for k, v in data.items() if isinstance(v, dict) and v and k not in HIDDEN_EVIDENCE}
     shared = Counter(f for v in nested.values() for f in v)

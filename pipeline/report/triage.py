@@ -18,6 +18,19 @@ import math
 
 import pandas as pd
 
+from pipeline.report.formview import (
+    FormView,
+    RuleView,
+    count_value,
+    default_form,
+    failure_text,
+    holding_text,
+    registered_field,
+    result_field,
+    rule_view,
+    votes_cast_fields,
+)
+
 #: The audit's order of gravity of flag verdicts (``pipeline.audit.audit.VERDICT_ORDER``); a sheet takes the first
 #: verdict of this order among its flags.
 VERDICT_ORDER = ("altered", "inconsistent", "suspicious", "needs_review")
@@ -42,14 +55,18 @@ TIER_NAMES = {n: name for n, name, _ in TIERS}
 UNFLAGGED_TIER = 5
 #: Scores are shown rounded down to this many decimals, so 0.9996 reads 0.999 and never "1.000".
 SCORE_DECIMALS = 3
-#: Rules comparing a sum (or a count) with another field; their causes are the doubtful or altered fields.
-ARITHMETIC_RULES = ("votes_add_up", "ballots_add_up", "total_within_registered", "count_within_registered",
-                    "unreadable")
-#: The field a confidently read arithmetic rule points at when no field is doubtful (what the sum is compared to).
-RESULT_FIELD = {"votes_add_up": "total_votes", "ballots_add_up": "ballots_received"}
+#: The audit's flag for counts that could not be read, so the form's rules could not be checked on them.
+UNREADABLE_RULE = "unreadable"
+#: An evidence key only the audit's failed-rule flags carry (the form's rules are data: a flag whose rule the
+#: template does not name, from an older audit or another form, is still recognised by its evidence).
+RULE_EVIDENCE_KEY = "read_right_probability"
+#: Evidence keys of the rule a flag checked (the audit writes them beside the values).
+RULE_TEXT_KEY, RULE_LABEL_KEY = "rule_text", "rule_label"
 ALTERATION_RULE = "visible_alteration"
-#: Rules about the whole station, not one field: no crop explains them.
-NO_FIELD_RULES = ("duplicate_station", "identical_counts", "page_not_read", "ids_well_formed")
+TURNOUT_RULE = "turnout"
+#: Rules about the whole station, not one field: no crop explains them (a rule over the fields that identify the
+#: station, such as the ids being well formed, is one too: :func:`is_station_rule`).
+NO_FIELD_RULES = ("duplicate_station", "identical_counts", "page_not_read")
 #: At most this many fields (and crops) are named for one flag.
 MAX_CAUSE_FIELDS = 4
 #: Alternative readings below this probability are not shown.
@@ -135,23 +152,59 @@ def _conf(row: dict, field: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-def cause_fields(flag: dict, row: dict, altered: set[str], conf_high: float) -> list[str]:
-    """The fields that caused ``flag``: for an arithmetic rule those whose reading is doubtful (below ``conf_high``,
+def flag_rule(flag: dict, form: FormView | None) -> RuleView | None:
+    """The form rule a flag checked: the template's rule of that name, else the rule text its evidence records
+    (``rule_text``, ``rule_label``); ``None`` for a flag about no rule of the form."""
+    name = str(flag.get("rule"))
+    found = (form or default_form()).rule(name)
+    if found is not None:
+        return found
+    ev = evidence_of(flag)
+    text = ev.get(RULE_TEXT_KEY)
+    if not isinstance(text, str):
+        return None
+    label = ev.get(RULE_LABEL_KEY)
+    try:
+        return rule_view(name, text, label if isinstance(label, str) else "")
+    except ValueError:  # RuleError: a text the engine does not parse is shown as the audit wrote it
+        return None
+
+
+def is_station_rule(flag: dict, form: FormView | None) -> bool:
+    """A check of the station's identity (the ids well formed): a flag, other than an unreadable or altered field,
+    whose every field identifies the station (``station_key``)."""
+    fields, key = flag_fields(flag), (form or default_form()).station_key
+    return bool(str(flag.get("rule")) not in (UNREADABLE_RULE, ALTERATION_RULE) and key and fields
+                and set(fields) <= set(key))
+
+
+def is_arithmetic(flag: dict, form: FormView | None) -> bool:
+    """A flag of a failed or uncheckable form rule (a sum or a bound over the counts), whose causes are the
+    doubtful or altered fields."""
+    rule = str(flag.get("rule"))
+    return (rule == UNREADABLE_RULE or flag_rule(flag, form) is not None
+            or RULE_EVIDENCE_KEY in evidence_of(flag))
+
+
+def cause_fields(flag: dict, row: dict, altered: set[str], conf_high: float, form: FormView | None = None) -> list[str]:
+    """The fields that caused ``flag``: for a form rule those whose reading is doubtful (below ``conf_high``,
     unreadable, or changed by the audit's alternative reading) or altered, in that order and least confident
-    first, else (every field read confidently) the field the sum is compared to;
+    first, else (every field read confidently) the field the sum is compared to (:func:`formview.result_field`);
     for an alteration the altered fields; none for station-level rules. At most :data:`MAX_CAUSE_FIELDS`."""
     rule, fields = str(flag.get("rule")), flag_fields(flag)
-    if rule in NO_FIELD_RULES:
+    if rule in NO_FIELD_RULES or is_station_rule(flag, form):
         return []
-    if rule in ARITHMETIC_RULES:
+    if is_arithmetic(flag, form):
         fix = evidence_of(flag).get("fix")
         fixed = set(fix) if isinstance(fix, dict) else set()
-        doubtful = [f for f in fields if f in fixed or f in altered or rule == "unreadable"
+        doubtful = [f for f in fields if f in fixed or f in altered or rule == UNREADABLE_RULE
                     or (_conf(row, f) is not None and _conf(row, f) < conf_high)]
         # the fields the audit's alternative reading changes first, then altered ones, then the least sure
         doubtful.sort(key=lambda f: (f not in fixed, f not in altered, _conf(row, f) or 0.0))
         if not doubtful:
-            result = RESULT_FIELD.get(rule, fields[0] if fields else None)
+            checked = flag_rule(flag, form)
+            result = (result_field(checked, form or default_form()) if checked is not None else None) or \
+                (fields[0] if fields else None)
             doubtful = [result] if result else []
         return doubtful[:MAX_CAUSE_FIELDS]
     return fields[:MAX_CAUSE_FIELDS]
@@ -171,20 +224,22 @@ def _num(value) -> str:
     return f"{int(number):,}" if number.is_integer() else f"{number:.2f}"
 
 
-def _arithmetic_reason(rule: str, verdict: str, ev: dict, causes: list[str], names: dict[str, str]) -> str:
-    """Plain words for a failed sum or limit."""
-    if rule == "votes_add_up" and "sum_of_parts" in ev:
-        head = (f"the votes add up to {_num(ev['sum_of_parts'])} but the total says {_num(ev.get('total_votes'))}"
-                f" ({_num(abs(float(ev.get('difference') or 0)))} off)")
-    elif rule == "ballots_add_up" and "used_plus_left_over" in ev:
-        head = (f"votes plus unused ballots make {_num(ev['used_plus_left_over'])} but "
-                f"{_num(ev.get('ballots_received'))} ballots were received")
-    elif rule in ("total_within_registered", "count_within_registered") and "count" in ev:
-        head = f"{_num(ev['count'])} votes for only {_num(ev.get('registered_voters'))} registered voters"
-    elif rule == "unreadable":
+def rule_values(flag: dict, row: dict | None) -> dict:
+    """The values a flag's rule was checked on: the sheet's row, overridden by the evidence's ``values`` (what the
+    audit read)."""
+    values = evidence_of(flag).get("values")
+    return {**(row or {}), **(values if isinstance(values, dict) else {})}
+
+
+def _arithmetic_reason(flag: dict, causes: list[str], names: dict[str, str], form: FormView,
+                       row: dict | None) -> str:
+    """Plain words for a failed rule of the form (its label or text, and its two sides' values)."""
+    rule, verdict, ev = str(flag.get("rule")), str(flag.get("verdict")), evidence_of(flag)
+    if rule == UNREADABLE_RULE:
         return f"{names_list(causes, names) or 'some numbers'} could not be read, so the sums cannot be checked"
-    else:
-        head = "a sum on the sheet does not hold"
+    checked = flag_rule(flag, form)
+    head = failure_text(checked, rule_values(flag, row), form, flag_fields(flag)) if checked is not None else \
+        "a sum on the sheet does not hold"
     if verdict == "inconsistent":
         return f"{head}, and no likely misreading of the digits explains it"
     fix = ev.get("fix")
@@ -195,17 +250,29 @@ def _arithmetic_reason(rule: str, verdict: str, ev: dict, causes: list[str], nam
     return f"{head}; {names_list(causes, names)} may be misread: compare with the scan" if causes else head
 
 
-def plain_reason(flag: dict, causes: list[str], names: dict[str, str]) -> str:
-    """One line in plain words saying what a flag found (the audit's own wording stays on the sheet page)."""
-    rule, verdict, ev = str(flag.get("rule")), str(flag.get("verdict")), evidence_of(flag)
+def turnout_reason(flag: dict, form: FormView, row: dict | None) -> str:
+    """``turnout 125%: 500 votes for 400 registered voters``, the votes cast and the registered voters taken
+    from the form's roles (the evidence's values of those fields, else the sheet's)."""
+    ev = evidence_of(flag)
+    values = {**(row or {}), **ev}
+    head = f"turnout {float(ev['turnout']):.0%}"
+    cast = [count_value(values.get(f)) for f in votes_cast_fields(form)]
+    registered = count_value(values.get(registered_field(form) or ""))
+    if not cast or None in cast or registered is None:
+        return head
+    return f"{head}: {_num(sum(cast))} votes for {_num(registered)} registered voters"
+
+
+def plain_reason(flag: dict, causes: list[str], names: dict[str, str], form: FormView | None = None,
+                 row: dict | None = None) -> str:
+    """One line in plain words saying what a flag found (the audit's own wording stays on the sheet page); a
+    form rule is named by its label or text from the template (``form``), with the sheet's numbers (``row``)."""
+    rule, form = str(flag.get("rule")), form or default_form()
     if rule == ALTERATION_RULE:
         return (f"{names_list(causes, names) or 'a number'} "
                 f"look{'s' if len(causes) == 1 else ''} altered: overwritten, erased, covered or crossed out")
-    if rule in ARITHMETIC_RULES:
-        return _arithmetic_reason(rule, verdict, ev, causes, names)
-    if rule == "turnout" and "turnout" in ev:
-        return (f"turnout {float(ev['turnout']):.0%}: {_num(ev.get('total_votes'))} votes for "
-                f"{_num(ev.get('registered_voters'))} registered voters")
+    if rule == TURNOUT_RULE and "turnout" in evidence_of(flag):
+        return turnout_reason(flag, form, row)
     if rule == "duplicate_station":
         return "the same station appears on another sheet"
     if rule == "identical_counts":
@@ -214,8 +281,10 @@ def plain_reason(flag: dict, causes: list[str], names: dict[str, str]) -> str:
         return f"{names_list(causes, names) or 'a count'} unusual for its district (statistical, weak evidence)"
     if rule == "page_not_read":
         return "the page could not be read: look at the scan"
-    if rule == "ids_well_formed":
+    if is_station_rule(flag, form):
         return "the station ids look wrong: check them on the scan"
+    if is_arithmetic(flag, form):
+        return _arithmetic_reason(flag, causes, names, form, row)
     return str(flag.get("reason") or rule).split(";")[0]
 
 
@@ -232,18 +301,19 @@ def top_flag(sheet_flags: list[dict]) -> dict | None:
                                            -severity_rank(f.get("severity"))))
 
 
-def sheet_triage(row: dict, sheet_flags: list[dict], names: dict[str, str], conf_high: float) -> dict:
+def sheet_triage(row: dict, sheet_flags: list[dict], names: dict[str, str], conf_high: float,
+                 form: FormView | None = None) -> dict:
     """Where one sheet ranks and why: ``verdict``, ``tier``, ``tier_severity`` (the top flag's severity rank),
     ``reason`` (one line: the top flag in words, plus how many other findings) and ``key_field`` (the field whose
-    crop shows it, ``""`` when none does)."""
+    crop shows it, ``""`` when none does). ``form``: the run's form, for its rules and the station's identity."""
     top = top_flag(sheet_flags)
     verdict = sheet_verdict(str(f.get("verdict")) for f in sheet_flags)
     if top is None:
         return {"verdict": verdict, "tier": UNFLAGGED_TIER, "tier_severity": -1, "reason": "", "key_field": ""}
     altered = {f for flag in sheet_flags if flag.get("rule") == ALTERATION_RULE for f in flag_fields(flag)}
-    causes = cause_fields(top, row, altered, conf_high)
+    causes = cause_fields(top, row, altered, conf_high, form)
     others = len(sheet_flags) - 1
-    reason = capitalised(plain_reason(top, causes, names))
+    reason = capitalised(plain_reason(top, causes, names, form, row))
     if others:
         reason += f" (+{others} other finding{'s' if others > 1 else ''})"
     return {"verdict": verdict, "tier": flag_tier(str(top.get("verdict")), str(top.get("severity"))),
@@ -283,30 +353,9 @@ def alternatives_shown(pairs, min_probability: float = MIN_ALTERNATIVE_PROBABILI
     return sorted(kept, key=lambda vp: -vp[1])
 
 
-def _count(row: dict, field: str) -> int | None:
-    value = row.get(field)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else int(number)
-
-
-def passed_checks(row: dict, failed_rules: set[str], parties: tuple[str, ...], names: dict[str, str]) -> list[str]:
-    """The sheet's sums and limits that hold, written out (``78 + ... + 24 = 346 = total votes``); rules that
-    raised a flag, or whose numbers are missing, are left out."""
-    parts = (*parties, "unregistered", "null_votes")
-    values = {f: _count(row, f) for f in (*parts, "total_votes", "ballots_received", "ballots_left_over",
-                                           "registered_voters")}
-    shown = []
-    votes = [values[f] for f in parts]
-    total, left, received, registered = (values["total_votes"], values["ballots_left_over"],
-                                         values["ballots_received"], values["registered_voters"])
-    if "votes_add_up" not in failed_rules and None not in votes and total is not None and sum(votes) == total:
-        shown.append(f"{' + '.join(str(v) for v in votes)} = {total} = {names.get('total_votes', 'total votes')}")
-    if "ballots_add_up" not in failed_rules and None not in (total, left, received) and total + left == received:
-        shown.append(f"{total} votes + {left} left over = {received} = {names.get('ballots_received', 'ballots')}")
-    if not failed_rules & {"total_within_registered", "turnout"} and None not in (total, registered) \
-            and total <= registered:
-        shown.append(f"{total} votes ≤ {registered} {names.get('registered_voters', 'registered voters')}")
-    return shown
+def passed_checks(row: dict, failed_rules: set[str], form: FormView) -> list[str]:
+    """The form's rules that hold on the sheet, each written out with its numbers (``78 + 12 = 90 = valid
+    (jumlah seluruh suara sah)``, :func:`formview.holding_text`), in the form's order; rules that raised a flag,
+    or whose numbers are missing, are left out."""
+    shown = (holding_text(rule, row, form) for rule in form.rules if rule.name not in failed_rules)
+    return [text for text in shown if text]

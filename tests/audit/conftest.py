@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.audit.schema import COUNT_FIELDS, ID_FIELDS, PARTIES, VOTE_PARTS
+from pipeline.audit.schema import acta_schema
+
+#: The packaged acta's schema: the hand-built runs below are acta sheets (no template.yaml in the run folder).
+ACTA = acta_schema()
+COUNT_FIELDS, ID_FIELDS, PARTIES, VOTE_PARTS = ACTA.count_fields, ACTA.id_fields, ACTA.candidates, ACTA.vote_parts
 
 FIELD_IMAGE_SHAPE = (102, 488)
 

@@ -21,7 +21,7 @@ from pipeline.audit.alteration import (
 from pipeline.audit.features import feature_names, field_features
 from pipeline.audit.settings import AlterationSettings
 from pipeline.errors import ModelError
-from tests.audit.conftest import clean_values, field_image
+from tests.audit.conftest import ACTA, clean_values, field_image
 from tests.audit.test_features import BOXES, pen_field, write_digit
 
 SMALL = AlterationSettings(hidden_units=(8,), max_iter=300)
@@ -134,10 +134,10 @@ def test_apply_detector_scores_and_flags_sheets(run_factory, toy_detector):
     det = Detector(toy_detector.mean, toy_detector.scale, toy_detector.weights, toy_detector.biases, 0.5, {})
     rundir = run_factory({"a": {"values": clean_values()}, "b": {"values": clean_values()},
                           "c": {"values": clean_values()}}, images={"a": False, "b": True})
-    keys, x = feature_matrix(rundir, ["a", "b", "c"])
+    keys, x = feature_matrix(rundir, ["a", "b", "c"], ACTA.count_fields)
     assert len(keys) == 28 and x.shape[1] == len(feature_names())  # c has no images: skipped, not fatal
     table = pd.DataFrame({"status": ["ok", "ok", "ok"], "pri": [120] * 3}, index=pd.Index(["a", "b", "c"]))
-    out, flags = apply_detector(table, det, rundir, rundir / "out")
+    out, flags = apply_detector(table, det, rundir, rundir / "out", ACTA)
     assert out.loc["b", "altered"] and not out.loc["a", "altered"] and pd.isna(out.loc["c", "altered"])
     assert out.loc["b", "alteration_score"] == out.loc["b", "pri_alteration"]
     assert [f.sheet_id for f in flags] == ["b"] and flags[0].fields[0] == "pri"

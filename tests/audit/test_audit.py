@@ -18,7 +18,7 @@ from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import FIELDS_COLUMNS, build_sheet_table
 from pipeline.engine.stream import check_parquet_columns
 from pipeline.errors import InputFileError
-from tests.audit.conftest import clean_values
+from tests.audit.conftest import ACTA, clean_values
 
 NO_DETECTOR = AuditSettings(alteration_model=None)
 
@@ -32,8 +32,8 @@ def test_sheet_flags_keep_the_table_order_and_read_candidates_from_the_chunk(run
     fields = pd.read_parquet(rundir / "fields.parquet")
     fields = fields[fields["sheet_id"] != "d"]
     pages, marks = pd.read_csv(rundir / "pages.csv", dtype={"sheet_id": str}), pd.read_csv(rundir / "marks.csv")
-    table = build_sheet_table(pages, fields, marks, rundir, tmp_path, AuditSettings())
-    flags = sheet_flags(table, fields, rundir, tmp_path, AuditSettings())
+    table = build_sheet_table(pages, fields, marks, rundir, tmp_path, ACTA, AuditSettings())
+    flags = sheet_flags(table, fields, rundir, tmp_path, ACTA, AuditSettings())
     order = list(dict.fromkeys(f.sheet_id for f in flags))
     assert order == ["a", "d", "b"]
     by_sheet = {f.sheet_id: f for f in flags}

@@ -1,8 +1,8 @@
 import numpy as np
 
 from pipeline.audit.bench import clean_counts, fabricate, forensic_section
-from pipeline.audit.schema import PARTIES
 from pipeline.audit.settings import AuditSettings
+from tests.audit.conftest import PARTIES
 
 
 def test_clean_counts_add_up():

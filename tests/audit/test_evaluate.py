@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 
 from pipeline.audit import evaluate as ev
-from pipeline.audit.schema import COUNT_FIELDS, ID_FIELDS, NUMERIC_FIELDS
 from pipeline.audit.settings import AuditSettings
-from tests.audit.conftest import clean_values
+from tests.audit.conftest import ACTA, clean_values
+
+COUNT_FIELDS, ID_FIELDS, NUMERIC_FIELDS = ACTA.count_fields, ACTA.id_fields, ACTA.numeric_fields
 
 SHEETS = ["s1", "s2", "s3"]
 
@@ -42,7 +43,7 @@ def test_split_labels_gives_none_for_empty_and_splits_lists():
 def test_untampered_fields_counts_ids_as_untampered_and_fabricated_as_tampered():
     truth = truth_rows({s: clean_values() for s in SHEETS},
                        {"s1": {"pan": "overwrite"}, "s2": {"pri": "fabricated", "pps": ""}})
-    u = ev.untampered_fields(truth, pd.Index(SHEETS))
+    u = ev.untampered_fields(truth, pd.Index(SHEETS), list(NUMERIC_FIELDS))
     assert u[list(ID_FIELDS)].all().all()
     assert not u.at["s1", "pan"] and not u.at["s2", "pri"] and u.at["s2", "pps"] and u.loc["s3"].all()
     assert int((~u).to_numpy().sum()) == 2
@@ -51,7 +52,7 @@ def test_untampered_fields_counts_ids_as_untampered_and_fabricated_as_tampered()
 def test_review_marks_pivots_needs_review_and_leaves_missing_rows_unmarked():
     fields = pd.DataFrame({"sheet_id": ["s1", "s1", "s2"], "field": ["pan", "pri", "pan"],
                            "needs_review": [True, False, False]})
-    marks = ev.review_marks(fields)
+    marks = ev.review_marks(fields, ACTA)
     assert list(marks.columns) == list(NUMERIC_FIELDS)
     assert marks.at["s1", "pan"] and not marks.at["s1", "pri"] and not marks.at["s2", "pan"]
     assert int(marks.to_numpy().sum()) == 1
@@ -122,8 +123,8 @@ def test_truth_eval_reports_field_figures_per_pen_colour_and_style_recall():
     read["s1"]["pri"] = 121  # a pencil misread that nothing marks: clean sheet now fails its sum
     read["s2"]["pps"] = None  # a pencil field the audit could not read
     sheets = audit_sheets(read, {"s1": False, "s2": False, "s3": False, "s4": True})
-    review = ev.review_marks(pd.DataFrame({"sheet_id": ["s1"], "field": ["pan"], "needs_review": [True]}))
-    out = ev.truth_eval(sheets, {"s1": "inconsistent"}, truth, AuditSettings(alteration_model=None), review)
+    review = ev.review_marks(pd.DataFrame({"sheet_id": ["s1"], "field": ["pan"], "needs_review": [True]}), ACTA)
+    out = ev.truth_eval(sheets, {"s1": "inconsistent"}, truth, ACTA, AuditSettings(alteration_model=None), review)
     n = 4 * len(NUMERIC_FIELDS)
     fields = out["fields"]
     assert fields["n_untampered"] == n - 1 and fields["untampered_exact"] == pytest.approx((n - 3) / (n - 1))
@@ -135,7 +136,7 @@ def test_truth_eval_reports_field_figures_per_pen_colour_and_style_recall():
     assert out["arithmetic"]["clean"]["false_inconsistent_rate"] == pytest.approx(1 / 4)  # s1 of 4 written clean
     h = ev.headline(out)
     assert h["silent_wrong"] == fields["silent_wrong"] and h["altered_recall"] == 1.0
-    without = ev.truth_eval(sheets, {}, truth, AuditSettings(alteration_model=None))["fields"]
+    without = ev.truth_eval(sheets, {}, truth, ACTA, AuditSettings(alteration_model=None))["fields"]
     assert without["silent_wrong"] is None and without["untampered_exact"] == fields["untampered_exact"]
 
 

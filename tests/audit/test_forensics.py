@@ -11,8 +11,8 @@ from pipeline.audit.forensics import (
     second_digits,
     smooth_last_digit_counts,
 )
-from pipeline.audit.schema import PARTIES
 from pipeline.audit.settings import AuditSettings
+from tests.audit.conftest import ACTA, PARTIES
 
 S = AuditSettings()
 
@@ -51,14 +51,14 @@ def test_digit_extraction():
 def test_honest_counts_raise_no_alarm():
     """Each level is one family at 5%, so a clean batch alarms somewhere in at most ~10% of batches (two levels):
     over 20 clean batches, at most 4 alarm anywhere and at most 2 in the batch scope."""
-    results = [run_forensics(batch(np.random.default_rng(seed)), S) for seed in range(1, 21)]
+    results = [run_forensics(batch(np.random.default_rng(seed)), S, ACTA) for seed in range(1, 21)]
     assert all(r["summary"]["n_tests"] > 10 for r in results)
     assert sum(bool(alarms(r)) for r in results) <= 4
     assert sum(any(scope == "batch" for scope, _ in alarms(r)) for r in results) <= 2
 
 
 def test_counts_heaped_on_round_numbers_alarm():
-    result = run_forensics(batch(np.random.default_rng(2), heaping=0.3), S)
+    result = run_forensics(batch(np.random.default_rng(2), heaping=0.3), S, ACTA)
     assert ("batch", "last_digit_0_or_5") in alarms(result)
     row = next(r for r in result["tests"] if r["scope"] == "batch" and r["test"] == "last_digit_0_or_5")
     assert row["effect_size"] > 0.1 and row["p_adjusted"] < 0.05
@@ -66,7 +66,7 @@ def test_counts_heaped_on_round_numbers_alarm():
 
 def test_small_counts_skipped():
     t = batch(np.random.default_rng(3), n=5)
-    rows = run_forensics(t, S)["tests"]
+    rows = run_forensics(t, S, ACTA)["tests"]
     assert all(r["skipped"] for r in rows if r["test"].startswith("last_digit"))
 
 
@@ -90,7 +90,8 @@ def test_klimek_correlation_within_districts():
     t[winner] += extra
     t["total_votes"] += extra
     t["turnout"] = t["total_votes"] / t["registered_voters"]
-    result = run_forensics(t, S)
+    result = run_forensics(t, AuditSettings(ruling_party=winner), ACTA)  # the stuffing favours the largest
+    assert result["winner"] == winner
     row = next(r for r in result["tests"] if r["scope"] == "batch" and r["test"] == "klimek_turnout_winner")
     # the correlation is found, but it is reported only: honest elections correlate too (issue 16)
     assert row["statistic"] > 0.1 and row["p_value"] < 1e-3 and row["report_only"] and not row["alarm"]
@@ -98,7 +99,7 @@ def test_klimek_correlation_within_districts():
 
 
 def test_report_only_tests_never_alarm():
-    result = run_forensics(batch(np.random.default_rng(6), heaping=0.3), S)
+    result = run_forensics(batch(np.random.default_rng(6), heaping=0.3), S, ACTA)
     report_only = [r for r in result["tests"] if r["report_only"]]
     assert report_only and not any(r["alarm"] for r in report_only)
 
@@ -112,24 +113,24 @@ def test_text_station_ids_at_any_level():
     t = batch(np.random.default_rng(7), heaping=0.3)
     t["state"] = np.where(t.index % 2, "Республика Татарстан", "Москва")
     t["district"] = "ТИК " + t["district"].astype(str)
-    result = run_forensics(t, S)
+    result = run_forensics(t, S, ACTA)
     scopes = {r["scope"] for r in result["tests"]}
     assert "district Москва-ТИК 1" in scopes and "district Республика Татарстан-ТИК 2" in scopes
     levels = (("region", ("state",)), ("commission", ("state", "district")), ("station", ("registered_voters",)))
-    rows = run_forensics(t, S, levels=levels)["tests"]
+    rows = run_forensics(t, S, ACTA, levels=levels)["tests"]
     assert {r["level"] for r in rows} == {"batch", "region", "commission", "station"}
     assert "region Москва" in {r["scope"] for r in rows}
     # numeric ids read as floats keep their old names
     t2 = batch(np.random.default_rng(8))
     t2["state"], t2["district"] = 1.0, t2["district"].astype(float)
-    assert "district 1-2" in {r["scope"] for r in run_forensics(t2, S)["tests"]}
+    assert "district 1-2" in {r["scope"] for r in run_forensics(t2, S, ACTA)["tests"]}
 
 
 def test_families_are_per_level():
     """Adding scopes does not change the batch's adjusted p-values (one family per level)."""
     t = batch(np.random.default_rng(9), n=800, heaping=0.1)
-    few = run_forensics(t, S, levels=())["tests"]
-    many = run_forensics(t, S, levels=(("district", ("state", "district")), ("station", ("registered_voters",))))
+    few = run_forensics(t, S, ACTA, levels=())["tests"]
+    many = run_forensics(t, S, ACTA, levels=(("district", ("state", "district")), ("station", ("registered_voters",))))
     # (the Klimek correlation is centred on the finest level, so it differs by design; it never alarms)
     batch_few = {r["test"]: r["p_adjusted"] for r in few if r["scope"] == "batch" and "klimek" not in r["test"]}
     batch_many = {r["test"]: r["p_adjusted"] for r in many["tests"]
@@ -146,9 +147,9 @@ def test_alarm_needs_minimum_effect():
     for party in PARTIES:  # move a few counts (about 1 in 60) onto a multiple of ten
         nudge = rng.random(n) < 1 / 60
         t.loc[nudge, party] = (t.loc[nudge, party] // 10) * 10
-    rows = {r["test"]: r for r in run_forensics(t, S, levels=())["tests"]}
+    rows = {r["test"]: r for r in run_forensics(t, S, ACTA, levels=())["tests"]}
     for name in ("last_digit_uniform", "last_digit_mean"):
         row = rows[name]
         assert row["p_adjusted"] < 1e-6 and 0 < abs(row["effect_size"]) < row["min_effect"] and not row["alarm"]
-    strict = run_forensics(t, S, levels=(), min_effect={"last_digit_uniform": 0.0})["tests"]
+    strict = run_forensics(t, S, ACTA, levels=(), min_effect={"last_digit_uniform": 0.0})["tests"]
     assert next(r for r in strict if r["test"] == "last_digit_uniform")["alarm"]

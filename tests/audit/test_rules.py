@@ -11,9 +11,12 @@ from pipeline.audit.rules import (
     Term,
     check_names,
     evaluate,
+    expand,
     expression_values,
+    holds,
     parse_expression,
     parse_rule,
+    shortfall,
 )
 
 
@@ -74,3 +77,33 @@ def test_vectorised_on_many_rows():
     frame.loc[5, "b"] += 3
     result = evaluate(parse_rule("a == b"), frame)
     assert result.failed.sum() == 1 and result.gap[5] == -3
+
+
+def test_each_makes_one_check_per_member_with_the_rules_text():
+    rule = parse_rule("each(candidate, invalid) <= registered")
+    assert rule.names == ("candidate", "invalid", "registered") and rule.each_term.group == ("candidate", "invalid")
+    columns = {"candidate": ("a", "b"), "invalid": ("n",), "registered": ("reg",)}
+    checks = expand(rule, columns)
+    assert [member for member, _ in checks] == ["a", "b", "n"]
+    assert all(r.text == rule.text and r.each_term is None for _, r in checks)
+    frame = pd.DataFrame({"a": [5, 50], "b": [1, 1], "n": [0, 0], "reg": [10, 10]})
+    assert [evaluate(r, frame, columns).failed.tolist() for _, r in checks] == [[False, True], [False, False],
+                                                                               [False, False]]
+    assert expand(parse_rule("a == b")) == ((None, parse_rule("a == b")),)
+    whole = evaluate(rule, frame.assign(b=[1, 30]), columns)  # row 2: a over by 40, b by 20: a is the worst
+    assert whole.passed.tolist() == [True, False] and whole.gap.tolist() == [-5, 40]
+    assert not evaluate(rule, frame.assign(n=[None, 0]), columns).evaluable[0]
+
+
+@pytest.mark.parametrize("text", ["each(a) + each(b) == c", "each() == a", "each(1) == a", "sum(a, b) == c"])
+def test_bad_each_is_refused(text):
+    with pytest.raises(RuleError):
+        parse_rule(text)
+
+
+def test_sides_keep_what_was_written_and_scalars_compare_like_tables():
+    rule = parse_rule("received == total + 2*left_over - 3")
+    left, right = rule.sides
+    assert left == (Term(1, "received"),) and right == (Term(1, "total"), Term(2, "left_over"), Term(-3, None))
+    assert holds("==", 1, 1) and not holds("==", -2, 1) and holds("<=", -5) and not holds(">=", -1)
+    assert shortfall("<=", 3) == 3 and shortfall(">=", 3) == 0 and shortfall("==", -4) == 4

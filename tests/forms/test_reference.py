@@ -132,4 +132,5 @@ def test_shipped_lampiran_template():
 def test_the_acta_keeps_its_fiducial_registration():
     t = load_template(DEFAULT_TEMPLATE)
     assert t.registration == REGISTER_FIDUCIALS and not t.uses_reference and len(t.fiducials) == 4
-    assert all(f.beside for f in t.fields) and t.rules == () and t.filler_marks == ()
+    assert all(f.beside for f in t.fields) and t.filler_marks == ()
+    assert t.rule("votes_add_up").text == "sum(candidate) + other_votes + invalid == total"  # its rules are data

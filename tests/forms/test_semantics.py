@@ -65,3 +65,28 @@ def test_role_named_like_another_field_is_refused():
     raw["fields"][5]["name"] = "invalid"
     with pytest.raises(ConfigError, match="also names of other fields"):
         parse_template(raw)
+
+
+def test_acta_rules_and_id_ranges_are_data():
+    t = load_template()
+    assert [r.name for r in t.rules] == ["votes_add_up", "ballots_add_up", "total_within_registered",
+                                         "count_within_registered"]
+    assert t.rule("count_within_registered").text == "each(candidate, other_votes, invalid) <= registered"
+    assert t.id_ranges == (("state", 1, 32), ("district", 1, 40))
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"pan": [1, 3]}, "id_ranges.pan"), ({"state": [1, 100]}, "id_ranges.state"), ({"state": "1-32"}, "id_ranges"),
+    ({"state": [5, 2]}, "id_ranges.state"), ([1, 32], "id_ranges"),
+])
+def test_bad_id_ranges_are_refused_naming_the_key(value, message):
+    raw = _acta_raw()
+    raw["id_ranges"] = value
+    with pytest.raises(ConfigError, match=message):
+        parse_template(raw)
+
+
+def test_id_range_without_a_high_bound_runs_to_the_box_limit():
+    raw = _acta_raw()
+    raw["id_ranges"] = {"section": [10]}
+    assert parse_template(raw).id_ranges == (("section", 10, None),)

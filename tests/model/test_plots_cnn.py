@@ -63,8 +63,10 @@ def test_augmented_digits_vary_but_stay_digits(digit, tmp_path):
 def test_the_report_draws_them_from_a_saved_model_and_keeps_them_while_it_is_unchanged(model, digit, tmp_path):
     import pandas as pd
 
+    from pipeline.forms import load_template
     from pipeline.report.build import cnn_figures
 
+    acta = load_template()
     version = tmp_path / "models" / "v1"
     version.mkdir(parents=True)
     model.save(version / "model.keras")
@@ -74,15 +76,15 @@ def test_the_report_draws_them_from_a_saved_model_and_keeps_them_while_it_is_unc
     pd.DataFrame({"sheet_id": ["s1", "s2", "s3"], "field": ["pan", "total_votes", "section"], "digit_row": [0, 1, 0],
                   "label": [0, 1, 0], "confidence": [0.5, 0.99, 0.999]}).to_parquet(rundir / "digits_read.parquet")
     out = tmp_path / "report"
-    info = cnn_figures(version, rundir, out)
+    info = cnn_figures(version, rundir, out, acta)
     # the most confident digit of a vote count, even where an identifier's digit reads more confidently
-    assert info["digit"] == "a 1 read at 99.0% from sheet s2, field total votes"
+    assert info["digit"] == "a 1 read at 99.0% from sheet s2, field VOTACION TOTAL"  # the form's own label
     assert info["filters"]["n_filters"] == 4 and [m["shape"] for m in info["maps"]][2] == "14 x 14 x 4"
     assert {"filters", "maps"} <= set(info["figures"]) and all((out / f).is_file() for f in info["figures"].values())
     before = (out / info["figures"]["maps"]).stat().st_mtime_ns
-    assert cnn_figures(version, rundir, out) == info
+    assert cnn_figures(version, rundir, out, acta) == info
     assert (out / info["figures"]["maps"]).stat().st_mtime_ns == before  # kept, not redrawn
-    assert cnn_figures(tmp_path / "models" / "none", rundir, tmp_path / "r2") == {}
+    assert cnn_figures(tmp_path / "models" / "none", rundir, tmp_path / "r2", acta) == {}
     (tmp_path / "models" / "bad").mkdir()
     (tmp_path / "models" / "bad" / "model.keras").write_text("not a model")
-    assert cnn_figures(tmp_path / "models" / "bad", rundir, tmp_path / "r3") == {}  # logged, never raised
+    assert cnn_figures(tmp_path / "models" / "bad", rundir, tmp_path / "r3", acta) == {}  # logged, never raised

@@ -32,7 +32,8 @@ VOTE_FIELDS = (*PARTY_VOTES, "unregistered", "null_votes", "total_votes")
 FLAGS = [
     ("s002", ";".join(VOTE_FIELDS), "votes_add_up", "high", "needs_review",
      "PAN+PRI+... = 217 but total votes says 271; no alternative reading at least 1/5000 as likely",
-     {"sum_of_parts": 217, "total_votes": 271, "difference": 54, "values": {f: 1 for f in VOTE_FIELDS},
+     {"sum_of_parts": 217, "total_votes": 271, "difference": 54,
+      "values": {**PARTY_VOTES, "unregistered": 0, "null_votes": 0, "total_votes": 271},
       "confidence": {f: 0.75 if f == "pri" else 0.98 for f in VOTE_FIELDS}, "fix": None,
       "read_right_probability": 0.6}),
     ("s002", "pri", "visible_alteration", "medium", "altered", "PRI (score 0.90) looks altered (threshold 0.50)",

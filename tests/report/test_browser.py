@@ -89,7 +89,8 @@ def test_flagged_sheet_page_shows_crops_reasons_and_images(built_report, page):
     check.broken_images.extend(page.evaluate("Array.from(document.images).filter(i => i.naturalWidth === 0)"
                                              ".map(i => i.src)"))
     assert check.ok, check
-    assert "The votes add up to 217 but the total says 271" in page.inner_text("#flags")
+    assert "Party votes + unregistered + null = total votes does not hold: 217 against 271" in page.inner_text(
+        "#flags")
     crops = page.eval_on_selector_all("#flags .flag .crops img", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(crops) == 2 and all(w > 0 for w in crops)  # PRI under the sum and under the alteration
     assert page.eval_on_selector("#scan-image", "i => i.naturalWidth") > 0
@@ -188,7 +189,7 @@ def test_a_sheet_without_a_page_of_its_own_is_drawn_from_data(built_report, page
     page.click("#next-sheet")
     page.wait_for_function("document.getElementById('sheet-id').textContent === 's004'")
     assert "No finding on this sheet." in page.inner_text("#flags")
-    assert "= 388 = total votes" in page.inner_text("#passed-checks")
+    assert "= 388 = total_votes (VOTACION TOTAL)" in page.inner_text("#passed-checks")
     page.click("#prev-sheet")
     page.wait_for_function("document.getElementById('sheet-id').textContent === 's001'")
     page.click("#prev-sheet")  # found in the ranked table, then a page of its own: wait for that navigation
@@ -248,4 +249,6 @@ def test_a_sheet_drawn_from_data_shows_the_evidence_of_its_own_page(built_report
         sums = next(f for f in drawn["flags"] if f["rule"] == "votes_add_up")
         assert ["sum of parts", "217"] in sums["items"] and sums["summary"] == "Evidence and the audit's wording"
         assert [r[0] for r in sums["fields"]] == ["field", "PRI"]
-        assert "1.2e-05" not in str(drawn) and any(line.endswith("= ballots received") for line in drawn["passed"])
+        assert ["rule", "party votes + unregistered + null = total votes"] in sums["items"]
+        assert "1.2e-05" not in str(drawn)
+        assert any(line.endswith("= ballots_received (BOLETAS RECIBIDAS)") for line in drawn["passed"])

@@ -75,7 +75,8 @@ def test_every_sheet_page_says_why_it_ranks_where_it_does(built_report):
 
 def test_flagged_sheet_shows_each_finding_with_the_fields_that_caused_it(built_report):
     page = read(built_report / "sheets" / "s002.html")
-    assert "The votes add up to 217 but the total says 271 (54 off); PRI may be misread" in page
+    assert ("Party votes + unregistered + null = total votes does not hold: 217 against 271 (54 off); PRI may be "
+            "misread") in page
     assert "PRI looks altered: overwritten, erased, covered or crossed out" in page
     assert "Field to look at:\n          PRI" in page
     # only the doubtful or altered field is outlined and cropped, not every addend of the sum
@@ -86,15 +87,18 @@ def test_flagged_sheet_shows_each_finding_with_the_fields_that_caused_it(built_r
     # the evidence holds only what supports the finding: the altered field's score, none of the other 12
     assert "<th>sum of parts</th><td>217</td>" in page and "1.2e-05" not in page
     assert "read right probability" not in page and "the audit's wording" in page
-    # one name per field: the table, overlay and findings never use the printed label or the column name
-    assert "VOTACION TOTAL" not in page and ">total votes<" in page
+    # one name per field, the form's printed label: the table, overlay and findings never use the column name
+    assert "<td>VOTACION TOTAL</td>" in page and "<td>total votes</td>" not in page and "<td>total_votes" not in page
+    # the evidence names the form's rule by its label and its text
+    assert "<th>rule</th><td>party votes + unregistered + null = total votes</td>" in page
+    assert "<th>rule text</th><td>sum(candidate) + other_votes + invalid == total</td>" in page
 
 
 def test_clean_sheet_shows_the_checks_that_pass(built_report):
     record = detail_records(built_report)["s004"]
     assert record["flags"] == [] and record["verdict"] == "ok"
-    assert "52 + 163 + 28 + 26 + 33 + 39 + 23 + 21 + 0 + 3 = 388 = total votes" in record["passed"]
-    assert "388 votes + 62 left over = 450 = ballots received" in record["passed"]
+    assert "52 + 163 + 28 + 26 + 33 + 39 + 23 + 21 + 0 + 3 = 388 = total_votes (VOTACION TOTAL)" in record["passed"]
+    assert "388 + 62 = 450 = ballots_received (BOLETAS RECIBIDAS)" in record["passed"]
 
 
 def test_sheets_without_a_page_of_their_own_are_drawn_from_data(built_report, batch):
@@ -335,7 +339,7 @@ def test_a_rebuild_after_one_sheet_changes_rewrites_only_its_data(batch, tmp_pat
     assert [k for k in rewritten if k.startswith("data/detail-")] == [
         f"data/detail-{zlib.crc32(b's004') % 5:03d}.js"]
     assert not [k for k in rewritten if k.startswith(("sheets/", "data/crops-", "figures/"))], rewritten
-    assert detail_records(out)["s004"]["meta"][4] == ["station type", "C"]
+    assert detail_records(out)["s004"]["meta"][4] == ["TIPO", "C"]
 
 
 def test_detail_records_carry_the_evidence_of_a_page_of_its_own(built_report):

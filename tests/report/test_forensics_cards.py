@@ -47,3 +47,10 @@ def test_no_alarm_and_report_only_are_worded_as_such_and_cards_with_alarms_come_
 def test_an_unknown_test_still_gets_a_card_by_its_code_name():
     [card] = fc.forensic_cards([{**BATCH, "test": "new_test"}])
     assert card["title"] == "new test" and card["batch"]["css"] == "alarm"
+
+
+def test_scopes_are_called_by_the_forms_forensic_level():
+    """The level comes from the forensics (the form's ``forensic_levels``), never assumed to be a district."""
+    tests = [BATCH, {**district("kabupaten 3"), "level": "kabupaten"}]
+    assert fc.forensic_cards({"tests": tests})[0]["level"] == "kabupaten"
+    assert fc.forensic_cards({"tests": [BATCH, district("x 1")]})[0]["level"] == fc.UNNAMED_LEVEL

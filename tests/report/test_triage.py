@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pipeline.report import triage
+from pipeline.report.formview import default_form
 
 NAMES = {"pan": "PAN", "pri": "PRI", "total_votes": "total votes", "ballots_received": "ballots received",
          "registered_voters": "registered voters"}
@@ -49,14 +50,19 @@ def test_sum_rule_names_only_the_doubtful_or_altered_fields():
 
 
 def test_reasons_are_plain_words():
-    confident = flag("votes_add_up", "inconsistent", sum_of_parts=217, total_votes=271, difference=54)
+    """A form rule is named by the template's label and worded with the values the audit read (the acta here:
+    the default form)."""
+    read = {**{p: 0 for p in default_form().candidates}, "pan": 78, "pri": 139, "unregistered": 0, "null_votes": 0,
+            "total_votes": 271}
+    confident = flag("votes_add_up", "inconsistent", values=read)
     assert triage.plain_reason(confident, ["total_votes"], NAMES) == (
-        "the votes add up to 217 but the total says 271 (54 off), and no likely misreading of the digits explains it")
-    fixed = flag("votes_add_up", "needs_review", sum_of_parts=217, total_votes=211, difference=-6,
+        "party votes + unregistered + null = total votes does not hold: 217 against 271 (54 off), and no likely "
+        "misreading of the digits explains it")
+    fixed = flag("votes_add_up", "needs_review", values={**read, "total_votes": 211},
                  fix={"pdm": {"read": 6, "alternative": 0, "probability": 0.3}})
     assert triage.plain_reason(fixed, ["pdm"], {"pdm": "PDM"}) == (
-        "the votes add up to 217 but the total says 211 (6 off); reading PDM as 0 instead of 6 would make it add "
-        "up: compare with the scan")
+        "party votes + unregistered + null = total votes does not hold: 217 against 211 (6 off); reading PDM as 0 "
+        "instead of 6 would make it add up: compare with the scan")
     assert triage.plain_reason(flag("visible_alteration", "altered"), ["pan", "pri"], NAMES) == (
         "PAN and PRI look altered: overwritten, erased, covered or crossed out")
     turnout = flag("turnout", "suspicious", "high", turnout=1.25, total_votes=500, registered_voters=400)
@@ -85,11 +91,15 @@ def test_alternatives_below_the_threshold_are_hidden():
 def test_passed_checks_are_written_out_and_failed_rules_left_out():
     row = {"pan": 78, "pri": 200, "unregistered": 0, "null_votes": 24, "total_votes": 302, "ballots_received": 400,
            "ballots_left_over": 98, "registered_voters": 450}
-    assert triage.passed_checks(row, set(), ("pan", "pri"), NAMES) == [
-        "78 + 200 + 0 + 24 = 302 = total votes", "302 votes + 98 left over = 400 = ballots received",
-        "302 votes ≤ 450 registered voters"]
-    assert len(triage.passed_checks(row, {"votes_add_up"}, ("pan", "pri"), NAMES)) == 2
-    assert triage.passed_checks({**row, "pan": None}, set(), ("pan", "pri"), NAMES)[0].startswith("302 votes +")
+    acta = default_form()
+    row.update({p: 0 for p in acta.candidates if p not in row})
+    assert triage.passed_checks(row, set(), acta) == [
+        "78 + 200 + 0 + 0 + 0 + 0 + 0 + 0 + 0 + 24 = 302 = total_votes (VOTACION TOTAL)",
+        "302 + 98 = 400 = ballots_received (BOLETAS RECIBIDAS)",
+        "total_votes (VOTACION TOTAL) = 302 ≤ 450 = registered_voters (CIUDADANOS EN LISTA NOMINAL)",
+        "each of 78, 200, 0, 0, 0, 0, 0, 0, 0, 24 ≤ 450 = registered_voters (CIUDADANOS EN LISTA NOMINAL)"]
+    assert len(triage.passed_checks(row, {"votes_add_up"}, acta)) == 3
+    assert triage.passed_checks({**row, "pan": None}, set(), acta)[0].startswith("302 + 98 = 400")
 
 
 def test_rank_reason_says_group_severity_and_score():

@@ -46,7 +46,7 @@
     if (value === null || value === undefined || value === "") { return "–"; }
     if (col.key === "suspicion" && typeof value === "number") { return (Math.floor(value * 1000) / 1000).toFixed(3); }
     if (typeof value === "number" && !Number.isInteger(value)) { return value.toFixed(3); }
-    if (typeof value === "number" && col.key !== "section") { return value.toLocaleString("en-US"); }
+    if (typeof value === "number" && !col.plain) { return value.toLocaleString("en-US"); }
     return String(value);
   }
 
