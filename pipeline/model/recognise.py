@@ -4,7 +4,9 @@ Reads ``crops.parquet`` + ``digits.npy`` (docs/DATA.md section 2) and writes ``d
 row with its top-2 reads and calibrated confidence) and ``fields.parquet`` (one number per sheet x field, see
 :mod:`pipeline.model.fields`) into the same folder, atomically. The fields are those of the template the run was
 read with (``template.yaml`` in the run folder, recorded by the reader; the packaged acta when there is none:
-:func:`pipeline.forms.template.run_template`). It streams: a chunk of whole sheets at a time is
+:func:`pipeline.forms.template.run_template`). A run read with several templates (``templates/<name>.yaml``) gets
+each page's fields from its own template (``page_type`` in ``pages.csv``: :mod:`pipeline.forms.runs`); a page of
+such a run that ``pages.csv`` does not name a template for is refused. It streams: a chunk of whole sheets at a time is
 read from ``crops.parquet``, its images from ``digits.npy`` (only that chunk's rows, with plain file reads: see
 :class:`DigitFile`), and its rows appended to both tables, so memory stays flat however large the batch.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from pipeline.engine.stream import (
     read_npy_rows,
 )
 from pipeline.errors import InputFileError
-from pipeline.forms import run_template
+from pipeline.forms.runs import page_templates, run_templates
 from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields
 from pipeline.model.recogniser import DIGIT_SHAPE, DigitRecogniser, Predictions
 from pipeline.model.settings import RecogniseSettings
@@ -154,18 +156,60 @@ def predict_rows(recogniser: DigitRecogniser, digits: np.ndarray | DigitFile, ro
     return out.astype({"label": "Int64", "label2": "Int64"})
 
 
+#: The field names of a run: one list for every sheet, or each sheet's own list by ``sheet_id`` (several templates).
+FieldNames = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def sheet_field_names(types: Mapping[str, str], names: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Each sheet's numeric field names (``names`` by template) from its template's name (``types`` by sheet)."""
+    return {sheet: list(names[name]) for sheet, name in types.items()}
+
+
+def build_sheet_fields(digits_read: pd.DataFrame, names: Mapping[str, Sequence[str]], threshold: float,
+                       n_alternatives: int, field_threshold: float | None = None) -> pd.DataFrame:
+    """:func:`build_fields` for sheets whose templates differ: each sheet's rows with its own field names
+    (``names`` by ``sheet_id``), sheets in the order of ``digits_read``.
+
+    Raises:
+        InputFileError: a sheet of ``digits_read`` has no field names (``pages.csv`` names no template for it).
+    """
+    sheets = pd.unique(digits_read["sheet_id"])
+    missing = [s for s in sheets if s not in names]
+    if missing:
+        raise InputFileError(f"{CROPS_FILE}: sheet(s) {', '.join(map(repr, missing[:5]))} have crops but no template "
+                             "in pages.csv (page_type); read the scans again")
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for sheet in sheets:
+        groups.setdefault(tuple(names[sheet]), []).append(sheet)
+    order = {sheet: i for i, sheet in enumerate(sheets)}
+    tables = [build_fields(digits_read[digits_read["sheet_id"].isin(group)], list(field_names), threshold,
+                           n_alternatives, field_threshold) for field_names, group in groups.items()]
+    table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+    if len(tables) == 1:
+        return table
+    rank = table["sheet_id"].map(order)
+    return table.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
 def recognise_frames(crops: pd.DataFrame, digits: np.ndarray | DigitFile, recogniser: DigitRecogniser,
-                     settings: RecogniseSettings, field_names: list[str],
+                     settings: RecogniseSettings, field_names: FieldNames,
                      progress: tqdm | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(digits_read, fields)`` tables for the crops of a run (no file I/O); ``progress`` advances per digit."""
+    """``(digits_read, fields)`` tables for the crops of a run (no file I/O); ``progress`` advances per digit.
+
+    ``field_names``: the numeric fields of the run's template, or each sheet's own (by ``sheet_id``) in a run of
+    several templates (:func:`build_sheet_fields`)."""
     rows = crops["digit_row"].to_numpy(dtype=np.int64)
     preds = predict_rows(recogniser, digits, rows, settings.batch_size, progress)
     digits_read = pd.concat([crops.reset_index(drop=True), preds], axis=1)
     threshold = recogniser.reject_threshold if settings.review_below is None else settings.review_below
     digits_read["needs_review"] = (digits_read["confidence"].fillna(1.0) < threshold).astype(bool)
     digits_read["model_version"] = recogniser.version or ""
-    fields = build_fields(digits_read, field_names, threshold, settings.n_alternatives,
-                          field_threshold(settings, threshold))
+    if isinstance(field_names, Mapping):
+        fields = build_sheet_fields(digits_read, field_names, threshold, settings.n_alternatives,
+                                    field_threshold(settings, threshold))
+    else:
+        fields = build_fields(digits_read, list(field_names), threshold, settings.n_alternatives,
+                              field_threshold(settings, threshold))
     return digits_read, fields
 
 
@@ -194,6 +238,16 @@ def crop_chunks(path: Path, max_sheets: int) -> Iterator[pd.DataFrame]:
     yield from chunks
 
 
+def run_field_names(rundir: Path) -> FieldNames:
+    """The numeric field names of the template ``rundir`` was read with; for a run of several templates, each
+    read page's own by ``sheet_id`` (:func:`pipeline.forms.runs.page_templates`)."""
+    templates = run_templates(rundir)
+    names = {name: [f.name for f in t.fields if f.is_numeric] for name, t in templates.items()}
+    if len(names) == 1:
+        return next(iter(names.values()))
+    return sheet_field_names(page_templates(rundir), names)
+
+
 def recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSettings,
                   stream_sheets: int | None = None) -> RecogniseSummary:
     """Read every crop of ``rundir`` with the model at ``model_path`` and write both tables.
@@ -214,7 +268,7 @@ def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSet
     path = crops_path(rundir)
     digits = DigitFile(rundir / DIGITS_FILE, len(open_digits(rundir)))  # a bad file is refused before the model
     recogniser = DigitRecogniser.load(model_path)
-    names = [f.name for f in run_template(rundir).fields if f.is_numeric]  # the template the run was read with
+    names = run_field_names(rundir)  # the template(s) the run was read with
     sinks = ParquetSink(rundir / DIGITS_READ_FILE), ParquetSink(rundir / FIELDS_FILE)
     n_digits = n_sheets = n_fields = n_review = 0
     seconds = 0.0

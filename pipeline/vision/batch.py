@@ -9,6 +9,13 @@ renamed into place, with ``manifest.csv``: one row per input file with its sha25
 A file that cannot be read, or that makes the reader fail, becomes a ``pages.csv`` row with a status and a reason;
 the batch goes on.
 
+Several templates (``templates``, ``read --form A.yaml --form B.yaml``): each page is read with the one that
+registers best (:func:`pipeline.vision.page.read_page_best`: the matching and its margin rule); ``pages.csv`` names
+it in ``page_type`` (for one template too), and the run folder records every template
+(:func:`pipeline.forms.runs.record_templates`: ``template.yaml`` for one, ``templates/<name>.yaml`` for several),
+which the stages after reading find with :mod:`pipeline.forms.runs`. A part remembers the templates it was read
+with (:func:`forms_key`), so reading the folder again with other templates reads every file again.
+
 Sheet ids never merge two pages. Files with the same stem are ``duplicate_id`` (all but the first). A page id
 ``<stem>-p<N>`` of a multi-page file that is also another file's stem (``collide.pdf`` page 2 and
 ``collide-p2.jpg``) belongs to that file: the page is ``duplicate_id``, and no evidence of it is written. The merge
@@ -18,13 +25,14 @@ others, so the first row of every sheet id in ``pages.csv`` is the page that hol
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -42,19 +50,20 @@ from pipeline.engine.lock import folder_lock, remove_scratch
 from pipeline.engine.pool import WORKER_DIED
 from pipeline.engine.stream import CsvSink, NpyWriter, ParquetSink
 from pipeline.errors import is_fatal_os_error
+from pipeline.forms.runs import check_names, record_templates
 from pipeline.forms.template import Template, load_template, portable_raw
 from pipeline.progress import SettledBar
 from pipeline.vision import settings as st
 from pipeline.vision.loading import ScanPage, discover_scans, load_pages, sheet_stem
 from pipeline.vision.normalise import MNIST_SIZE
-from pipeline.vision.page import PageRead, read_page
+from pipeline.vision.page import PageRead, read_page_best
 from pipeline.vision.settings import ReadSettings
 
 log = logging.getLogger(__name__)
 
-PAGE_COLUMNS = ["sheet_id", "source", "page", "status", "reason", "registration_score", "rotation_fixed_deg",
-                "flipped", "n_fiducials", "residual_px", "line_agreement", "template_fit", "orientation_margin",
-                "unbent_mm", "n_digits", "homography", "displacement", "cpu_s"]
+PAGE_COLUMNS = ["sheet_id", "source", "page", "status", "page_type", "reason", "registration_score",
+                "rotation_fixed_deg", "flipped", "n_fiducials", "residual_px", "line_agreement", "template_fit",
+                "orientation_margin", "unbent_mm", "n_digits", "homography", "displacement", "cpu_s"]
 CROP_COLUMNS = ["sheet_id", "field", "box", "slot", "box_status", "digit_row", "x0", "y0", "x1", "y1", "ink_pixels",
                 "ink_mean", "n_components", "box_x0", "box_y0", "box_x1", "box_y1", "field_x0", "field_y0", "filler"]
 MARK_COLUMNS = ["sheet_id", "field", "option", "ink_ratio", "ticked"]
@@ -87,16 +96,18 @@ def page_row(scan: ScanPage, read: PageRead | None) -> dict:
     """The ``pages.csv`` row of a page (``read`` is ``None`` for pages that could not be decoded).
 
     ``homography`` is the registration as JSON: the row-major 3x3 map from scan pixels to registered pixels;
-    ``cpu_s`` (filled in by :func:`read_file`) the CPU seconds the page took: decoding, reading and writing.
+    ``cpu_s`` (filled in by :func:`read_file`) the CPU seconds the page took: decoding, reading and writing;
+    ``page_type`` the name of the template the page was read with ("" when it was not read).
     """
     row = {"sheet_id": scan.sheet_id, "source": pt.printable(scan.source), "page": scan.page, "status": scan.status,
-           "reason": pt.printable(scan.reason), "registration_score": 0.0, "rotation_fixed_deg": 0.0, "flipped": False,
+           "page_type": "", "reason": pt.printable(scan.reason), "registration_score": 0.0,
+           "rotation_fixed_deg": 0.0, "flipped": False,
            "n_fiducials": 0, "residual_px": float("nan"), "line_agreement": 0.0, "template_fit": 0.0,
            "orientation_margin": float("nan"), "unbent_mm": 0.0, "n_digits": 0, "homography": "",
            "displacement": "",
            "cpu_s": 0.0}
     if read is not None:
-        row.update(status=read.status, reason=read.reason, registration_score=read.score,
+        row.update(status=read.status, page_type=read.page_type, reason=read.reason, registration_score=read.score,
                    rotation_fixed_deg=read.rotation_fixed_deg, flipped=read.flipped, n_fiducials=read.n_fiducials,
                    residual_px=read.residual_px, line_agreement=read.line_agreement, template_fit=read.template_fit,
                    orientation_margin=read.orientation_margin, unbent_mm=read.unbent_mm,
@@ -127,11 +138,14 @@ def write_evidence(read: PageRead, out: Path, settings: ReadSettings) -> None:
                      [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
 
 
-def read_scan_page(scan: ScanPage, out: Path, settings: ReadSettings, template: Template) -> PageOutcome:
-    """Read one decoded page and write its evidence; a page without an image passes its status through."""
+def read_scan_page(scan: ScanPage, out: Path, settings: ReadSettings, template: Template | Sequence[Template]
+                   ) -> PageOutcome:
+    """Read one decoded page with ``template`` (or the one of several that registers best) and write its evidence;
+    a page without an image passes its status through."""
     if scan.image is None:
         return PageOutcome(page_row(scan, None))
-    read = read_page(scan.image, scan.sheet_id, settings, template)
+    templates = (template,) if isinstance(template, Template) else tuple(template)
+    read = read_page_best(scan.image, scan.sheet_id, templates, settings)
     if read.status == st.OK:
         write_evidence(read, out, settings)
     return PageOutcome(page_row(scan, read), [asdict(c) for c in read.crops], [asdict(m) for m in read.marks],
@@ -145,24 +159,40 @@ def taken_outcome(scan: ScanPage, owner: str) -> PageOutcome:
         "one of them")), None))
 
 
-def read_file(path: Path, out: Path, settings: ReadSettings, taken: dict[str, str] | None = None
-              ) -> list[PageOutcome]:
+def run_forms(settings: ReadSettings, templates: Sequence[str | Path] = ()) -> tuple[Template, ...]:
+    """The templates a run reads with: ``templates`` when given, else ``settings.template``, else the packaged
+    acta (loaded once per process: :func:`load_template` is cached)."""
+    if templates:
+        return tuple(load_template(Path(t)) for t in templates)
+    return (load_template(settings.template) if settings.template else load_template(),)
+
+
+def forms_key(settings: ReadSettings, templates: Sequence[str | Path] = ()) -> str:
+    """A fingerprint of the templates a run reads with (their names and content), stored in each part: a part read
+    with other templates is not current."""
+    raws = [portable_raw(t) for t in run_forms(settings, templates)]
+    return hashlib.sha256(json.dumps(raws, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_file(path: Path, out: Path, settings: ReadSettings, taken: dict[str, str] | None = None,
+              templates: Sequence[str | Path] = ()) -> list[PageOutcome]:
     """Every page of one scan file; never raises: a failure becomes an ``error`` row naming the file.
 
     ``taken`` maps the sheet ids that other files own (their stems) to those files: a page with such an id gets a
-    ``duplicate_id`` row and is not read.
+    ``duplicate_id`` row and is not read. ``templates`` (several) reads each page with the one that registers
+    best; without them, ``settings.template`` (or the acta) reads every page.
     """
     taken = taken or {}
     if not pt.is_safe_name(sheet_stem(path)):
         return [PageOutcome(page_row(ScanPage(sheet_stem(path), str(path), 1, status=UNSAFE_NAME, reason=(
             f"{path}: the file name {path.name!r} cannot be a sheet id; rename the file")), None))]
-    template = load_template(settings.template) if settings.template else load_template()
+    forms = run_forms(settings, templates)
     outcomes: list[PageOutcome] = []
     try:
         pages, start = load_pages(path, settings), time.process_time()
         for scan in pages:  # decoding happens as the generator yields, so it is inside the timing
             outcome = (taken_outcome(scan, taken[scan.sheet_id]) if scan.sheet_id in taken
-                       else read_scan_page(scan, out, settings, template))
+                       else read_scan_page(scan, out, settings, forms))
             outcome.page["cpu_s"] = round(time.process_time() - start, 4)
             outcomes.append(outcome)
             start = time.process_time()
@@ -238,27 +268,29 @@ def manifest_row(path: Path, meta: dict, part: str) -> pt.ManifestRow:
     return pt.ManifestRow(pt.printable(path), meta["sha256"], meta["size"], status, STAGE_READ, error, part)
 
 
-def read_to_part(path: Path, out: Path, settings: ReadSettings, clashes: dict[Path, dict[str, str]] | None = None
-                 ) -> tuple[pt.ManifestRow, int]:
+def read_to_part(path: Path, out: Path, settings: ReadSettings, clashes: dict[Path, dict[str, str]] | None = None,
+                 templates: Sequence[str | Path] = ()) -> tuple[pt.ManifestRow, int]:
     """Read one file and store its rows and digits as its part file; returns its manifest row and digit count.
 
     The input's fingerprint is taken before it is read, so a file changed meanwhile is read again next time.
     ``clashes`` (:func:`page_id_clashes`) says which of the file's page ids other files own; the part records
-    them, so that the file is read again when they change.
+    them, so that the file is read again when they change. ``templates``: see :func:`read_file`.
     """
     fp = pt.fingerprint(path)
     taken = (clashes or {}).get(path, {})
-    return store_part(path, out, fp, read_file(path, out, settings, taken), taken)
+    return store_part(path, out, fp, read_file(path, out, settings, taken, templates), taken,
+                      forms_key(settings, templates))
 
 
-def store_part(path: Path, out: Path, fp: pt.Fingerprint, outcomes: list[PageOutcome], taken: dict[str, str]
-               ) -> tuple[pt.ManifestRow, int]:
-    """Write the part file of ``path`` holding ``outcomes``; returns its manifest row and digit count."""
+def store_part(path: Path, out: Path, fp: pt.Fingerprint, outcomes: list[PageOutcome], taken: dict[str, str],
+               forms: str = "") -> tuple[pt.ManifestRow, int]:
+    """Write the part file of ``path`` holding ``outcomes`` read with the templates ``forms`` (:func:`forms_key`;
+    "" for a file nothing of which was read); returns its manifest row and digit count."""
     part = pt.part_path(out / pt.PARTS_DIR, path)
     digits = np.concatenate([o.digits for o in outcomes]).astype(np.uint8)
     meta = {"source": pt.printable(path), **asdict(fp), "pages": [o.page for o in outcomes],
             "crops": [o.crops for o in outcomes], "marks": [o.marks for o in outcomes],
-            "n_digits": [len(o.digits) for o in outcomes], "taken": sorted(taken)}
+            "n_digits": [len(o.digits) for o in outcomes], "taken": sorted(taken), "forms": forms}
     pt.write_part(part, meta, {"digits": digits})
     return manifest_row(path, meta, part.name), len(digits)
 
@@ -275,12 +307,16 @@ def worker_died_part(path: Path, out: Path, taken: dict[str, str]) -> tuple[pt.M
     return store_part(path, out, pt.fingerprint(path), [outcome], taken)
 
 
-def _finished(path: Path, out: Path, taken: dict[str, str] | None = None) -> tuple[pt.ManifestRow, int] | None:
-    """The manifest row and digit count of a file whose part is there and current (same content, and the same
-    page ids owned by other files: ``taken``), else ``None``."""
+def _finished(path: Path, out: Path, taken: dict[str, str] | None = None, forms: str | None = None
+              ) -> tuple[pt.ManifestRow, int] | None:
+    """The manifest row and digit count of a file whose part is there and current (same content, the same page
+    ids owned by other files: ``taken``, and read with the same templates: ``forms``, unless ``None``; a file that
+    killed its worker stays current whatever the templates), else ``None``."""
     part = pt.part_path(out / pt.PARTS_DIR, path)
     stored = pt.read_part(part, arrays=False)
     if stored is None or stored[0].get("taken", []) != sorted(taken or {}) or not pt.is_current(stored[0], path):
+        return None
+    if forms is not None and stored[0].get("forms", "") not in (forms, ""):
         return None
     return manifest_row(path, stored[0], part.name), sum(stored[0]["n_digits"])
 
@@ -289,20 +325,22 @@ def _failure_row(path: Path, error: str) -> pt.ManifestRow:
     return pt.ManifestRow(pt.printable(path), "", 0, st.ERROR, STAGE_NONE, pt.printable(f"{path}: {error}"), "")
 
 
-def read_all(paths: list[Path], out: Path, settings: ReadSettings, engine: EngineSettings
-             ) -> dict[Path, tuple[pt.ManifestRow, int]]:
+def read_all(paths: list[Path], out: Path, settings: ReadSettings, engine: EngineSettings,
+             templates: Sequence[str | Path] = ()) -> dict[Path, tuple[pt.ManifestRow, int]]:
     """Read every file that has no current part (in parallel); returns each file's manifest row and digit count.
 
     A file on which the reader failed in an unexpected way gets a row without a part: it is reported now and read
     again by the next run. A file that killed its worker process gets a ``worker_died`` part: it is not read again.
+    ``templates``: see :func:`read_file`.
     """
     clashes = page_id_clashes(paths)
+    forms = forms_key(settings, templates)
     rows = {p: done for p in tqdm(paths, desc="resume", unit="file", leave=False)
-            if (done := _finished(p, out, clashes.get(p))) is not None}
+            if (done := _finished(p, out, clashes.get(p), forms)) is not None}
     todo = [p for p in paths if p not in rows]
     if rows:
         log.info("resuming: %d file(s) already read, %d to read", len(rows), len(todo))
-    work = partial(read_to_part, out=out, settings=settings, clashes=clashes)
+    work = partial(read_to_part, out=out, settings=settings, clashes=clashes, templates=tuple(map(str, templates)))
     for result in SettledBar(map_items(work, todo, engine, _init_worker, len(todo)), total=len(todo), desc="read",
                        unit="file"):
         if result.died:
@@ -427,17 +465,24 @@ def record_template(template: Template, out: Path) -> Path:
 
 
 def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSettings | None = None,
-               engine: EngineSettings | None = None) -> Path:
+               engine: EngineSettings | None = None, templates: Sequence[str | Path] = ()) -> Path:
     """Read scans (files or folders, recursively) into the run folder ``out``; returns ``out``.
 
-    Files read by an earlier, interrupted run into the same ``out`` are not read again. ``engine`` says where the
-    work runs (default: a local process pool); ``settings.workers``, when set, overrides its worker count.
+    Files read by an earlier, interrupted run into the same ``out`` with the same templates are not read again.
+    ``engine`` says where the work runs (default: a local process pool); ``settings.workers``, when set, overrides
+    its worker count. ``templates``: form template files; with several, each page is read with the one that
+    registers best (module docstring); one is the same as ``settings.template``.
 
     Raises:
+        ConfigError: a template cannot be loaded, or two templates share one name.
         InputFileError: an input path does not exist, or there is no scan at all.
         OutputError: another run is writing ``out``, or it cannot be written.
     """
     settings = settings or ReadSettings()
+    if len(templates) == 1:  # one template is a plain single-template run: the same settings, parts and outputs
+        settings, templates = replace(settings, template=str(templates[0])), ()
+    forms = run_forms(settings, templates)
+    check_names(forms, [str(t) for t in templates] or [settings.template or "the packaged acta"])
     engine = replace(engine or EngineSettings(), workers=settings.workers or (engine.workers if engine else 0))
     out = Path(out)
     scans = discover_scans(paths)
@@ -446,10 +491,9 @@ def read_batch(paths: Iterable[Path | str], out: Path | str, settings: ReadSetti
         remove_scratch(out / pt.PARTS_DIR)
         log.info("reading %d file(s) into %s", len(scans), out)
         dupes = _duplicates(scans)
-        rows = read_all([p for p in scans if p not in dupes], out, settings, engine)
+        rows = read_all([p for p in scans if p not in dupes], out, settings, engine, templates)
         counts = merge_parts(scans, rows, dupes, out)
         pt.write_manifest(_manifest_rows(scans, rows, dupes), out / pt.MANIFEST_FILE)
-        if settings.template:
-            record_template(load_template(settings.template), out)
+        record_templates(forms, out, packaged_default=not templates and not settings.template)
     log.info("read %d page(s): %s", counts.total(), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return out

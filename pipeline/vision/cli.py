@@ -1,4 +1,5 @@
-"""``python -m pipeline read SCANS... --out DIR``: register scans and cut every count into MNIST-style digits."""
+"""``python -m pipeline read SCANS... --out DIR [--form A.yaml [--form B.yaml ...]]``: register scans and cut every
+count into MNIST-style digits; with several forms, each page is read with the one that registers best."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder to write, e.g. data/interim/<run>")
     add_engine_arguments(p)
     p.add_argument("--dpi", type=float, help="reading resolution in dpi (default 200)")
-    p.add_argument("--template", "--form", dest="template", type=str, metavar="TEMPLATE",
-                   help="form template YAML (default: the packaged acta); e.g. "
-                        "pipeline/forms/templates/c1_2014_lampiran.yaml")
+    p.add_argument("--template", "--form", dest="templates", type=str, metavar="TEMPLATE", action="append",
+                   help="form template YAML (default: config read.template, else the packaged acta); e.g. "
+                        "pipeline/forms/templates/c1_2014_lampiran.yaml. Give it several times for a batch of "
+                        "several forms: each page is read with the template that registers best, named in the "
+                        "page_type column of pages.csv (a page two templates fit about as well is "
+                        "template_uncertain and not read)")
     p.set_defaults(func=_cmd_read)
 
 
@@ -30,12 +34,17 @@ def _cmd_read(args: argparse.Namespace, config: dict) -> int:
 
     from pipeline.vision.batch import read_batch  # OpenCV, pandas: loaded only when pages are read
 
+    forms = args.templates or []
     settings = build_settings(ReadSettings, "read", config, workers=args.workers, dpi=args.dpi,
-                              template=args.template)
-    out = read_batch(args.scans, args.out, settings, engine_from_args(args, config))
-    pages = pd.read_csv(out / "pages.csv")
+                              template=forms[0] if len(forms) == 1 else None)
+    out = read_batch(args.scans, args.out, settings, engine_from_args(args, config),
+                     templates=forms if len(forms) > 1 else ())
+    pages = pd.read_csv(out / "pages.csv", keep_default_na=False)
     counts = pages["status"].value_counts()
     print(f"read {len(pages)} page(s) into {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if len(forms) > 1:
+        types = pages.loc[pages["page_type"] != "", "page_type"].value_counts()
+        print("  page types: " + (", ".join(f"{k} {v}" for k, v in types.items()) or "none"))
     for row in pages[pages["status"] != OK].itertuples():
         print(f"  {row.sheet_id}: {row.status}: {row.reason}")
     return int(ExitCode.ok if (pages["status"] == OK).any() else ExitCode.input_file)
