@@ -73,7 +73,7 @@ def _values(reads: list, template: Template) -> pd.DataFrame | None:
     from pipeline.model.settings import RecogniseSettings
 
     try:
-        recogniser = DigitRecogniser.load(None)
+        recogniser = DigitRecogniser.load(None, RecogniseSettings().tta_below)
     except Exception as exc:  # a missing or broken model: report what can be measured without it
         log.warning("no digit model (%s): values not measured", exc)
         return None

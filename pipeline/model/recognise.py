@@ -267,7 +267,7 @@ def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSet
     """:func:`recognise_run`, with the lock of ``rundir`` held."""
     path = crops_path(rundir)
     digits = DigitFile(rundir / DIGITS_FILE, len(open_digits(rundir)))  # a bad file is refused before the model
-    recogniser = DigitRecogniser.load(model_path)
+    recogniser = DigitRecogniser.load(model_path, settings.tta_below)
     names = run_field_names(rundir)  # the template(s) the run was read with
     sinks = ParquetSink(rundir / DIGITS_READ_FILE), ParquetSink(rundir / FIELDS_FILE)
     n_digits = n_sheets = n_fields = n_review = 0

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 
 DIGIT_SHAPE = (28, 28)
 DEFAULT_BATCH = 1024
+#: Test-time views of a doubtful digit: shifted one pixel each way and turned a few degrees each way. A digit the
+#: model reads with little confidence is read in every view and its logits averaged (the same handwriting seen
+#: from slightly off-centre or slanted); confident digits are read once.
+TTA_SHIFT_PX = 1
+TTA_ROTATIONS_DEG = (-8.0, 8.0)
+#: Centre of a 28x28 digit, about which the views turn.
+DIGIT_CENTRE = (13.5, 13.5)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,25 @@ def predictions_from_logits(logits: np.ndarray, temperature: float) -> Predictio
                        probs=cal)
 
 
+def test_time_views(digits: np.ndarray) -> list[np.ndarray]:
+    """The :data:`TTA_SHIFT_PX` shifts (right, left, down, up) and :data:`TTA_ROTATIONS_DEG` turns of a uint8
+    ``(N, 28, 28)`` stack, each a stack of the same shape and dtype (ink shifted off an edge is dropped)."""
+    import cv2
+
+    views = []
+    for axis, step in ((2, TTA_SHIFT_PX), (2, -TTA_SHIFT_PX), (1, TTA_SHIFT_PX), (1, -TTA_SHIFT_PX)):
+        shifted = np.roll(digits, step, axis=axis)
+        edge = [slice(None)] * 3
+        edge[axis] = slice(0, step) if step > 0 else slice(step, None)
+        shifted[tuple(edge)] = 0
+        views.append(shifted)
+    for angle in TTA_ROTATIONS_DEG:
+        turn = cv2.getRotationMatrix2D(DIGIT_CENTRE, angle, 1.0)
+        views.append(np.stack([cv2.warpAffine(d, turn, DIGIT_SHAPE[::-1]) for d in digits]) if len(digits)
+                     else digits.copy())
+    return views
+
+
 def padded_size(n: int, batch_size: int) -> int:
     """Rows ``n`` digits are padded to before inference: whole batches of ``batch_size`` when there is more than
     one batch, else the next power of two (at most ``batch_size``); so every batch has one of a few shapes."""
@@ -82,15 +108,18 @@ class DigitRecogniser:
         temperature: softmax temperature fitted on held-out data (1.0 = uncalibrated).
         reject_threshold: calibrated confidence below which a read needs review.
         metadata: the version's metadata (empty for an in-memory model).
+        tta_below: a digit read with a calibrated confidence below this is read again in its
+            :func:`test_time_views` and its logits averaged (0: never; training and calibration use 0).
     """
 
     def __init__(self, model, temperature: float = 1.0, reject_threshold: float = 0.0,
-                 metadata: dict | None = None, path: Path | None = None):
+                 metadata: dict | None = None, path: Path | None = None, tta_below: float = 0.0):
         self.model = model
         self.temperature = float(temperature)
         self.reject_threshold = float(reject_threshold)
         self.metadata = metadata or {}
         self.path = path
+        self.tta_below = float(tta_below)
 
     @property
     def version(self) -> str | None:
@@ -98,8 +127,9 @@ class DigitRecogniser:
         return self.metadata.get("version")
 
     @classmethod
-    def load(cls, path: Path | None = None) -> DigitRecogniser:
-        """Load a saved version (``models/current`` by default) with Keras safe mode on.
+    def load(cls, path: Path | None = None, tta_below: float = 0.0) -> DigitRecogniser:
+        """Load a saved version (``models/current`` by default) with Keras safe mode on (``tta_below``: see the
+        class).
 
         Raises:
             ModelError: no model there, or the file is corrupt or refused by safe mode (e.g. a Lambda layer).
@@ -107,7 +137,8 @@ class DigitRecogniser:
         folder = registry.resolve_model_dir(path)
         metadata = registry.read_metadata(folder)
         model = load_keras_model(folder / registry.MODEL_FILE)
-        return cls(model, metadata.get("temperature", 1.0), metadata.get("reject_threshold", 0.0), metadata, folder)
+        return cls(model, metadata.get("temperature", 1.0), metadata.get("reject_threshold", 0.0), metadata, folder,
+                   tta_below)
 
     def logits(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
         """Raw ``(N, 10)`` logits for a uint8 ``(N, 28, 28)`` stack, batched.
@@ -124,15 +155,30 @@ class DigitRecogniser:
         x[:n, ..., 0] = digits
         return np.asarray(self.model.predict(x, batch_size=min(batch_size, len(x)), verbose=0)[:n], np.float32)
 
+    def read_logits(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """:meth:`logits`, with each digit below ``tta_below`` calibrated confidence read again in its
+        :func:`test_time_views` and given the mean of its logits over the original and every view."""
+        digits = check_digits(digits)
+        logits = self.logits(digits, batch_size)
+        if self.tta_below <= 0 or len(digits) == 0:
+            return logits
+        doubtful = np.flatnonzero(calibrated_probs(logits, self.temperature).max(axis=1) < self.tta_below)
+        if len(doubtful):
+            views = test_time_views(digits[doubtful])  # read in one call: each model call has a fixed cost
+            view_logits = self.logits(np.concatenate(views), batch_size).reshape(len(views), len(doubtful), -1)
+            logits[doubtful] = (logits[doubtful] + view_logits.sum(axis=0)) / (1 + len(views))
+        return logits
+
     def predict(self, digits: np.ndarray, batch_size: int = DEFAULT_BATCH) -> Predictions:
-        """Read a uint8 ``(N, 28, 28)`` stack of MNIST-normalised digits."""
-        return predictions_from_logits(self.logits(digits, batch_size), self.temperature)
+        """Read a uint8 ``(N, 28, 28)`` stack of MNIST-normalised digits (with test-time views for doubtful ones:
+        :meth:`read_logits`)."""
+        return predictions_from_logits(self.read_logits(digits, batch_size), self.temperature)
 
     def accuracy(self, digits: np.ndarray, labels: np.ndarray, batch_size: int = DEFAULT_BATCH) -> float:
-        """Share of ``digits`` read as ``labels`` (arg-max, unaffected by calibration)."""
+        """Share of ``digits`` read as ``labels`` (arg-max as :meth:`predict` reads, unaffected by calibration)."""
         if len(labels) == 0:
             return float("nan")
-        return float((self.logits(digits, batch_size).argmax(axis=1) == np.asarray(labels)).mean())
+        return float((self.read_logits(digits, batch_size).argmax(axis=1) == np.asarray(labels)).mean())
 
 
 def load_keras_model(path: Path):

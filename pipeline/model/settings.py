@@ -235,9 +235,15 @@ class RecogniseSettings:
     #: column) is below this is marked for review even when every digit passes on its own; ``None`` = the same
     #: threshold as a digit (``review_below`` or the model's reject threshold), 0 = off.
     min_field_confidence: float | None = None
+    #: A digit read with a calibrated confidence below this is read again shifted and turned (test-time views,
+    #: :func:`pipeline.model.recogniser.test_time_views`) and its logits averaged; 0 = off. Chosen on MNIST
+    #: validation (seed 1988, 6,000 digits) and its held-out-style copy: accuracy rose with the threshold up to
+    #: 0.7 (99.43% -> 99.50%, held-out style 83.3% -> 84.4%) and not beyond, while the share of digits read again
+    #: kept growing (0.7% / 20.7% at 0.7, 2.0% / 40.7% at 0.9).
+    tta_below: float = 0.7
 
     def __post_init__(self) -> None:
-        for name in ("review_below", "min_field_confidence"):
+        for name in ("review_below", "min_field_confidence", "tta_below"):
             if getattr(self, name) is not None:
                 check_range("recognise", name, getattr(self, name), 0.0, 1.0)
         if self.n_alternatives < 1 or self.batch_size < 1:

@@ -261,15 +261,18 @@ def held_out_test(mnist: Mnist, settings: TrainSettings) -> np.ndarray:
 
 def evaluate_recogniser(recogniser: DigitRecogniser, split: Split, mnist: Mnist, settings: TrainSettings) -> Evaluation:
     """Calibrate on the calibration set (:func:`calibration_set`) and measure on MNIST test, in domain and in the
-    held-out style; the held-out figures go under ``metrics["held_out_style"]``."""
+    held-out style; the held-out figures go under ``metrics["held_out_style"]``. Calibration uses single-view
+    logits, as the temperature is fitted in training; the test digits are read as ``recognise`` reads them
+    (:meth:`~pipeline.model.recogniser.DigitRecogniser.read_logits`: test-time views for doubtful digits when the
+    recogniser has ``tta_below``)."""
     x_cal, y_cal, n_styled = calibration_set(split, settings)
     cal_logits = recogniser.logits(x_cal, settings.infer_batch)
-    test_logits = recogniser.logits(mnist.x_test, settings.infer_batch)
+    test_logits = recogniser.read_logits(mnist.x_test, settings.infer_batch)
     evaluation = evaluate_logits(cal_logits, y_cal, test_logits, mnist.y_test, settings.target_accuracy,
                                  settings.ece_bins)
     n_val = len(split.y_val)
     in_domain_temperature = fit_temperature(cal_logits[:n_val], y_cal[:n_val])
-    styled_logits = recogniser.logits(held_out_test(mnist, settings), settings.infer_batch)
+    styled_logits = recogniser.read_logits(held_out_test(mnist, settings), settings.infer_batch)
     evaluation.metrics["held_out_style"] = held_out_figures(
         styled_logits, mnist.y_test, evaluation.temperature, in_domain_temperature, evaluation.reject_threshold,
         settings.ece_bins)

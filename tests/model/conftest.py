@@ -98,3 +98,11 @@ def mnist_run(tmp_path, mnist):
     crops_frame(rows).to_parquet(run / "crops.parquet")
     np.save(run / "digits.npy", np.stack(images))
     return run, np.array(truth)
+
+
+def use_stub_recogniser(monkeypatch) -> None:
+    """Make ``DigitRecogniser.load`` return a recogniser around :class:`StubModel` (temperature 1, reject 0.5)."""
+    from pipeline.model import DigitRecogniser
+
+    monkeypatch.setattr(DigitRecogniser, "load",
+                        classmethod(lambda cls, path=None, tta_below=0.0: cls(StubModel(), 1.0, 0.5)))

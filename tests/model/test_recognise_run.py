@@ -65,11 +65,10 @@ def test_crops_missing_a_column_is_rejected(tmp_path):
 def test_streaming_in_small_chunks_gives_the_same_tables(tmp_path, monkeypatch):
     """One sheet at a time or all at once: the same rows and values in both tables."""
     from pipeline.model.recognise import recognise_run
-    from pipeline.model.recogniser import DigitRecogniser
     from pipeline.model.settings import RecogniseSettings
-    from tests.model.conftest import StubModel, crops_frame, stub_digit
+    from tests.model.conftest import crops_frame, stub_digit, use_stub_recogniser
 
-    monkeypatch.setattr(DigitRecogniser, "load", classmethod(lambda cls, path=None: cls(StubModel(), 1.0, 0.5)))
+    use_stub_recogniser(monkeypatch)
     crop_rows = [(f"s{s}", field, box, 0, "empty" if (s + box) % 4 == 0 else "digit", -1)
                  for s in range(5) for field in ("pan", "pri") for box in range(3)]
     crop_rows = [(*r[:5], i if r[4] == "digit" else -1) for i, r in enumerate(crop_rows)]
@@ -90,11 +89,10 @@ def test_streaming_in_small_chunks_gives_the_same_tables(tmp_path, monkeypatch):
 
 def test_empty_crops_still_write_both_tables(tmp_path, monkeypatch):
     from pipeline.model.recognise import recognise_run
-    from pipeline.model.recogniser import DigitRecogniser
     from pipeline.model.settings import RecogniseSettings
-    from tests.model.conftest import StubModel, crops_frame
+    from tests.model.conftest import crops_frame, use_stub_recogniser
 
-    monkeypatch.setattr(DigitRecogniser, "load", classmethod(lambda cls, path=None: cls(StubModel(), 1.0, 0.5)))
+    use_stub_recogniser(monkeypatch)
     crops_frame([]).astype({"box": "int64", "slot": "int64", "digit_row": "int64"}).to_parquet(
         tmp_path / "crops.parquet")
     np.save(tmp_path / "digits.npy", np.zeros((0, 28, 28), np.uint8))

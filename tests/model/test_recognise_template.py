@@ -15,9 +15,8 @@ from pipeline.errors import ConfigError
 from pipeline.forms.bench import LAMPIRAN, REAL_DIR
 from pipeline.forms.template import RUN_TEMPLATE_FILE, load_template, run_template
 from pipeline.model.recognise import recognise_run
-from pipeline.model.recogniser import DigitRecogniser
 from pipeline.model.settings import RecogniseSettings
-from tests.model.conftest import StubModel, crops_frame, stub_digit
+from tests.model.conftest import crops_frame, stub_digit, use_stub_recogniser
 
 RAW = {"name": "my_form", "geometry": "reference_image", "reference": "absent.png", "reference_size": [400, 600],
        "reference_dpi": 50, "registration": "reference_features", "filler_marks": ["x", "dash"],
@@ -30,7 +29,7 @@ RAW = {"name": "my_form", "geometry": "reference_image", "reference": "absent.pn
 
 @pytest.fixture
 def stub_model(monkeypatch):
-    monkeypatch.setattr(DigitRecogniser, "load", classmethod(lambda cls, path=None: cls(StubModel(), 1.0, 0.5)))
+    use_stub_recogniser(monkeypatch)
 
 
 def test_run_template_is_the_recorded_one_else_the_acta(tmp_path):

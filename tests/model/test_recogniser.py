@@ -99,3 +99,29 @@ def test_a_corrupt_model_file_is_called_corrupt_not_missing(tmp_path):
     with pytest.raises(ModelError, match="corrupt") as info:
         DigitRecogniser.load(folder)
     assert "not found" not in str(info.value)
+
+
+def test_test_time_views_shift_and_turn_each_digit(mnist):
+    from pipeline.model.recogniser import TTA_ROTATIONS_DEG, test_time_views
+
+    x = mnist.x_test[:5]
+    views = test_time_views(x)
+    assert len(views) == 4 + len(TTA_ROTATIONS_DEG)
+    assert all(v.shape == x.shape and v.dtype == np.uint8 for v in views)
+    np.testing.assert_array_equal(views[0][:, :, 1:], x[:, :, :-1])  # one pixel to the right
+    assert (views[0][:, :, 0] == 0).all()  # nothing wraps round from the other edge
+    assert not any(np.array_equal(v, x) for v in views)
+    assert [len(v) for v in test_time_views(x[:0])] == [0] * len(views)
+
+
+def test_only_doubtful_digits_are_read_again_in_views(trained, mnist):
+    rec = DigitRecogniser.load(trained[0] / registry.CURRENT_NAME)
+    x = mnist.x_test[:200]
+    plain = rec.logits(x)
+    np.testing.assert_array_equal(rec.read_logits(x), plain)  # tta_below 0: one view
+    confident = DigitRecogniser.load(trained[0] / registry.CURRENT_NAME, tta_below=0.7)
+    mixed = confident.read_logits(x)
+    sure = rec.predict(x).confidence >= 0.7
+    assert 0 < sure.sum() < len(x)  # the tiny model is unsure of some digits
+    np.testing.assert_array_equal(mixed[sure], plain[sure])
+    assert not np.allclose(mixed[~sure], plain[~sure])

@@ -17,13 +17,12 @@ from pipeline.errors import ConfigError
 from pipeline.forms.runs import TEMPLATES_DIR, page_templates, run_templates, sheet_templates
 from pipeline.forms.template import RUN_TEMPLATE_FILE, load_template
 from pipeline.model.recognise import recognise_run
-from pipeline.model.recogniser import DigitRecogniser
 from pipeline.model.settings import RecogniseSettings
 from pipeline.vision import settings as st
 from pipeline.vision.batch import PAGE_COLUMNS, read_batch
 from pipeline.vision.page import TEMPLATE_UNCERTAIN, choose_fit, fit_templates, read_page, read_page_best
 from pipeline.vision.settings import ReadSettings
-from tests.model.conftest import StubModel
+from tests.model.conftest import use_stub_recogniser
 
 #: Size of the synthetic reference images (pixels), and the resolution they are declared at.
 W, H, REF_DPI = 600, 840, 72
@@ -148,7 +147,7 @@ def test_a_mixed_batch_names_each_pages_template_and_records_both(forms, mixed_s
     crops = pd.read_parquet(run / "crops.parquet")
     assert set(crops[crops["sheet_id"] == "p2"]["field"]) == {"form_b_0", "form_b_1"}
 
-    monkeypatch.setattr(DigitRecogniser, "load", classmethod(lambda cls, path=None: cls(StubModel(), 1.0, 0.5)))
+    use_stub_recogniser(monkeypatch)
     recognise_run(run, None, RecogniseSettings())
     fields = pd.read_parquet(run / "fields.parquet")
     assert fields.groupby("sheet_id", sort=False)["field"].apply(list).to_dict() == {
