@@ -73,9 +73,9 @@ report: reports/index.html ## write the HTML report
 reports/index.html: $(OUT)/flags.csv
 	$(PIPE) report $(OUT) --out reports
 
-run: $(STAMP) $(MODEL) $(ALTER) ## whole pipeline on your own scans: make run SCANS=path/to/folder
-	@test -n "$(SCANS)" || (echo "usage: make run SCANS=path/to/folder" && exit 2)
-	$(PIPE) run $(SCANS) --out data/processed/$(notdir $(abspath $(SCANS))) --report reports
+run: $(STAMP) $(MODEL) $(ALTER) ## whole pipeline on your own scans: make run SCANS=path/to/folder [FORM="a.yaml b.yaml"]
+	@test -n "$(SCANS)" || (echo "usage: make run SCANS=path/to/folder [FORM=\"my_form.yaml [other_form.yaml]\"]" && exit 2)
+	$(PIPE) run $(SCANS) --out data/processed/$(notdir $(abspath $(SCANS))) --report reports $(foreach f,$(FORM),--form $(f))
 
 review: $(STAMP) ## export a labelling sheet of the least confident reads: make review RUNDIR=data/interim/x
 	$(PIPE) review $(or $(RUNDIR),$(RUN)) --out $(or $(LABELS),labels.csv)

@@ -15,7 +15,7 @@ import argparse
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -89,11 +89,13 @@ def check_detector(folder: str | None) -> None:
 
 def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path, config: dict,
                  interim: Path | None = None, truth: Path | None = None, engine: EngineSettings | None = None,
-                 no_alteration: bool = False) -> dict:
+                 no_alteration: bool = False, forms: Sequence[str | Path] = ()) -> dict:
     """Read, recognise, audit and report ``scans``; returns (and writes to ``out/run.json``) what ran and how
     long each stage took. ``truth`` (a synthetic batch's truth.csv) adds the audit's and the report's checks
     against the ground truth; ``engine`` (default: config section ``engine``) says where reading runs and how
     many sheets recognise and audit hold at once; ``no_alteration`` audits without the alteration detector.
+    ``forms``: the form template files to read with (:func:`read_forms`; several for a batch mixing forms: each
+    page is read with the one that registers best, and audited by its own form).
 
     Raises:
         ModelError: the digit model or the alteration detector (unless ``no_alteration``) is missing or corrupt
@@ -114,11 +116,17 @@ def run_pipeline(scans: list[Path], out: Path, report: Path | None, model: Path,
         for folder in (rundir, out, report):
             if folder is not None:
                 locks.enter_context(folder_lock(Path(folder)))
-        return _run_stages(scans, out, report, model, config, rundir, truth, engine, audit_s)
+        return _run_stages(scans, out, report, model, config, rundir, truth, engine, audit_s, forms)
+
+
+def read_forms(forms: Sequence[str | Path], read_s) -> tuple[str, ...]:
+    """The form templates a run reads with: ``forms`` (``--form``, repeated) when given, else the config's
+    ``read.templates``, else its ``read.template``; none is the packaged acta."""
+    return tuple(str(f) for f in forms) or read_s.forms
 
 
 def _run_stages(scans: list[Path], out: Path, report: Path | None, model: Path, config: dict, rundir: Path,
-                truth: Path | None, engine: EngineSettings, audit_s) -> dict:
+                truth: Path | None, engine: EngineSettings, audit_s, forms: Sequence[str | Path] = ()) -> dict:
     """:func:`run_pipeline`'s stages, with its folders locked and the models checked."""
     from pipeline.audit.audit import run_audit
     from pipeline.engine.parts import MANIFEST_FILE, mark_stage
@@ -133,7 +141,9 @@ def _run_stages(scans: list[Path], out: Path, report: Path | None, model: Path, 
                                                                                       config)
     report_s = build_settings(ReportSettings, "report", config)
     timer = Timer()
-    timer.run("read", lambda: read_batch(scans, rundir, read_s, engine))
+    templates = read_forms(forms, read_s)
+    read_s = replace(read_s, template=None, templates=())
+    timer.run("read", lambda: read_batch(scans, rundir, read_s, engine, templates=templates))
     timer.run("recognise", lambda: recognise_run(rundir, model, recognise_s, engine.stream_sheets))
     mark_stage(rundir / MANIFEST_FILE, "recognise")
     timer.run("audit", lambda: run_audit(rundir, out, audit_s, truth, engine.stream_sheets))
@@ -144,6 +154,7 @@ def _run_stages(scans: list[Path], out: Path, report: Path | None, model: Path, 
             out, report, rundir, truth=truth, models_dir=Path(model).absolute().parent, settings=report_s))
         mark_stage(rundir / MANIFEST_FILE, "report")
     record = {"scans": [str(s) for s in scans], "rundir": str(rundir), "processed": str(out), "model": str(model),
+              **({"forms": list(templates)} if templates else {}),
               "report": str(index) if index else None, "seconds": timer.seconds,
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_text_atomic(out / RUN_FILE, json.dumps(record, indent=2))
@@ -249,6 +260,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=cfg.CURRENT_MODEL, help="digit model folder (default: current)")
     p.add_argument("--interim", type=Path, help="run folder for read/recognise (default: data/interim/<name>)")
     p.add_argument("--truth", type=Path, help="truth.csv when the scans are a synthetic batch (adds truth checks)")
+    p.add_argument("--form", "--template", dest="forms", metavar="TEMPLATE", action="append", default=[],
+                   help="form template YAML (default: config read.templates or read.template, else the packaged "
+                        "acta); give it several times for a batch of several forms: each page is read with the "
+                        "template that registers best and audited by its own form")
     add_no_alteration_argument(p)
     add_engine_arguments(p)
     p.set_defaults(func=_cmd_run)
@@ -262,7 +277,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace, config: dict) -> int:
     engine = engine_from_args(args, config)
     run_pipeline(args.scans, args.out, args.report, args.model, config, args.interim, args.truth, engine,
-                 no_alteration=args.no_alteration)
+                 no_alteration=args.no_alteration, forms=args.forms)
     print(summary_text(args.out, args.report or cfg.REPORTS_DIR))
     return 0
 

@@ -203,6 +203,31 @@ def save_detector(detector: Detector, folder: Path) -> Path:
 
 #: Verdict of the Cantu comparison, and what the report says, when the audit ran without the alteration check.
 NO_CHECK = "the visible-alteration check was off (--no-alteration): no sheet can be found altered"
+#: Key of ``detector.json`` naming the form template whose field images the detector was trained on, and the
+#: template assumed for a detector saved before the key existed (every one was trained on the acta).
+TEMPLATE_KEY = "template"
+LEGACY_TEMPLATE = "acta1988"
+
+
+def trained_template(detector: Detector) -> str:
+    """The name of the form template whose field images ``detector`` was trained on (``detector.json`` key
+    :data:`TEMPLATE_KEY`; :data:`LEGACY_TEMPLATE` for a detector saved before it was recorded)."""
+    return str(detector.metadata.get(TEMPLATE_KEY) or LEGACY_TEMPLATE)
+
+
+def not_applicable(detector: Detector, form: str, force: bool = False) -> str | None:
+    """Why ``detector`` does not score the sheets of the form template named ``form``, or None when it does.
+
+    A detector knows the ink, boxes and paper of the form it was trained on: on another form's field images its
+    features lie outside what it saw and it calls honest sheets altered (every real Lampiran sheet scored 1.00
+    with the acta's detector). ``force`` (setting ``audit.alteration_any_form``) scores them nonetheless.
+    """
+    trained = trained_template(detector)
+    if force or trained == form:
+        return None
+    return (f"the visible-alteration detector was trained on '{trained}' sheets, not '{form}': its scores do not "
+            f"apply to this form, so no sheet of it was scored or can be found altered (train one on '{form}', "
+            "or set audit.alteration_any_form to score anyway)")
 
 
 def load_detector(folder: Path) -> Detector:

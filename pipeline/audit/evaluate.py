@@ -32,10 +32,10 @@ TRUTH_FLAGS = ("altered", "fabricated", "opposition_present", "arithmetic_error"
 
 
 def truth_columns(schema: FormSchema) -> tuple[str, ...]:
-    """The truth.csv columns the evaluation needs: the sheet, its alteration and opposition, every id and every
-    count as written (``F_written``)."""
-    return ("sheet_id", "altered", "opposition_present", *schema.id_fields,
-            *(f"{f}_written" for f in schema.count_fields))
+    """The truth.csv columns the evaluation needs: the sheet, its alteration and every count as written
+    (``F_written``). The ids and ``opposition_present`` are used when present (a batch of a form without ids or
+    representative ticks, ``synth --form``, may lack them)."""
+    return ("sheet_id", "altered", *(f"{f}_written" for f in schema.count_fields))
 #: Separator of the list columns of truth.csv (``alteration_styles``, ``scan_damage``).
 LIST_SEPARATOR = ";"
 #: ``F_alteration`` values of a field nobody tampered with (``fabricated`` counts as tampered: it changes the value).
@@ -58,12 +58,13 @@ def read_truth(path: Path | str, schema: FormSchema) -> pd.DataFrame:
 
 
 def written_values(truth: pd.DataFrame, schema: FormSchema, s: AuditSettings) -> pd.DataFrame:
-    """What a perfect reader returns for every numeric field (ids as written, counts ``F_written``), by sheet_id.
+    """What a perfect reader returns for every numeric field (ids as written, counts ``F_written``), by sheet_id;
+    ids truth.csv lacks are left out (and so out of the read figures).
 
     Blank counts become 0 when ``empty_counts_as_zero``, exactly as the audit treats blank reads.
     """
     t = truth.set_index("sheet_id")
-    out = pd.DataFrame({f: pd.to_numeric(t[f], errors="coerce") for f in schema.id_fields}, index=t.index)
+    out = pd.DataFrame({f: pd.to_numeric(t[f], errors="coerce") for f in schema.id_fields if f in t}, index=t.index)
     for f in schema.count_fields:
         written = pd.to_numeric(t[f"{f}_written"], errors="coerce")
         out[f] = written.fillna(0) if s.empty_counts_as_zero else written
@@ -74,12 +75,15 @@ def _safe(metric, y_true, y_pred) -> float | None:
     return float(metric(y_true, y_pred, zero_division=0)) if len(y_true) else None
 
 
-def alteration_metrics(j: pd.DataFrame) -> dict:
+def alteration_metrics(j: pd.DataFrame, skipped: str | None = None) -> dict:
     """Sheet-level precision, recall and ROC AUC of the detector, and its recall per alteration kind.
 
     ``j`` joins truth and audit by sheet: ``altered_truth``, ``altered_pred``, ``alteration_score`` and
-    ``alteration_kinds`` (``;``-joined).
+    ``alteration_kinds`` (``;``-joined). ``skipped``: why the detector scored none of these sheets (a detector of
+    another form), given as the reason.
     """
+    if skipped is not None:
+        return {"skipped": skipped}
     if j.empty or j["alteration_score"].isna().all():
         return {"skipped": "no alteration scores (no detector)"}
     y, pred, score = j["altered_truth"].astype(bool), j["altered_pred"].astype(bool), j["alteration_score"]
@@ -225,10 +229,12 @@ def _share(right: pd.DataFrame, fields: tuple[str, ...]) -> float | None:
 
 def read_accuracy(right: pd.DataFrame, schema: FormSchema) -> dict:
     """Share of fields read exactly as written (ids, counts, all) and of sheets with every field right."""
-    return {"n_sheets": int(len(right)), "ids": _share(right, schema.id_fields),
+    ids = tuple(f for f in schema.id_fields if f in right)
+    return {"n_sheets": int(len(right)), "ids": _share(right, ids),
             "counts": _share(right, schema.count_fields),
-            "all_fields": float(right.to_numpy().mean()), "sheets_all_correct": float(right.all(axis=1).mean()),
-            "per_field": {f: float(right[f].mean()) for f in schema.numeric_fields}}
+            "all_fields": float(right.to_numpy().mean()) if right.size else None,
+            "sheets_all_correct": float(right.all(axis=1).mean()) if len(right) else None,
+            "per_field": {f: float(right[f].mean()) for f in schema.numeric_fields if f in right}}
 
 
 def truth_choices(truth: pd.DataFrame, schema: FormSchema) -> dict[str, dict]:
@@ -247,7 +253,8 @@ def arithmetic_eval(verdicts: dict[str, str], truth: pd.DataFrame, written: pd.D
     """How the arithmetic rules and the uncertainty search did on truly inconsistent and on clean sheets
     (``verdicts``: :func:`arithmetic_verdicts` of the audit's flags)."""
     choices = truth_choices(truth, schema)
-    consistent = pd.Series({sid: counts_consistent({f: _int(written.at[sid, f]) for f in schema.numeric_fields},
+    consistent = pd.Series({sid: counts_consistent({f: _int(written.at[sid, f]) if f in written else None
+                                                    for f in schema.numeric_fields},
                                                    choices.get(sid, {}), schema, s)
                             for sid in read_ok.index}, dtype="object")
     flagged = pd.Series([sid in verdicts for sid in read_ok.index], index=read_ok.index)
@@ -285,10 +292,11 @@ def arithmetic_verdicts(flags: list[Flag], rule_names: tuple[str, ...]) -> dict[
 
 
 def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFrame, schema: FormSchema,
-               s: AuditSettings, review: pd.DataFrame | None = None) -> dict:
+               s: AuditSettings, review: pd.DataFrame | None = None, alteration_skipped: str | None = None) -> dict:
     """``truth_eval.json``: alteration detection, arithmetic rules (``verdicts``: :func:`arithmetic_verdicts`),
     read accuracy and the field figures (:func:`field_section`; ``review``: :func:`review_marks`, without which
-    the wrong fields not marked for review are not measured) against the ground truth."""
+    the wrong fields not marked for review are not measured) against the ground truth. ``alteration_skipped``: why
+    the detector scored none of the sheets (:func:`pipeline.audit.alteration.not_applicable`)."""
     ok = sheets[sheets["status"] == OK_STATUS]
     written = written_values(truth, schema, s)
     right = fields_read_right(ok, written)
@@ -296,7 +304,7 @@ def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFra
                                               lsuffix="_truth", rsuffix="_pred")
     return {"n_truth": int(len(truth)), "n_audited": int(len(sheets)), "n_read_ok": int(len(ok)),
             "missing_from_audit": sorted(set(truth["sheet_id"]) - set(sheets.index.astype(str))),
-            "alteration": alteration_metrics(joined),
+            "alteration": alteration_metrics(joined, alteration_skipped),
             "arithmetic": arithmetic_eval(verdicts, truth, written, right.all(axis=1), schema, s),
             "reading": read_accuracy(right, schema),
             "fields": field_section(right, ok, truth, review),
@@ -309,7 +317,7 @@ def evaluate_run(rundir: Path | str, audit_dir: Path | str, truth_path: Path | s
     ``rundir``, with the recogniser's review marks (its ``fields.parquet``), against ``truth_path``, by the form
     the run was read with."""
     s = s or AuditSettings()
-    schema = FormSchema.of(run_template(Path(rundir)))
+    schema = FormSchema.of(run_template(Path(rundir)))  # a run of several forms is refused, naming its folder
     sheets = pd.read_parquet(Path(audit_dir) / "sheets.parquet").set_index("sheet_id")
     sheets.index = sheets.index.astype(str)
     verdicts = arithmetic_verdicts(frame_to_flags(pd.read_parquet(Path(audit_dir) / "flags.parquet")),
@@ -319,7 +327,9 @@ def evaluate_run(rundir: Path | str, audit_dir: Path | str, truth_path: Path | s
 
 
 def _opposition_agreement(ok: pd.DataFrame, truth: pd.DataFrame) -> float | None:
-    """Share of sheets whose read opposition-present tick matches the truth."""
+    """Share of sheets whose read opposition-present tick matches the truth (None without that truth column)."""
+    if "opposition_present" not in truth:
+        return None
     t = truth.set_index("sheet_id")["opposition_present"].astype("Int8")
     both = ok["opposition_present"].astype("Int8").to_frame("read").join(t.rename("truth"), how="inner").dropna()
     return float(np.mean(both["read"] == both["truth"])) if len(both) else None

@@ -81,6 +81,9 @@ class AuditSettings:
     #: Folder of the alteration detector; ``None`` (``--no-alteration``) audits without the visible-alteration
     #: check, which the outputs and the report then say. A folder without a detector is an error.
     alteration_model: str | None = str(ALTERATION_DIR)
+    #: Score the sheets of every form with the detector, even those of a form other than the one it was trained on
+    #: (``detector.json`` key ``template``; otherwise such sheets are not scored and the outputs say why).
+    alteration_any_form: bool = False
 
     def __post_init__(self) -> None:
         if self.forensic_fields is not None:

@@ -22,7 +22,14 @@ from sklearn.model_selection import GroupKFold
 
 from pipeline import __version__
 from pipeline import config as cfg
-from pipeline.audit.alteration import Detector, choose_threshold, feature_matrix, fit_detector, save_detector
+from pipeline.audit.alteration import (
+    TEMPLATE_KEY,
+    Detector,
+    choose_threshold,
+    feature_matrix,
+    fit_detector,
+    save_detector,
+)
 from pipeline.audit.evaluate import alteration_metrics, read_truth
 from pipeline.audit.schema import OK_STATUS, VISIBLE_KINDS, FormSchema
 from pipeline.audit.settings import ALTERATION_TRAIN_BATCH, AlterationSettings
@@ -195,7 +202,8 @@ def make_training_batch(s: AlterationSettings, config: dict, root: Path | None =
 def train_alteration(s: AlterationSettings, out: Path, config: dict | None = None) -> Detector:
     """The whole ``train-alteration`` command: batch, features, fit, threshold, save to ``out``."""
     batch, rundir = make_training_batch(s, config or {})
-    truth = read_truth(batch / "truth.csv", FormSchema.of(run_template(rundir)))
+    template = run_template(rundir)
+    truth = read_truth(batch / "truth.csv", FormSchema.of(template))
     keys, x, y = labelled_fields(rundir, truth)
     if y.sum() < 2 or (~y).sum() < 2:
         raise MissingDataError(f"{rundir}: need altered and clean fields to train on, got {int(y.sum())} altered "
@@ -203,6 +211,7 @@ def train_alteration(s: AlterationSettings, out: Path, config: dict | None = Non
     detector = train_on(keys, x, y, truth, s)
     truth_hash = hashlib.sha256((batch / "truth.csv").read_bytes()).hexdigest()
     meta = {**detector.metadata, "settings": asdict(s), "training_batch": str(batch), "truth_sha256": truth_hash,
+            TEMPLATE_KEY: template.name,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "package_version": __version__}
     detector = detector.with_threshold(detector.threshold, meta)
     save_detector(detector, out)

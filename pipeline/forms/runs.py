@@ -23,16 +23,23 @@ import yaml
 
 from pipeline.atomic import write_text_atomic
 from pipeline.errors import ConfigError, InputFileError
-from pipeline.forms.template import RUN_TEMPLATE_FILE, Template, parse_template, portable_raw, run_template
+from pipeline.forms.template import (
+    RUN_TEMPLATE_FILE,
+    RUN_TEMPLATES_DIR,
+    TEMPLATE_SUFFIX,
+    Template,
+    portable_raw,
+    read_run_template,
+    run_template,
+)
 
 #: Folder of a several-template run's templates, one ``<name>.yaml`` each.
-TEMPLATES_DIR = "templates"
+TEMPLATES_DIR = RUN_TEMPLATES_DIR
 #: The reader's page table and its template column.
 PAGES_FILE = "pages.csv"
 PAGE_TYPE = "page_type"
 #: Status of a page that was read (``pipeline.vision.settings.OK``; not imported: that module loads the reader's).
 OK = "ok"
-TEMPLATE_SUFFIX = ".yaml"
 
 
 def templates_dir(rundir: Path) -> Path:
@@ -42,17 +49,7 @@ def templates_dir(rundir: Path) -> Path:
 
 def _load_recorded(path: Path) -> Template:
     """A template recorded in a run folder, its file named in any error."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the run's form template ({exc})") from exc
-    try:
-        template = parse_template(raw, path.parent)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    if template.name != path.stem:
-        raise ConfigError(f"{path}: the template is named '{template.name}', but its file says '{path.stem}'")
-    return template
+    return read_run_template(path, named=True)
 
 
 def recorded_files(rundir: Path) -> list[Path]:
@@ -72,13 +69,9 @@ def run_templates(rundir: Path) -> dict[str, Template]:
             both ``template.yaml`` and ``templates/`` (the message names the files).
     """
     files = recorded_files(rundir)
-    if not files:
+    if len(files) <= 1 or (Path(rundir) / RUN_TEMPLATE_FILE).is_file():
         template = run_template(Path(rundir))
         return {template.name: template}
-    single = Path(rundir) / RUN_TEMPLATE_FILE
-    if single.is_file():
-        raise ConfigError(f"{rundir}: holds both {RUN_TEMPLATE_FILE} and {TEMPLATES_DIR}/, so which templates it was "
-                          "read with is not clear; read the scans into it again")
     return {path.stem: _load_recorded(path) for path in files}
 
 

@@ -37,6 +37,9 @@ REGISTER_FIDUCIALS, REGISTER_FEATURES = "fiducials", "reference_features"
 #: The file in a run folder that keeps the template the run was read with (written by the reader for any template
 #: but the packaged acta; :func:`run_template`).
 RUN_TEMPLATE_FILE = "template.yaml"
+#: The folder of a run read with several templates, one ``<name>.yaml`` each (:mod:`pipeline.forms.runs`).
+RUN_TEMPLATES_DIR = "templates"
+TEMPLATE_SUFFIX = ".yaml"
 #: What a count field means to the audit, the forensics and the report. The words are those a results-table
 #: mapping binds (:data:`pipeline.audit.table_mapping.KNOWN_ROLES`), plus ``candidate`` for a party's or
 #: candidate's votes; a typo in a template is refused rather than silently ignored.
@@ -330,22 +333,52 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> Template:
 
 
 def run_template(rundir: Path) -> Template:
-    """The template the run folder ``rundir`` was read with: its ``template.yaml`` (the reader records any template
-    but the packaged acta there, with the reference image's folder written in), else the packaged acta.
+    """The one template the run folder ``rundir`` was read with: its ``template.yaml`` (the reader records any
+    template but the packaged acta there, with the reference image's folder written in), else the one
+    ``templates/<name>.yaml`` of a run read with one recorded template there, else the packaged acta.
+
+    A run read with several templates (``templates/`` holding several files) has no one template: its stages take
+    each page's template from :func:`pipeline.forms.runs.sheet_templates` instead, and this refuses it rather than
+    answer the acta.
 
     Not cached: a run folder may be read again with another template.
 
     Raises:
-        ConfigError: the recorded template cannot be read or does not parse (the message names the file).
+        ConfigError: the recorded template cannot be read or does not parse, ``templates/`` holds several templates,
+            or the folder holds both layouts (the message names the folder or file).
     """
     path = Path(rundir) / RUN_TEMPLATE_FILE
+    folder = Path(rundir) / RUN_TEMPLATES_DIR
+    recorded = sorted(folder.glob(f"*{TEMPLATE_SUFFIX}")) if folder.is_dir() else []
+    if recorded and path.is_file():
+        raise ConfigError(f"{rundir}: holds both {RUN_TEMPLATE_FILE} and {RUN_TEMPLATES_DIR}/, so which templates it "
+                          "was read with is not clear; read the scans into it again")
+    if len(recorded) > 1:
+        raise ConfigError(f"{folder}: the run was read with {len(recorded)} templates "
+                          f"({', '.join(p.stem for p in recorded)}), so it has no one template; take each page's "
+                          "template from pipeline.forms.runs.sheet_templates (page_type of pages.csv)")
+    if recorded:
+        return read_run_template(recorded[0], named=True)
     if not path.is_file():
         return load_template()
+    return read_run_template(path)
+
+
+def read_run_template(path: Path, named: bool = False) -> Template:
+    """A template recorded in a run folder at ``path``; ``named``: its name must be the file's stem (a
+    ``templates/<name>.yaml`` file).
+
+    Raises:
+        ConfigError: the file cannot be read, does not parse, or is named otherwise than its template (naming it).
+    """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the run's form template ({exc})") from exc
     try:
-        return parse_template(raw, path.parent)
+        template = parse_template(raw, path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    if named and template.name != path.stem:
+        raise ConfigError(f"{path}: the template is named '{template.name}', but its file says '{path.stem}'")
+    return template

@@ -769,10 +769,23 @@ def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, settings: Report
             "alteration_off": alteration_off(inputs.cantu)}
 
 
+#: Keys of ``cantu.json`` (docs/DATA.md section 4): why the detector scored no sheet of the form, and a run of
+#: several forms' per-page-type results.
+ALTERATION_SKIPPED, BY_PAGE_TYPE = "alteration_skipped", "by_page_type"
+
+
 def alteration_off(cantu: dict | list) -> str | None:
-    """Why the audit found no altered sheet by design (the alteration check did not run), or ``None``: the report
-    says it on its first screen, since a batch without the check can look clean."""
-    detected = cantu.get("detected", {}) if isinstance(cantu, dict) else {}
+    """Why the audit found no altered sheet by design (the alteration check did not run, or its detector was
+    trained on another form: ``alteration_skipped``), or ``None``: the report says it on its first screen, since a
+    batch without the check can look clean. A run of several forms names each page type's reason."""
+    if not isinstance(cantu, dict):
+        return None
+    if isinstance(cantu.get(BY_PAGE_TYPE), dict):
+        reasons = {name: alteration_off(part) for name, part in cantu[BY_PAGE_TYPE].items()}
+        return "; ".join(f"{name}: {why}" for name, why in reasons.items() if why) or None
+    if cantu.get(ALTERATION_SKIPPED):
+        return str(cantu[ALTERATION_SKIPPED])
+    detected = cantu.get("detected", {})
     return detected.get("skipped") if isinstance(detected, dict) else None
 
 

@@ -114,6 +114,9 @@ class ReadSettings:
     dpi: float = 200.0
     workers: int | None = None
     template: str | None = None
+    #: Several form templates for a batch mixing forms (``python -m pipeline run`` and ``make run`` read with them
+    #: when no ``--form`` is given): each page is read with the one that registers best.
+    templates: tuple[str, ...] = ()
     max_pixels: int = MAX_IMAGE_PIXELS
     max_pdf_pages: int = 500
     detect_dpi: float = 50.0
@@ -173,6 +176,15 @@ class ReadSettings:
             raise ConfigError(f"read workers must be at least 1, got {self.workers}")
         if self.max_pixels < 1 or self.max_pdf_pages < 1:
             raise ConfigError("read max_pixels and max_pdf_pages must be positive")
+        object.__setattr__(self, "templates", check_template_list(self.templates))
+        if self.template and self.templates:
+            raise ConfigError("read.template and read.templates are both set; give one form as read.template, or "
+                              "every form of a mixed batch as read.templates")
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        """The form template files to read with: ``templates``, else ``template``, else none (the packaged acta)."""
+        return self.templates or ((self.template,) if self.template else ())
 
     @property
     def px_per_mm(self) -> float:
@@ -188,3 +200,19 @@ class ReadSettings:
         how a faint writer, or one faint box, is read again."""
         return replace(self, ink_threshold=self.ink_threshold * factor,
                        faint_ink_threshold=self.faint_ink_threshold * factor)
+
+
+def check_template_list(value) -> tuple[str, ...]:
+    """``read.templates`` as a tuple: a list of distinct, non-empty template file names.
+
+    Raises:
+        ConfigError: naming the key and the entry at fault.
+    """
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"read.templates must be a list of form template files, not {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"read.templates: {item!r} is not a form template file name")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"read.templates lists a template twice: {list(value)}")
+    return tuple(value)

@@ -15,7 +15,7 @@ from pipeline.forms.runs import (
     record_templates,
     run_templates,
 )
-from pipeline.forms.template import RUN_TEMPLATE_FILE, load_template, parse_template
+from pipeline.forms.template import RUN_TEMPLATE_FILE, load_template, parse_template, run_template
 
 
 def raw(name: str, field: str = "") -> dict:
@@ -81,3 +81,19 @@ def test_missing_pages_and_clashing_names_are_named(tmp_path):
         check_names([parse_template(raw("alpha"))] * 2, ["b.yaml", "a.yaml"])
     with pytest.raises(ConfigError, match="cannot name a file"):
         check_names([parse_template(raw("../up", "total"))], ["c.yaml"])
+
+
+def test_run_template_refuses_a_run_of_several_templates_instead_of_answering_the_acta(tmp_path):
+    record_templates([parse_template(raw("alpha")), parse_template(raw("beta"))], tmp_path)
+    with pytest.raises(ConfigError, match=rf"{tmp_path / TEMPLATES_DIR}.*2 templates \(alpha, beta\)"):
+        run_template(tmp_path)
+
+
+def test_run_template_answers_the_one_template_recorded_in_templates(tmp_path):
+    (tmp_path / TEMPLATES_DIR).mkdir()
+    (tmp_path / TEMPLATES_DIR / "alpha.yaml").write_text(yaml.safe_dump(raw("alpha")))
+    assert run_template(tmp_path).name == "alpha"
+    assert list(run_templates(tmp_path)) == ["alpha"]
+    (tmp_path / RUN_TEMPLATE_FILE).write_text(yaml.safe_dump(raw("alpha")))
+    with pytest.raises(ConfigError, match="both"):
+        run_template(tmp_path)

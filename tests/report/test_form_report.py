@@ -257,3 +257,14 @@ def test_the_fingerprint_party_is_a_candidate_of_the_form(toy):
     leaderless = form_view(parse_template({**TOY, "leader": None}))
     assert fingerprint_party({}, settings, leaderless, sheets) == "cand_a"  # the most votes
     assert fingerprint_party({}, ReportSettings(fingerprint_party="cand_b"), leaderless, sheets) == "cand_b"
+
+
+def test_the_first_screen_says_why_a_forms_sheets_were_not_scored_for_alteration():
+    from pipeline.report.build import alteration_off
+
+    assert alteration_off({"alteration_skipped": "trained on 'acta1988'", "detected": {"skipped": "no ticks"}}) == \
+        "trained on 'acta1988'"
+    assert alteration_off({"detected": {"skipped": "off"}}) == "off"
+    assert alteration_off({"by_page_type": {"a": {"alteration_skipped": "other form"}, "b": {"detected": {}}}}) == \
+        "a: other form"
+    assert alteration_off({"by_page_type": {"b": {"detected": {}}}}) is None
