@@ -43,7 +43,15 @@ from pipeline.engine.stream import csv_text
 from pipeline.forms import Template
 from pipeline.progress import SettledBar
 from pipeline.report import architecture, figures, forensics_cards, tables, triage
-from pipeline.report.formview import FormView, display_names, fingerprint_inputs, form_view, report_template
+from pipeline.report.formview import (
+    FormView,
+    RunForms,
+    display_names,
+    fingerprint_inputs,
+    form_view,
+    report_template,
+    run_forms,
+)
 from pipeline.report.inputs import ReportInputs, load_alteration_detector, load_inputs, load_models
 from pipeline.report.sheetpages import (
     FILES_DIR,
@@ -220,24 +228,31 @@ COLUMN_LABELS = {"sheet_id": "sheet", "n_flags": "flags", "alteration_score": "a
                  "suspicion": "score", "reason": "why"}
 
 
-def table_columns(ranked: pd.DataFrame, form: FormView) -> list[dict]:
+def table_columns(ranked: pd.DataFrame, form: FormView, forms: RunForms | None = None) -> list[dict]:
     """Column specs of the index table for report.js: key, label (a field's name in the report), whether it sorts
     as a number, and whether it is shown as written (``plain``: the station's ids, without thousands
-    separators)."""
-    cols = [c for c in tables.index_columns(form) if c in ranked.columns]
-    return [{"key": c, "label": form.names.get(c) or COLUMN_LABELS.get(c, c.replace("_", " ")),
-             "numeric": bool(pd.api.types.is_numeric_dtype(ranked[c])), "plain": c in form.station_key}
+    separators). A run of several forms (``forms``) shows every form's columns and each sheet's page type."""
+    if forms is not None and forms.mixed:
+        views = list(forms.views.values())
+        names = {k: v for view in reversed(views) for k, v in view.names.items()}  # the first form's name wins
+        plain = {k for view in views for k in view.station_key}
+        cols = [c for c in tables.mixed_index_columns(views) if c in ranked.columns]
+    else:
+        names, plain = dict(form.names), set(form.station_key)
+        cols = [c for c in tables.index_columns(form) if c in ranked.columns]
+    return [{"key": c, "label": names.get(c) or COLUMN_LABELS.get(c, c.replace("_", " ")),
+             "numeric": bool(pd.api.types.is_numeric_dtype(ranked[c])), "plain": c in plain}
             for c in cols]
 
 
 def write_data(ranked: pd.DataFrame, flags: pd.DataFrame, out: Path, settings: ReportSettings,
-               form: FormView) -> list[str]:
+               form: FormView, forms: RunForms | None = None) -> list[str]:
     """CSV exports plus the index table as ``data/sheets-NNN.js`` chunks; returns the chunk paths."""
     export = ranked.drop(columns=["slug", "tier_severity", "static", "bucket"])
     write_if_changed(out / "data" / "sheets.csv", csv_text(export))
     write_if_changed(out / "data" / FLAGGED_CSV, csv_text(export[export["verdict"] != triage.CLEAN_VERDICT]))
     write_if_changed(out / "data" / "flags.csv", csv_text(flags))
-    keys = [c["key"] for c in table_columns(ranked, form)]
+    keys = [c["key"] for c in table_columns(ranked, form, forms)]
     rows = tables.table_rows(ranked, keys)
     chunks = []
     for i in range(0, max(len(rows), 1), settings.table_chunk_rows):
@@ -248,11 +263,12 @@ def write_data(ranked: pd.DataFrame, flags: pd.DataFrame, out: Path, settings: R
     return chunks
 
 
-def filter_options(ranked: pd.DataFrame) -> list[dict]:
-    """Drop-down filters of the index table: ``[{key, values: [(value, label)]}]`` for the filter columns present;
-    verdicts in their order of gravity, with the plain words of :data:`triage.VERDICT_LABELS`."""
+def filter_options(ranked: pd.DataFrame, mixed: bool = False) -> list[dict]:
+    """Drop-down filters of the index table: ``[{key, values: [(value, label)]}]`` for the filter columns present
+    (and the page type, on a run of several forms: ``mixed``); verdicts in their order of gravity, with the plain
+    words of :data:`triage.VERDICT_LABELS`."""
     options = []
-    for c in FILTER_COLUMNS:
+    for c in (*FILTER_COLUMNS, *([tables.PAGE_TYPE_COLUMN] if mixed else [])):
         if c not in ranked.columns:
             continue
         present = [v for v in ranked[c].dropna().astype(str).unique() if v]
@@ -317,10 +333,22 @@ def count_fields(template: Template) -> list[str]:
     return [f.name for f in template.fields_of_kind("count")]
 
 
+def by_page_type(data: dict | list) -> dict[str, dict] | None:
+    """The per-page-type parts of an audit summary of a run of several forms (``{"by_page_type": {name: ...}}``,
+    docs/DATA.md section 4), or ``None`` for a run of one form."""
+    parts = data.get(BY_PAGE_TYPE) if isinstance(data, dict) else None
+    return {str(k): v if isinstance(v, dict) else {} for k, v in parts.items()} if isinstance(parts, dict) else None
+
+
 def forensics_view(forensics: dict | list) -> dict:
     """forensics.json for display: the tests that ran (one row each, list-valued columns such as the observed
     digit counts left out, the usual columns first), the tests skipped for lack of data, and the batch-level
-    notes (correction, alpha, interpretation)."""
+    notes (correction, alpha, interpretation). A run of several forms gives one such view per page type under
+    ``by_type`` (``[{name, ...view}]``), the top-level parts empty."""
+    parts = by_page_type(forensics)
+    if parts is not None:
+        return {**forensics_view({}), "by_type": [{"name": name, **forensics_view(part)}
+                                                  for name, part in parts.items()]}
     records = forensics.get("tests", []) if isinstance(forensics, dict) else forensics
     rows = [tables.flatten(r) for r in records if isinstance(r, dict)]
     ran = [r for r in rows if not r.get("skipped")]
@@ -330,7 +358,7 @@ def forensics_view(forensics: dict | list) -> dict:
         if isinstance(forensics, dict) else {}
     return {"test_cols": columns, "test_rows": ran, "skipped_rows": [r for r in rows if r.get("skipped")],
             "notes": notes, "cards": forensics_cards.forensic_cards(forensics),
-            "trust_note": forensics_cards.TRUST_NOTE}
+            "trust_note": forensics_cards.TRUST_NOTE, "by_type": []}
 
 
 def save_figure(fig, out: Path, name: str, settings: ReportSettings) -> str | None:
@@ -356,30 +384,55 @@ def fingerprint_party(forensics: dict | list, settings: ReportSettings, form: Fo
 
 
 def fingerprint(ok: pd.DataFrame, inputs: ReportInputs, form: FormView,
-                settings: ReportSettings) -> tuple[object, str | None]:
+                settings: ReportSettings, forensics: dict | list | None = None) -> tuple[object, str | None]:
     """The election fingerprint of the sheets read (``ok``) and, when it is not drawn, why (the form lacks the
-    roles it needs, or no sheet has the numbers)."""
+    roles it needs, or no sheet has the numbers). ``forensics``: the form's part of ``forensics.json`` (default
+    the whole file)."""
     votes, registered, missing = fingerprint_inputs(form)
-    party = fingerprint_party(inputs.forensics, settings, form, ok)
+    party = fingerprint_party(inputs.forensics if forensics is None else forensics, settings, form, ok)
     if missing or party is None:
         return None, f"Not drawn: {missing or 'the form has no field with role candidate'}."
     fig = figures.fingerprint_figure(ok, party, votes, registered, form.names)
     return fig, None if fig is not None else "Not drawn: no sheet has the votes cast and the registered voters read."
 
 
+def mixed_fingerprint(ok: pd.DataFrame, inputs: ReportInputs, forms: RunForms,
+                      settings: ReportSettings) -> tuple[object, str | None]:
+    """The election fingerprint of a run of several forms: of the first page type (by name) whose form and sheets
+    can draw it, on that type's sheets alone (the figure's note names it); else why none could."""
+    types = ok["sheet_id"].astype(str).map(forms.type_of)
+    parts = by_page_type(inputs.forensics) or {}
+    notes = []
+    for name, view in forms.views.items():
+        fig, note = fingerprint(ok[types == name], inputs, view, settings, parts.get(name, {}))
+        if fig is not None:
+            return fig, f"Drawn from the {name} sheets."
+        notes.append(f"{name}: {note.removeprefix('Not drawn: ').rstrip('.')}")
+    return None, f"Not drawn for any form: {'; '.join(notes)}."
+
+
 def build_figures(inputs: ReportInputs, template: Template, pairs: pd.DataFrame | None, truth: dict | None,
-                  out: Path, settings: ReportSettings, form: FormView | None = None) -> dict[str, str | None]:
+                  out: Path, settings: ReportSettings, form: FormView | None = None,
+                  forms: RunForms | None = None) -> dict[str, str | None]:
     """Every batch-level matplotlib figure of the report: ``{name: relative path or None}``, and under
-    ``notes`` why a figure of the form's numbers was not drawn (``{name: text}``)."""
+    ``notes`` why a figure of the form's numbers was not drawn (``{name: text}``). A run of several forms
+    (``forms``) draws the digits of every form's counts and candidates (each sheet has only its own form's)."""
     form = form or form_view(template)
     ok = inputs.sheets[inputs.sheets["status"] == OK_STATUS]
-    names = dict(form.names)
+    mixed = forms is not None and forms.mixed
+    names = {k: v for view in reversed(list(forms.views.values())) for k, v in view.names.items()} if mixed \
+        else dict(form.names)
+    counts = list(dict.fromkeys(f for t in forms.templates.values() for f in count_fields(t))) if mixed \
+        else count_fields(template)
+    candidates = list(dict.fromkeys(c for view in forms.views.values() for c in view.candidates)) if mixed \
+        else list(form.candidates)
     per_field = pd.Series(truth["per_field"], dtype=float).rename(index=names) if truth and truth["per_field"] \
         else None
-    fingerprint_fig, fingerprint_note = fingerprint(ok, inputs, form, settings)
+    fingerprint_fig, fingerprint_note = mixed_fingerprint(ok, inputs, forms, settings) if mixed else \
+        fingerprint(ok, inputs, form, settings)
     made = {
-        "last_digits": figures.last_digit_figure(ok, count_fields(template), names),
-        "second_digits": figures.second_digit_figure(ok, list(form.candidates)),
+        "last_digits": figures.last_digit_figure(ok, [c for c in counts if c in ok.columns], names),
+        "second_digits": figures.second_digit_figure(ok, [c for c in candidates if c in ok.columns]),
         "fingerprint": fingerprint_fig,
         "confidence": figures.confidence_figure(inputs.fields, inputs.digits),
         "confusion": figures.confusion_figure(pairs),
@@ -389,13 +442,20 @@ def build_figures(inputs: ReportInputs, template: Template, pairs: pd.DataFrame 
             "notes": {"fingerprint": fingerprint_note} if fingerprint_note else {}}
 
 
-def cantu_context(cantu: dict | list, out: Path, settings: ReportSettings) -> dict:
-    """The Cantú comparisons with one rate figure each."""
+def cantu_context(cantu: dict | list, out: Path, settings: ReportSettings, prefix: str = "cantu") -> dict:
+    """The Cantú comparisons with one rate figure each (``figures/<prefix>_<i>.png``). A run of several forms
+    gives one such view per page type under ``by_type`` (``[{name, ...view}]``), the top-level comparisons
+    empty."""
+    parts = by_page_type(cantu)
+    if parts is not None:
+        sections = [{"name": name, **cantu_context(part, out, settings, f"cantu_{tables.sheet_slug(name)}")}
+                    for name, part in parts.items()]
+        return {**tables.cantu_view({}), "comparisons": [], "by_type": sections}
     view = tables.cantu_view(cantu if isinstance(cantu, dict) else {})
     for i, comparison in enumerate(view["comparisons"]):
         comparison["figure"] = save_figure(figures.cantu_figure(comparison["groups"], view["level"]), out,
-                                           f"cantu_{i}", settings)
-    return view
+                                           f"{prefix}_{i}", settings)
+    return {**view, "by_type": []}
 
 
 def model_plot_sources(models_dir: Path, current: Path | None) -> list[Path]:
@@ -546,6 +606,15 @@ def station_meta(row: dict, form: FormView) -> list[list[str]]:
     return [[form.names.get(k, k), format_plain(row[k])] for k in form.station_key if k in row]
 
 
+def sheet_form(sheet_id: str, template: Template, form: FormView,
+               forms: RunForms | None) -> tuple[Template, FormView]:
+    """The template and form a sheet is drawn with: its own page's on a run of several forms (``forms``), else the
+    run's one."""
+    if forms is None or not forms.mixed:
+        return template, form
+    return forms.template(sheet_id), forms.form(sheet_id)
+
+
 def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: ReportInputs, template: Template,
                   out: Path, settings: ReportSettings, total: int, static: bool = True,
                   form: FormView | None = None) -> dict:
@@ -588,9 +657,10 @@ def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: Repor
 
 
 def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Template, env: Environment, out: Path,
-                      settings: ReportSettings, common: dict) -> dict:
+                      settings: ReportSettings, common: dict, forms: RunForms | None = None) -> dict:
     """A page of its own for each sheet :func:`plan_pages` marks ``static``, with previous/next links in the
-    ranking; a page (or scan copy) already there and unchanged is not rewritten, and those of an earlier build
+    ranking, each sheet of a run of several forms (``forms``) drawn with its own page's template and named by its
+    page type; a page (or scan copy) already there and unchanged is not rewritten, and those of an earlier build
     that are no longer used are removed. Threads overlap the image work and file writes (OpenCV and file I/O
     release the GIL). Returns ``{written, kept, removed}`` counts of pages (removed: pages and images)."""
     page = env.get_template("sheet.html")
@@ -603,8 +673,10 @@ def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Temp
 
     def write_one(i: int) -> tuple[bool, set[str]]:
         row, sid = rows[i], rows[i]["sheet_id"]
+        own, own_form = sheet_form(sid, template, form, forms)
         ctx = sheet_context(row, {str(r["field"]): r for r in reads.get(sid, [])}, flags.get(sid, []), inputs,
-                            template, out, settings, len(rows), form=form)
+                            own, out, settings, len(rows), form=own_form)
+        ctx["page_type"] = forms.type_of(sid) if forms is not None and forms.mixed else ""
         ctx["read"] = {k: tables.json_safe(v) for k, v in pages.get(sid, {}).items()}
         ctx["prev"] = in_sheets(rows[i - 1]["page"]) if i > 0 else None
         ctx["next"] = in_sheets(rows[i + 1]["page"]) if i + 1 < len(rows) else None
@@ -643,7 +715,8 @@ def detail_record(ctx: dict, read: dict) -> dict:
     (``crops``, images in the crop pack) and, when there is any, its evidence tables (``ev``, :func:`evidence_cells`);
     the checks that pass are in ``passed``."""
     row = ctx["row"]
-    meta = [*ctx["station"], ["page", str(row.get("reading"))], ["score", triage.score_text(row.get("suspicion"))]]
+    meta = [*ctx["station"], *([["page type", ctx["page_type"]]] if ctx.get("page_type") else []),
+            ["page", str(row.get("reading"))], ["score", triage.score_text(row.get("suspicion"))]]
     if "alteration_score" in row:
         meta.append(["alteration score", format_number(row["alteration_score"], 2)])
     meta.append(["findings", format_number(row.get("n_flags"))])
@@ -663,7 +736,8 @@ def detail_record(ctx: dict, read: dict) -> dict:
             entry["ev"] = evidence
         return entry
 
-    return {"id": row["sheet_id"], "verdict": row.get("verdict"), "label": ctx["verdict_label"],
+    form = {"form": ctx["page_type"]} if ctx.get("page_type") else {}
+    return {"id": row["sheet_id"], **form, "verdict": row.get("verdict"), "label": ctx["verdict_label"],
             "basis": ctx["rank_basis"], "meta": meta, "scan": ctx["scan"],
             "note": f"Reader: {row.get('reading')} — {read['reason']}" if read.get("reason") else "",
             "status": read.get("status") or "",
@@ -685,10 +759,13 @@ def crop_signature(sources: list[tuple[str, str, Path]], quality: int) -> str:
 
 
 def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template, out: Path,
-                  settings: ReportSettings, previous: dict) -> tuple[dict, set[str], dict]:
+                  settings: ReportSettings, previous: dict,
+                  forms: RunForms | None = None) -> tuple[dict, set[str], dict]:
     """The sheets without a page of their own, in ``data/detail-NNN.js`` buckets (:func:`plan_pages`), and their
-    flagged fields' crops in ``data/crops-NNN.js``. Returns ``({written, kept, crops_written, crops_kept}, the
-    files written or kept (relative to ``out``), {bucket: crop-pack fingerprint})``."""
+    flagged fields' crops in ``data/crops-NNN.js``; each sheet of a run of several forms (``forms``) drawn with
+    its own page's template. Returns ``({written, kept, crops_written, crops_kept}, the files written or kept
+    (relative to ``out``), {bucket: crop-pack fingerprint})``."""
+    forms = forms if forms is not None and forms.mixed else None
     form = form_view(template)
     reads = records_by_sheet(inputs.fields)
     flags = records_by_sheet(inputs.flags)
@@ -699,8 +776,11 @@ def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template
     others = ranked[~ranked["static"]].to_dict("records")
     for row in SettledBar(others, desc="sheet data", unit="sheet", disable=len(others) < 1000, mininterval=2):
         sid = row["sheet_id"]
+        own, own_form = sheet_form(sid, template, form, forms)
         ctx = sheet_context(row, {str(r["field"]): r for r in reads.get(sid, [])}, flags.get(sid, []), inputs,
-                            template, out, settings, len(ranked), static=False, form=form)
+                            own, out, settings, len(ranked), static=False, form=own_form)
+        if forms is not None:
+            ctx["page_type"] = forms.type_of(sid)
         read = {k: tables.json_safe(v) for k, v in pages.get(sid, {}).items()}
         records[row["bucket"]][row["slug"]] = detail_record(ctx, read)
         wanted = {c["name"] for e in ctx["flags"] for c in e["crops"]}
@@ -733,40 +813,83 @@ def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template
     return counts, files, signatures
 
 
-def view_config(template: Template, ranked: pd.DataFrame, chunks: list[str], settings: ReportSettings) -> dict:
-    """What ``sheets/view.html`` needs besides a sheet's record: the form's geometry (the same for every sheet),
-    the number of sheets and where the ranked table's chunks are (to find a sheet by its position)."""
+def form_geometry(template: Template) -> dict:
+    """A form's geometry as ``sheets/view.html`` draws it: its numeric fields' and tick boxes (percent of the page,
+    with their names in the report) and the page's aspect."""
     names = display_names(template)
     fields = [{"name": f.name, "label": names.get(f.name, f.label), "box": percent_box(f.bounds, template)}
               for f in template.fields if f.is_numeric]
     row = {f.name: None for f in template.fields}
     ticks = [{"name": t["name"], "label": t["label"], "box": t["box"]}
              for f in template.fields_of_kind("tick", "choice") for t in tick_overlay(f, row, template)]
-    return {"fields": fields, "ticks": ticks, "aspect": 100 * template.height_mm / template.width_mm,
+    return {"fields": fields, "ticks": ticks, "aspect": 100 * template.height_mm / template.width_mm}
+
+
+def view_config(template: Template, ranked: pd.DataFrame, chunks: list[str], settings: ReportSettings,
+                forms: RunForms | None = None) -> dict:
+    """What ``sheets/view.html`` needs besides a sheet's record: the form's geometry (:func:`form_geometry`; on a
+    run of several forms, ``forms``, every form's by name under ``forms``, each record naming its own), the number
+    of sheets and where the ranked table's chunks are (to find a sheet by its position)."""
+    several = {"forms": {name: form_geometry(t) for name, t in forms.templates.items()}} \
+        if forms is not None and forms.mixed else {}
+    return {**form_geometry(template), **several,
             "total": len(ranked), "chunks": [f"../{c}" for c in chunks], "chunk_rows": settings.table_chunk_rows,
             "detail": f"../data/{DETAIL_PREFIX}-", "crops": f"../data/{CROPS_PREFIX}-"}
 
 
+def rule_rows(form: FormView) -> list[dict]:
+    """A form's rules for the index's table of them."""
+    return [{"name": r.name, "label": r.label, "text": r.text, "soft": r.soft} for r in form.rules]
+
+
 def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, settings: ReportSettings,
-                    form: FormView | None = None) -> dict:
+                    form: FormView | None = None, forms: RunForms | None = None) -> dict:
     """The batch figures shown on the index page; every count of sheets comes from ``ranked``'s one verdict per
     sheet. The flags are counted by rule, each form rule with its label or text, and the run's form (``form``)
-    lists its rules."""
-    by_rule = tables.flags_by_rule(inputs.flags)
+    lists its rules. A run of several forms (``forms``) counts the flags by page type and rule (the ``page_type``
+    of ``flags.*``: two forms may name a rule alike), each rule titled by its own form, and lists every form's
+    rules (``forms``: ``[{name, rules}]``)."""
     verdicts = tables.verdict_counts(ranked)
     form = form or FormView()
-    titles = {r.name: r.title for r in form.rules}
+    mixed = forms is not None and forms.mixed
+    by_rule, rule_columns = mixed_rule_counts(inputs.flags, forms) if mixed else plain_rule_counts(inputs.flags, form)
     return {"n_sheets": len(ranked), "n_flagged": int((ranked["verdict"] != triage.CLEAN_VERDICT).sum()),
             "n_flags": len(inputs.flags), "status_counts": tables.status_counts(ranked),
-            "by_rule": [{"rule": r, "title": titles.get(str(r), ""), **{k: int(v) for k, v in row.items()}}
-                        for r, row in by_rule.iterrows()],
-            "form_name": form.name, "form_rules": [{"name": r.name, "label": r.label, "text": r.text,
-                                                    "soft": r.soft} for r in form.rules],
-            "rule_columns": list(by_rule.columns),
+            "by_rule": by_rule, "mixed": mixed,
+            "form_name": "" if mixed else form.name, "form_rules": [] if mixed else rule_rows(form),
+            "forms": [{"name": name, "rules": rule_rows(view)} for name, view in forms.views.items()] if mixed else [],
+            "rule_columns": rule_columns,
             "verdicts": [{"verdict": v, "label": triage.VERDICT_LABELS.get(v, v), "n": n} for v, n in verdicts.items()],
             "tiers": triage.TIERS, "check_first": check_first(ranked, inputs.rundir, settings),
             "n_check": int(ranked["tier"].isin(CHECK_FIRST_TIERS).sum()),
             "alteration_off": alteration_off(inputs.cantu)}
+
+
+def plain_rule_counts(flags: pd.DataFrame, form: FormView) -> tuple[list[dict], list[str]]:
+    """The flags by rule and severity (:func:`tables.flags_by_rule`), each rule with its title in ``form``, and
+    the table's columns."""
+    by_rule = tables.flags_by_rule(flags)
+    titles = {r.name: r.title for r in form.rules}
+    return ([{"rule": r, "title": titles.get(str(r), ""), **{k: int(v) for k, v in row.items()}}
+             for r, row in by_rule.iterrows()], list(by_rule.columns))
+
+
+def mixed_rule_counts(flags: pd.DataFrame, forms: RunForms) -> tuple[list[dict], list[str]]:
+    """:func:`plain_rule_counts` of a run of several forms: per page type (``page_type``, "" for pages of no type)
+    and rule, each rule titled by its own form; most flags first."""
+    kinds = flags[tables.PAGE_TYPE_COLUMN].fillna("").astype(str) if tables.PAGE_TYPE_COLUMN in flags.columns \
+        else flags["sheet_id"].map(lambda sid: forms.page_types.get(str(sid), ""))
+    rows: list[dict] = []
+    columns: list[str] = []
+    for kind in sorted(set(kinds)):
+        part, _ = plain_rule_counts(flags[kinds == kind], forms.views.get(kind, FormView()))
+        rows += [{**r, "page_type": kind} for r in part]
+    for r in rows:
+        columns += [c for c in r if c not in columns and c not in ("rule", "title", "page_type")]
+    order = [c for c in triage.SEVERITIES if c in columns] + [c for c in columns if c not in triage.SEVERITIES]
+    order = [c for c in order if c not in ("total", "sheets")] + [c for c in ("total", "sheets") if c in columns]
+    rows = [{**{c: 0 for c in order}, **r} for r in rows]
+    return sorted(rows, key=lambda r: -r["total"]), order
 
 
 #: Keys of ``cantu.json`` (docs/DATA.md section 4): why the detector scored no sheet of the form, and a run of
@@ -806,32 +929,35 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
     """:func:`build_report`, with the lock of ``out`` held."""
     start = time.perf_counter()
     inputs = load_inputs(Path(processed), rundir, truth)
-    template, env = report_template(inputs.rundir, inputs.processed), environment()
-    form = form_view(template)
-    ranked = plan_pages(tables.rank_sheets(inputs.sheets, inputs.flags, dict(form.names), settings.conf_high, form),
-                        settings)
+    forms, env = run_forms(inputs.rundir, inputs.processed), environment()
+    template, form = forms.templates[forms.default], forms.first
+    ranked = tables.rank_sheets(inputs.sheets, inputs.flags, dict(form.names), settings.conf_high, form,
+                                forms.form if forms.mixed else None)
+    if forms.mixed:
+        ranked[tables.PAGE_TYPE_COLUMN] = ranked["sheet_id"].map(lambda sid: forms.page_types.get(str(sid), ""))
+    ranked = plan_pages(ranked, settings)
     previous = previous_manifest(out)
     copy_static(out)
-    chunks = write_data(ranked, inputs.flags, out, settings, form)
+    chunks = write_data(ranked, inputs.flags, out, settings, form, forms)
     truth = tables.truth_summary(inputs.truth_eval)
     pairs = tables.digit_pairs(inputs.digits, inputs.boxes) if inputs.digits is not None and \
         inputs.boxes is not None else None
     digit_accuracy = float((pairs["truth"] == pairs["label"]).mean()) if pairs is not None and len(pairs) else None
-    figs = build_figures(inputs, template, pairs, truth, out, settings, form)
+    figs = build_figures(inputs, template, pairs, truth, out, settings, form, forms)
     common = {"title": settings.title, "version": __version__, "processed": shown_path(inputs.processed, out),
               "rundir": shown_path(inputs.rundir, out),
               "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "has_truth": inputs.truth is not None, "truth": truth}
-    pages = write_sheet_pages(ranked, inputs, template, env, out, settings, common)
-    details, detail_files, crop_packs = write_details(ranked, inputs, template, out, settings, previous)
+    pages = write_sheet_pages(ranked, inputs, template, env, out, settings, common, forms)
+    details, detail_files, crop_packs = write_details(ranked, inputs, template, out, settings, previous, forms)
     removed_data = prune_data(out, set(chunks) | detail_files) if previous else 0
     write_if_changed(out / "sheets" / VIEW_PAGE, env.get_template("view.html").render(
         root="../", active="", **{**common, "built": ""},
-        config=json.dumps(view_config(template, ranked, chunks, settings), separators=(",", ":"))))
+        config=json.dumps(view_config(template, ranked, chunks, settings, forms), separators=(",", ":"))))
     write_text(out / "index.html", env.get_template("index.html").render(
-        root="", active="index", **common, **summary_context(inputs, ranked, settings, form), chunks=chunks,
-        cantu=cantu_context(inputs.cantu, out, settings), columns=table_columns(ranked, form),
-        filters=filter_options(ranked), page_size=settings.page_size))
+        root="", active="index", **common, **summary_context(inputs, ranked, settings, form, forms), chunks=chunks,
+        cantu=cantu_context(inputs.cantu, out, settings), columns=table_columns(ranked, form, forms),
+        filters=filter_options(ranked, forms.mixed), page_size=settings.page_size))
     write_text(out / "forensics.html", env.get_template("forensics.html").render(
         root="", active="forensics", **common, figs=figs, **forensics_view(inputs.forensics),
         digit_accuracy=digit_accuracy, digits_n=0 if pairs is None else len(pairs)))

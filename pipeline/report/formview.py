@@ -98,6 +98,71 @@ def report_template(*folders: Path | None) -> Template:
     return load_template()
 
 
+@dataclass(frozen=True)
+class RunForms:
+    """The forms of a run as the report draws them: every template by name (the first is the default: the form of
+    a sheet of no page type, as the audit treats it) with its :class:`FormView`, and, on a run read with several
+    templates (``mixed``), each read page's template name by ``sheet_id`` (:func:`pipeline.forms.runs.page_templates`).
+    A run of one form has one template and no page types: the report is then what it always was."""
+
+    templates: Mapping[str, Template]
+    views: Mapping[str, FormView]
+    page_types: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, templates: Mapping[str, Template], page_types: Mapping[str, str] | None = None) -> RunForms:
+        """The forms of ``templates`` (by name, the default first) and the sheets' ``page_types``."""
+        return cls(dict(templates), {name: form_view(t) for name, t in templates.items()}, dict(page_types or {}))
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the run was read with several templates."""
+        return len(self.templates) > 1
+
+    @property
+    def default(self) -> str:
+        """The name of the first template (the only one of a run of one form)."""
+        return next(iter(self.templates))
+
+    def type_of(self, sheet_id) -> str:
+        """The template name a sheet was read with (the default for a sheet of no page type)."""
+        name = self.page_types.get(str(sheet_id), "")
+        return name if name in self.templates else self.default
+
+    def template(self, sheet_id) -> Template:
+        """The :class:`Template` of a sheet (:meth:`type_of`)."""
+        return self.templates[self.type_of(sheet_id)]
+
+    def form(self, sheet_id) -> FormView:
+        """The :class:`FormView` of a sheet (:meth:`type_of`)."""
+        return self.views[self.type_of(sheet_id)]
+
+    @property
+    def first(self) -> FormView:
+        """The default form's view."""
+        return self.views[self.default]
+
+
+def run_forms(rundir: Path | None, processed: Path | None = None) -> RunForms:
+    """The forms of the run the report describes: a run folder read with several templates
+    (``templates/<name>.yaml``) gives each of them and every read page's template
+    (:func:`pipeline.forms.runs.run_templates`, :func:`~pipeline.forms.runs.page_templates`); any other run its
+    one template (:func:`report_template`).
+
+    Raises:
+        ConfigError: a recorded template cannot be read, or ``pages.csv`` names a template the run did not record.
+        InputFileError: a run of several templates has no readable ``pages.csv``.
+    """
+    from pipeline.forms.runs import page_templates, recorded_files, run_templates
+
+    if rundir is not None and len(recorded_files(Path(rundir))) > 1:
+        templates = run_templates(Path(rundir))
+        if len(templates) > 1:
+            return RunForms.of(templates, page_templates(Path(rundir)))
+    template = report_template(rundir, processed)
+    return RunForms.of({template.name: template})
+
+
 def field_name(f: Field) -> str:
     """The one name a field has everywhere in the report: its printed label (``VOTACION TOTAL``, ``jumlah
     seluruh suara sah``), a party representative's tick as ``PAN representative``, and a field the form gives no

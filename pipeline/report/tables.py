@@ -10,6 +10,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,19 @@ def index_columns(form: FormView) -> tuple[str, ...]:
     ids = ids[1:] if len(ids) > 1 else ids
     count = next((form.role_fields(r)[0] for r in INDEX_COUNT_ROLES if len(form.role_fields(r)) == 1), None)
     return (*INDEX_HEAD, *ids, *([count] if count else []), *INDEX_TAIL)
+
+
+#: The column of a run of several forms that names each sheet's form (its template), shown after ``reading``.
+PAGE_TYPE_COLUMN = "page_type"
+
+
+def mixed_index_columns(forms: list[FormView]) -> tuple[str, ...]:
+    """The index table's columns for a run of several ``forms``: every form's :func:`index_columns` (first seen
+    first, :data:`INDEX_TAIL` last) with :data:`PAGE_TYPE_COLUMN` after ``reading``."""
+    cols = [c for c in dict.fromkeys(c for form in forms for c in index_columns(form)) if c not in INDEX_TAIL]
+    cols += list(INDEX_TAIL)
+    cols.insert(cols.index("reading") + 1 if "reading" in cols else len(cols), PAGE_TYPE_COLUMN)
+    return tuple(cols)
 
 
 def sheet_slug(sheet_id: str) -> str:
@@ -83,12 +97,14 @@ def sheet_verdicts(sheets: pd.DataFrame, flags: pd.DataFrame) -> pd.Series:
 
 
 def rank_sheets(sheets: pd.DataFrame, flags: pd.DataFrame, names: dict[str, str] | None = None,
-                conf_high: float = 0.9, form: FormView | None = None) -> pd.DataFrame:
+                conf_high: float = 0.9, form: FormView | None = None,
+                sheet_form: Callable[[str], FormView] | None = None) -> pd.DataFrame:
     """Sheets in the report's order (:mod:`pipeline.report.triage`: tier, then the severity that put the sheet
     there, then suspicion, then id) with ``rank``, ``slug``, ``verdict`` (one per sheet), ``reading``, ``tier``,
     ``reason``, ``key_field``, ``severity``, ``rules`` and ``min_conf``: the order of the index table, of the
     sheet pages' previous/next links and of ``sheets.csv``. ``form``: the run's form (its rules and station
-    identity word the reasons)."""
+    identity word the reasons); ``sheet_form``: each sheet's form by its id, for a run of several forms (its
+    fields then named by that form's names, not ``names``)."""
     table = sheets.join(flag_summary(flags), on="sheet_id")
     table["severity"] = table["severity"].fillna("")
     table["rules"] = table["rules"].fillna("")
@@ -98,8 +114,13 @@ def rank_sheets(sheets: pd.DataFrame, flags: pd.DataFrame, names: dict[str, str]
     for record in flags.to_dict("records"):
         by_sheet.setdefault(str(record["sheet_id"]), []).append(record)
     names = names or {}
-    triaged = pd.DataFrame([triage.sheet_triage(row, by_sheet.get(str(row["sheet_id"]), []), names, conf_high, form)
-                            for row in table.to_dict("records")], index=table.index,
+
+    def triaged_row(row: dict) -> dict:
+        own = sheet_form(str(row["sheet_id"])) if sheet_form is not None else None
+        return triage.sheet_triage(row, by_sheet.get(str(row["sheet_id"]), []),
+                                   names if own is None else dict(own.names), conf_high, own or form)
+
+    triaged = pd.DataFrame([triaged_row(row) for row in table.to_dict("records")], index=table.index,
                            columns=["verdict", "tier", "tier_severity", "reason", "key_field"])
     table = table.drop(columns=[c for c in triaged.columns if c in table.columns]).join(triaged)
     table["reading"] = table["status"].map(triage.reading_label)

@@ -4,6 +4,7 @@ count into MNIST-style digits; with several forms, each page is read with the on
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.config import build_settings
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_engine_arguments(p)
     p.add_argument("--dpi", type=float, help="reading resolution in dpi (default 200)")
     p.add_argument("--template", "--form", dest="templates", type=str, metavar="TEMPLATE", action="append",
-                   help="form template YAML (default: config read.template, else the packaged acta); e.g. "
+                   help="form template YAML (default: config read.templates or read.template, else the packaged "
+                        "acta); e.g. "
                         "pipeline/forms/templates/c1_2014_lampiran.yaml. Give it several times for a batch of "
                         "several forms: each page is read with the template that registers best, named in the "
                         "page_type column of pages.csv (a page two templates fit about as well is "
@@ -29,14 +31,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_read)
 
 
+def read_templates(given: list[str] | None, settings: ReadSettings) -> tuple[str, ...]:
+    """The form templates ``read`` reads with: ``--form`` (repeated) when given, else the config's
+    ``read.templates``, else its ``read.template``; none is the packaged acta (as ``python -m pipeline run``)."""
+    return tuple(str(f) for f in given or ()) or settings.forms
+
+
 def _cmd_read(args: argparse.Namespace, config: dict) -> int:
     import pandas as pd
 
     from pipeline.vision.batch import read_batch  # OpenCV, pandas: loaded only when pages are read
 
-    forms = args.templates or []
-    settings = build_settings(ReadSettings, "read", config, workers=args.workers, dpi=args.dpi,
-                              template=forms[0] if len(forms) == 1 else None)
+    settings = build_settings(ReadSettings, "read", config, workers=args.workers, dpi=args.dpi)
+    forms = read_templates(args.templates, settings)
+    settings = replace(settings, template=forms[0] if len(forms) == 1 else None, templates=())
     out = read_batch(args.scans, args.out, settings, engine_from_args(args, config),
                      templates=forms if len(forms) > 1 else ())
     pages = pd.read_csv(out / "pages.csv", keep_default_na=False)

@@ -64,8 +64,14 @@
     node.style.height = b.height.toFixed(3) + "%";
   }
 
+  /* The geometry a sheet is drawn with: its own form's on a run of several forms (rec.form names it in
+   * cfg.forms), else the run's one form. */
+  function formOf(rec) {
+    return (rec.form && cfg.forms && cfg.forms[rec.form]) || cfg;
+  }
+
   function drawScan(rec) {
-    var scan = $("scan-box");
+    var scan = $("scan-box"), form = formOf(rec);
     scan.replaceChildren();
     $("no-scan").hidden = !!rec.scan;
     scan.hidden = !rec.scan;
@@ -73,13 +79,13 @@
       $("no-scan").textContent = "No registered scan for this sheet" + (rec.status ? " (reader status: " + rec.status + ")" : "") + ".";
       return;
     }
-    scan.style.paddingTop = cfg.aspect.toFixed(3) + "%";
+    scan.style.paddingTop = form.aspect.toFixed(3) + "%";
     var img = el("img");
     img.id = "scan-image";
     img.alt = "registered scan of sheet " + rec.id;
     img.src = rec.scan;
     scan.appendChild(img);
-    cfg.fields.forEach(function (f, i) {
+    form.fields.forEach(function (f, i) {
       var r = rec.f[i], d = el("div", "box " + r[2] + (r[5] ? " flagged" : ""));
       d.dataset.field = f.name;
       d.title = f.label + ": " + (r[0] || "empty") + (r[1] ? " (confidence " + r[1] + ")" : "");
@@ -87,7 +93,7 @@
       d.appendChild(el("span", "tag", r[0] || "·"));
       scan.appendChild(d);
     });
-    cfg.ticks.forEach(function (t, i) {
+    form.ticks.forEach(function (t, i) {
       var r = rec.t[i], d = el("div", "tick" + (r[0] ? " on" : "") + (r[1] ? "" : " unknown"));
       d.dataset.field = t.name;
       d.title = t.label + ": " + (r[0] ? "ticked" : "not ticked");
@@ -188,7 +194,7 @@
   function drawReads(rec) {
     var body = $("reads-table").tBodies[0];
     body.replaceChildren();
-    cfg.fields.forEach(function (f, i) {
+    formOf(rec).fields.forEach(function (f, i) {
       var r = rec.f[i], tr = el("tr", r[5] ? "flagged-row" : "");
       tr.appendChild(el("td", null, f.label));
       var read = el("td", "num");
