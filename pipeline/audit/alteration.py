@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import savez_atomic, write_text_atomic
-from pipeline.audit.features import feature_names, field_features, read_field_image
+from pipeline.audit.features import ACTA_LAYOUT, FieldLayout, feature_names, field_features, read_field_image
 from pipeline.audit.flags import Flag
 from pipeline.audit.schema import OK_STATUS, FormSchema
 from pipeline.audit.settings import AlterationSettings
@@ -49,6 +49,8 @@ HIGH_SCORE = 0.9
 PARALLEL_MIN_FIELDS = 500
 #: Field images per task sent to a worker.
 FEATURE_CHUNK = 64
+#: Key of ``detector.json`` holding the box layout of each count field of the form it was trained on.
+LAYOUTS_KEY = "field_layouts"
 #: Paper measures (feature names or box measure prefixes) left out of the novelty score.
 NOVELTY_PAPER_MEASURES = ("grey", "paper_drop", "paper_texture", "paper_std", "bright", "flat")
 #: Smallest novelty span of a feature and smallest novelty level ``at`` (features are fractions, counts and ratios).
@@ -92,6 +94,8 @@ class Detector:
     threshold: float
     metadata: dict
     novelty: Novelty | None = None
+    #: The folder it was loaded from (None: not loaded from files); per-form detectors lie in its subfolders.
+    folder: Path | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probability that each row of features ``x`` comes from an altered field.
@@ -108,7 +112,16 @@ class Detector:
 
     def with_threshold(self, threshold: float, metadata: dict) -> Detector:
         """The same detector with another sheet-level threshold and metadata."""
-        return Detector(self.mean, self.scale, self.weights, self.biases, threshold, metadata, self.novelty)
+        return Detector(self.mean, self.scale, self.weights, self.biases, threshold, metadata, self.novelty,
+                        self.folder)
+
+    def layouts(self, fields: tuple[str, ...]) -> dict[str, FieldLayout] | None:
+        """The box layout of each of ``fields`` on the form it was trained on (``detector.json`` key
+        :data:`LAYOUTS_KEY`); a field it does not know, and every field of a detector that records none (the
+        acta's, saved before layouts were recorded), gets the acta's. None when every field has the acta's."""
+        known = {f: FieldLayout.from_json(v) for f, v in (self.metadata.get(LAYOUTS_KEY) or {}).items()}
+        out = {f: known.get(f, ACTA_LAYOUT) for f in fields}
+        return None if all(v == ACTA_LAYOUT for v in out.values()) else out
 
 
 def dense(h: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -230,6 +243,30 @@ def not_applicable(detector: Detector, form: str, force: bool = False) -> str | 
             "or set audit.alteration_any_form to score anyway)")
 
 
+def form_folder(folder: Path, form: str) -> Path:
+    """Where the detector of the form template named ``form`` lies under a detector folder (``models/alteration/``
+    holds the acta's; ``train-alteration --form`` saves another form's in ``models/alteration/<name>/``)."""
+    return Path(folder) / form
+
+
+def for_form(detector: Detector, form: str, force: bool = False) -> tuple[Detector | None, str | None]:
+    """The detector that scores the sheets of the form template named ``form``: ``detector`` when it was trained
+    on that form, else the one trained on it in the subfolder ``form`` of the folder ``detector`` was loaded from
+    (:func:`form_folder`), else ``detector`` itself only with ``force``; and why no sheet is scored (None when one
+    is). A subfolder detector trained on another form is refused (ModelError)."""
+    if trained_template(detector) == form:
+        return detector, None
+    if detector.folder is not None and (form_folder(detector.folder, form) / DETECTOR_JSON).is_file():
+        own = load_detector(form_folder(detector.folder, form))
+        if trained_template(own) != form:
+            raise ModelError(f"{form_folder(detector.folder, form)}: this detector was trained on "
+                             f"'{trained_template(own)}' sheets, not '{form}'; retrain it with "
+                             f"`python -m pipeline train-alteration --form TEMPLATE`")
+        return own, None
+    skipped = not_applicable(detector, form, force)
+    return (detector if skipped is None else None), skipped
+
+
 def load_detector(folder: Path) -> Detector:
     """The detector saved in ``folder``.
 
@@ -248,7 +285,8 @@ def load_detector(folder: Path) -> Detector:
             novelty = (Novelty(z["novelty_centre"], z["novelty_span"], float(meta["novelty_at"]),
                                float(meta["novelty_slope"])) if "novelty_at" in meta else None)
             detector = Detector(z["mean"], z["scale"], tuple(z[f"w{i}"] for i in range(n)),
-                                tuple(z[f"b{i}"] for i in range(n)), float(meta["threshold"]), meta, novelty)
+                                tuple(z[f"b{i}"] for i in range(n)), float(meta["threshold"]), meta, novelty,
+                                Path(folder))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{folder}: cannot load the alteration detector ({exc})") from exc
     if meta.get("feature_names") != feature_names() or detector.mean.shape != (len(feature_names()),):
@@ -262,12 +300,13 @@ def field_image_path(rundir: Path, sheet_id: str, field: str) -> Path:
     return rundir / "fields" / sheet_id / f"{field}.png"
 
 
-def path_features(path: Path) -> np.ndarray | None:
-    """Features of one field image, or ``None`` (with a warning) when it is missing or unreadable."""
+def path_features(path: Path, layout: FieldLayout = ACTA_LAYOUT) -> np.ndarray | None:
+    """Features of one field image (its boxes laid out as ``layout``), or ``None`` (with a warning) when it is
+    missing or unreadable."""
     if not path.is_file():
         return None
     try:
-        return field_features(read_field_image(path))
+        return field_features(read_field_image(path), layout)
     except InputFileError as exc:
         log.warning("%s", exc)
         return None
@@ -285,28 +324,34 @@ def feature_pool(n_fields: int) -> AbstractContextManager[Executor | None]:
     return ProcessPoolExecutor(workers, mp_context=process_context())
 
 
-def map_features(paths: list[Path], pool: Executor | None = None) -> list[np.ndarray | None]:
+def map_features(paths: list[Path], pool: Executor | None = None,
+                 layouts: list[FieldLayout] | None = None) -> list[np.ndarray | None]:
     """:func:`path_features` of every path, in order, on ``pool``; without one, on a :func:`feature_pool` of
     their own, with a progress bar (the features are pure NumPy/OpenCV on one image each). A caller that passes
-    its pool shares it over many calls and shows its own progress."""
+    its pool shares it over many calls and shows its own progress. ``layouts``: each image's field layout (None:
+    the acta's for all)."""
+    args = (paths,) if layouts is None else (paths, layouts)
     if pool is not None:
-        return list(pool.map(path_features, paths, chunksize=FEATURE_CHUNK))
+        return list(pool.map(path_features, *args, chunksize=FEATURE_CHUNK))
     with feature_pool(len(paths)) as own:
-        results = map(path_features, paths) if own is None else own.map(path_features, paths, chunksize=FEATURE_CHUNK)
+        results = map(path_features, *args) if own is None else own.map(path_features, *args,
+                                                                         chunksize=FEATURE_CHUNK)
         return list(SettledBar(results, desc="alteration features", unit="field", total=len(paths),
                          disable=len(paths) < PARALLEL_MIN_FIELDS))
 
 
 def feature_matrix(rundir: Path, sheet_ids: list[str], count_fields: tuple[str, ...],
-                   pool: Executor | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+                   pool: Executor | None = None, layouts: dict[str, FieldLayout] | None = None
+                   ) -> tuple[pd.DataFrame, np.ndarray]:
     """Features of every count field image (``count_fields``: the form's) of ``sheet_ids``: ``(keys, x)`` with keys
     ``sheet_id, field``; computed on ``pool`` (see :func:`map_features`). Each field's features come from its own
-    image alone.
+    image alone, its boxes laid out as ``layouts[field]`` (None: the acta's).
 
     A missing or unreadable image is skipped with a warning (its field gets no score), never fatal.
     """
     pairs = [(sid, f) for sid in sheet_ids for f in count_fields]
-    features = map_features([field_image_path(rundir, sid, f) for sid, f in pairs], pool)
+    features = map_features([field_image_path(rundir, sid, f) for sid, f in pairs], pool,
+                            None if layouts is None else [layouts[f] for _, f in pairs])
     kept = [(key, x) for key, x in zip(pairs, features, strict=True) if x is not None]
     frame = pd.DataFrame([key for key, _ in kept], columns=["sheet_id", "field"], dtype="string")
     if not kept:
@@ -318,7 +363,7 @@ def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector, count_f
                  pool: Executor | None = None) -> pd.DataFrame:
     """``sheet_id, field, score`` for every readable count field image (features on ``pool``, see
     :func:`map_features`)."""
-    keys, x = feature_matrix(rundir, sheet_ids, count_fields, pool)
+    keys, x = feature_matrix(rundir, sheet_ids, count_fields, pool, detector.layouts(count_fields))
     return keys.assign(score=detector.predict(x) if len(x) else np.zeros(0))
 
 

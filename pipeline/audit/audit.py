@@ -332,10 +332,11 @@ def audit_form(p: FormPass) -> AuditResult:
     truth_df = evaluate.read_truth(Path(p.truth), schema) if p.truth is not None else None
     if truth_df is not None and p.keep is not None:
         truth_df = truth_df[p.keep(truth_df["sheet_id"].astype(str)).to_numpy(bool)]
-    skipped = alteration.not_applicable(detector, schema.name, s.alteration_any_form) if detector else None
+    # the detector trained on this form: the one given, or its folder's <form name>/ subfolder (train-alteration --form)
+    detector, skipped = (alteration.for_form(detector, schema.name, s.alteration_any_form) if detector
+                         else (None, None))
     if skipped is not None:
         log.warning("%s", skipped)
-        detector = None
     dest = p.dest
     dest.mkdir(parents=True, exist_ok=True)
     flag_sink = TableSink(dest / "flags")

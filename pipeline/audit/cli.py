@@ -22,7 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train-alteration", help="train the visible-alteration detector on a synthetic batch")
     t.add_argument("--sheets", type=int, help="training sheets to generate (default 600)")
     t.add_argument("--seed", type=int, help="generator seed of the training batch (default 1001)")
-    t.add_argument("--out", type=Path, default=ALTERATION_DIR, help=f"detector folder (default {ALTERATION_DIR})")
+    t.add_argument("--form", "--template", dest="template", type=Path, metavar="TEMPLATE",
+                   help="form template YAML to train for (default: the packaged acta); its own synthetic batch "
+                        "(synth --form, the 'train' styles, the training seed) is generated and read, and the "
+                        "detector saved with the template's name, where the audit of that form's runs picks it")
+    t.add_argument("--batch", type=Path, help="train on this synthetic batch (truth.csv, sheets/, template.yaml) "
+                                              "instead of generating one")
+    t.add_argument("--run", type=Path, help="run folder --batch is (or gets) read into (default "
+                                            "data/interim/<batch folder name>)")
+    t.add_argument("--out", type=Path, help=f"detector folder (default {ALTERATION_DIR} for the acta, "
+                                            f"{ALTERATION_DIR}/<template name>/ for another form)")
     t.set_defaults(func=_cmd_train)
 
 
@@ -54,11 +63,16 @@ def _cmd_audit(args: argparse.Namespace, config: dict) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, config: dict) -> int:
-    from pipeline.audit.train import train_alteration
+    from pipeline.audit.train import default_out, train_alteration
+    from pipeline.forms.template import load_template, read_run_template
 
     settings = cfg.build_settings(AlterationSettings, "alteration", config, sheets=args.sheets, seed=args.seed)
-    detector = train_alteration(settings, args.out, config)
+    template = load_template(args.template) if args.template else None
+    if template is None and args.batch is not None and (args.batch / "template.yaml").is_file():
+        template = read_run_template(args.batch / "template.yaml")
+    out = args.out or default_out(template)
+    detector = train_alteration(settings, out, config, template, args.batch, args.run)
     cv = detector.metadata["metrics"]["cross_validation"]
-    print(f"wrote {args.out}: threshold {detector.threshold:.3f}; cross-validated sheet precision "
-          f"{cv['precision']:.3f} recall {cv['recall']:.3f} ROC AUC {cv['roc_auc']:.3f}")
+    print(f"wrote {out} ({detector.metadata['template']}): threshold {detector.threshold:.3f}; cross-validated "
+          f"sheet precision {cv['precision']:.3f} recall {cv['recall']:.3f} ROC AUC {cv['roc_auc']:.3f}")
     return 0

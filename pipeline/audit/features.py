@@ -41,6 +41,7 @@ from PIL import Image
 from pipeline.config import MAX_IMAGE_PIXELS
 from pipeline.errors import InputFileError
 from pipeline.forms import load_template
+from pipeline.forms.template import Field
 
 #: Ink darkness levels (0 paper, 1 the page's darkest print): stroke ink, and faint grey remains.
 INK = 0.5
@@ -116,8 +117,62 @@ BOX_MEASURES = ("ink", "grey", "components", "holes", "endpoints", "junctions", 
                 "stroke_cv", "stroke_spread", "dark_std", "dark_spread", "light_layer", "coherence",
                 "paper_drop", "paper_texture", "flat", "bright", "line_gap")
 BOX_AGGREGATES = ("max", "mean")
-_BOX = load_template().fields_of_kind("count")[0]
-N_BOXES = len(_BOX.boxes)
+#: Length (fraction of the field image's width) of the horizontal strokes taken as printed lines of a comb
+#: without a replacement area (:func:`long_rows`).
+LONG_ROW = 0.4
+#: Two box edges of a layout closer than this fraction of the narrowest box are one printed wall (a comb whose
+#: boxes share their walls).
+SHARED_WALL = 0.01
+
+
+@dataclass(frozen=True)
+class FieldLayout:
+    """Where a count field's boxes lie, in its template's units (millimetres): each box's left edge (from the first
+    box's) and width, and the box height; ``beside``: the field image extends right of the boxes over the area where
+    a crossed-out number's replacement is written (the acta). A field without it (a comb filling a table column)
+    has no replacement area: its image is the comb with a margin, and table rules may lie in that margin."""
+
+    boxes: tuple[tuple[float, float], ...]
+    height: float
+    beside: bool = True
+
+    @classmethod
+    def of(cls, field: Field) -> FieldLayout:
+        """The layout of a template's count field."""
+        first = field.boxes[0]
+        return cls(tuple((b.x - first.x, b.w) for b in field.boxes), float(first.h), bool(field.beside))
+
+    @property
+    def comb_to(self) -> float:
+        """Where the comb's side of the field image ends, as a fraction of its width."""
+        return BESIDE_FROM if self.beside else 1.0
+
+    @property
+    def edges(self) -> tuple[tuple[float, ...], tuple[tuple[int, int], ...]]:
+        """The printed vertical walls (template units, from the first box's left edge, walls shared by neighbouring
+        boxes counted once) and each box's (left, right) wall index."""
+        tol = SHARED_WALL * min(w for _, w in self.boxes)
+        walls: list[float] = []
+        for x in sorted(e for a, w in self.boxes for e in (a, a + w)):
+            if not walls or x - walls[-1] > tol:
+                walls.append(x)
+        index = [int(np.argmin([abs(w - x) for w in walls])) for a, w in self.boxes for x in (a, a + w)]
+        return tuple(walls), tuple(zip(index[::2], index[1::2], strict=True))
+
+    def to_json(self) -> dict:
+        """The layout as plain JSON (``detector.json``)."""
+        return {"boxes": [list(b) for b in self.boxes], "height": self.height, "beside": self.beside}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> FieldLayout:
+        """The layout :meth:`to_json` wrote."""
+        return cls(tuple((float(a), float(w)) for a, w in raw["boxes"]), float(raw["height"]), bool(raw["beside"]))
+
+
+#: The acta's count field layout (every count field of the acta has it): the features of a detector that records
+#: no layout (every detector saved before layouts were recorded was trained on the acta).
+ACTA_LAYOUT = FieldLayout.of(load_template().fields_of_kind("count")[0])
+N_BOXES = len(ACTA_LAYOUT.boxes)
 
 
 def feature_names() -> list[str]:
@@ -216,33 +271,101 @@ def line_centres(profile: np.ndarray, fill: float) -> list[float]:
     return [(a + b - 1) / 2 for a, b in zip(starts, ends, strict=True)]
 
 
-def locate_boxes(ink: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """The digit boxes ``(x0, y0, x1, y1)`` in the field image (centres of their printed lines), from the printed
-    lines and the template layout.
-
-    The top and bottom box lines are the inkiest rows of each half of the comb's side of the image (the centre of
-    the rows at least :data:`LINE_FILL` as inky as the inkiest); their distance is the box height, which gives the
-    scale. The vertical lines are the columns inked over :data:`LINE_FILL` of that height: where every box's two
-    are found they are used as they are, otherwise the first one places the template's layout.
-    """
-    h, w = ink.shape
-    rows = np.count_nonzero(ink[:, : int(w * BESIDE_FROM)], axis=1) / max(int(w * BESIDE_FROM), 1)
-    half = h // 2
+def comb_rows(rows: np.ndarray) -> tuple[int, int]:
+    """The top and bottom box lines from the ink fraction of each row: the inkiest row of each half (the centre of
+    the rows at least :data:`LINE_FILL` as inky as the inkiest)."""
+    half = len(rows) // 2
     top_runs = line_centres(rows[:half], LINE_FILL * rows[:half].max()) if rows[:half].max() > 0 else []
     bottom_runs = line_centres(rows[half:], LINE_FILL * rows[half:].max()) if rows[half:].max() > 0 else []
     top = round(max(top_runs, key=lambda c: rows[round(c)])) if top_runs else int(np.argmax(rows[:half]))
     bottom = half + (round(max(bottom_runs, key=lambda c: rows[half + round(c)])) if bottom_runs
                      else int(np.argmax(rows[half:])))
-    scale = max(bottom - top, 1) / _BOX.boxes[0].h
+    return top, bottom
+
+
+def outer_rows(ink: np.ndarray) -> tuple[int, int]:
+    """The top and bottom lines of a comb without a replacement area (its image is the comb with a narrow margin):
+    the outermost horizontal strokes at least :data:`LONG_ROW` of the image's width long (three rows thick, so a
+    line a little off level stays whole) in each half, so neither a filler dash or a digit's bar nor a number
+    struck through is taken for them; a half without one falls back to :func:`comb_rows`."""
+    u8 = cv2.dilate(ink.view(np.uint8), np.ones((3, 1), np.uint8))
+    lines = cv2.morphologyEx(u8, cv2.MORPH_OPEN, np.ones((1, max(3, round(ink.shape[1] * LONG_ROW))), np.uint8))
+    long = np.flatnonzero(np.count_nonzero(lines, axis=1))
+    top, bottom = comb_rows(np.count_nonzero(ink, axis=1) / max(ink.shape[1], 1))
+    half = ink.shape[0] // 2
+    upper, lower = long[long < half], long[long >= half]
+    if upper.size:  # the centre of the first run of long-line rows
+        run = upper[: int(np.argmax(np.diff(np.append(upper, upper[-1] + 2)) > 1)) + 1]
+        top = round(float(run.mean()))
+    if lower.size:
+        rev = lower[::-1]
+        run = rev[: int(np.argmax(np.diff(np.append(rev, rev[-1] - 2)) < -1)) + 1]
+        bottom = round(float(run.mean()))
+    return top, bottom
+
+
+def fitted_walls(verticals: list[float], layout: FieldLayout, scale: float, top: int, bottom: int
+                 ) -> list[tuple[int, int, int, int]] | None:
+    """The boxes on the printed vertical lines found (``verticals``, pixels) where every box's walls are among them
+    with its width within :data:`LINE_TOLERANCE` at ``scale``: the first lines found (with a replacement area, as
+    the acta always did) or, without one, the first run of them that fits (table rules may lie in the margin)."""
+    walls, index = layout.edges
+    runs = len(verticals) - len(walls) + 1
+    for start in range(runs if not layout.beside else min(runs, 1)):
+        found = verticals[start: start + len(walls)]
+        width = np.array([found[r] - found[q] for q, r in index])
+        want = np.array([bw * scale for _, bw in layout.boxes])
+        if np.all(np.abs(width - want) < np.array([LINE_TOLERANCE * bw * scale for _, bw in layout.boxes])):
+            return [(round(found[q]), top, round(found[r]), bottom) for q, r in index]
+    return None
+
+
+def placed_by_size(shape: tuple[int, int], layout: FieldLayout) -> list[tuple[int, int, int, int]] | None:
+    """The boxes of a comb without a replacement area placed from its image's size alone: the image is the comb
+    with one margin all round, so its width and height give the scale and the margin. None where they do not
+    (a comb as wide as tall, an image clipped at the page's edge)."""
+    h, w = shape
+    comb_w = max(a + bw for a, bw in layout.boxes)
+    if comb_w - layout.height <= 0:
+        return None
+    scale = (w - h) / (comb_w - layout.height)
+    margin = (w / scale - comb_w) / 2 if scale > 0 else -1.0
+    if not 0 <= margin <= layout.height / 2:
+        return None
+    top, bottom = round(margin * scale), round((margin + layout.height) * scale)
+    return [(round((margin + a) * scale), top, round((margin + a + bw) * scale), bottom) for a, bw in layout.boxes]
+
+
+def locate_boxes(ink: np.ndarray, layout: FieldLayout = ACTA_LAYOUT) -> list[tuple[int, int, int, int]]:
+    """The digit boxes ``(x0, y0, x1, y1)`` in the field image (centres of their printed lines), from the printed
+    lines and the field's ``layout``.
+
+    The top and bottom box lines are the inkiest rows of each half of the comb's side of the image (the centre of
+    the rows at least :data:`LINE_FILL` as inky as the inkiest); their distance is the box height, which gives the
+    scale. The vertical lines are the columns inked over :data:`LINE_FILL` of that height: where every box's walls
+    are found (the first of them; for a comb without a replacement area, whose margin may hold table rules, the
+    first run of them that fits) they are used as they are, otherwise the first one places the layout.
+    """
+    h, w = ink.shape
+    side = int(w * layout.comb_to)
+    if layout.beside:
+        rows = np.count_nonzero(ink[:, :side], axis=1) / max(side, 1)
+        top, bottom = comb_rows(rows)
+    else:
+        placed = placed_by_size(ink.shape, layout)
+        if placed is not None:
+            verticals = line_centres(np.count_nonzero(ink[placed[0][1]:placed[0][3] + 1, :], axis=0)
+                                     / (placed[0][3] + 1 - placed[0][1]), LINE_FILL)
+            return fitted_walls(verticals, layout, (placed[0][3] - placed[0][1]) / layout.height,
+                                placed[0][1], placed[0][3]) or placed
+        top, bottom = outer_rows(ink)
+    scale = max(bottom - top, 1) / layout.height
     verticals = line_centres(np.count_nonzero(ink[top:bottom + 1, :], axis=0) / (bottom + 1 - top), LINE_FILL)
-    expected = [(b.x - _BOX.boxes[0].x, b.x - _BOX.boxes[0].x + b.w) for b in _BOX.boxes]
-    if len(verticals) >= 2 * N_BOXES:
-        found = verticals[: 2 * N_BOXES]
-        width = np.diff(found)[::2]
-        if np.all(np.abs(width - _BOX.boxes[0].w * scale) < LINE_TOLERANCE * _BOX.boxes[0].w * scale):
-            return [(round(found[2 * i]), top, round(found[2 * i + 1]), bottom) for i in range(N_BOXES)]
-    left = verticals[0] if verticals else (_BOX.boxes[0].x - _BOX.bounds.x) * scale
-    return [(round(left + a * scale), top, round(left + b * scale), bottom) for a, b in expected]
+    found = fitted_walls(verticals, layout, scale, top, bottom)
+    if found is not None:
+        return found
+    left = verticals[0] if verticals else 0.0
+    return [(round(left + a * scale), top, round(left + (a + bw) * scale), bottom) for a, bw in layout.boxes]
 
 
 def _thinning_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -532,20 +655,22 @@ def comb_masks(shape: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -
 
 
 def scalar_features(dark: np.ndarray, ink: np.ndarray, flat: np.ndarray, boxes: list[tuple[int, int, int, int]],
-                    paper: dict) -> np.ndarray:
+                    paper: dict, beside: bool = True) -> np.ndarray:
     """The :data:`SCALARS` of one field image (fractions of its area or width, so any resolution compares). Grey
     remains and bright paint are measured per box only: over the whole field, toner banding and shadows look
-    the same. ``ink`` is the field's ink (darker than :data:`INK`)."""
+    the same. ``ink`` is the field's ink (darker than :data:`INK`). ``beside``: the image extends right of the comb
+    over a replacement area (:data:`BESIDE_FROM` - :data:`BESIDE_TO` of its width); without one the whole image is
+    the comb's side and the area's two measures are 0."""
     h, w = dark.shape
-    split = int(w * BESIDE_FROM)
-    beside = ink[:, split: max(int(w * BESIDE_TO), split + 1)]
+    split = int(w * BESIDE_FROM) if beside else w
+    area = ink[:, split: max(int(w * BESIDE_TO), split + 1)] if beside else np.zeros((1, 1), bool)
     band = ink[int(h * MIDDLE_BAND[0]): int(h * MIDDLE_BAND[1]), :split]
     box_h = max(boxes[0][3] - boxes[0][1], 1)
     box_w = max(boxes[0][2] - boxes[0][0], 1)
     long_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, round(box_w * STRAIGHT_LENGTH)), 1))
     gutter, outside = comb_masks(ink.shape, boxes)
     return np.array([
-        fraction(ink), fraction(flat), fraction(beside), _components(beside, MIN_COMPONENT * box_h * box_h),
+        fraction(ink), fraction(flat), fraction(area), _components(area, MIN_COMPONENT * box_h * box_h),
         longest_run(band) / box_w, fraction(cv2.morphologyEx(band.view(np.uint8), cv2.MORPH_OPEN, long_kernel)),
         straight_strokes(ink[:, :split], round(box_w * SLANT_LENGTH), STRAIGHT_ANGLES),
         fraction(ink[gutter]) if gutter.any() else 0.0, fraction(ink[outside]) if outside.any() else 0.0,
@@ -586,8 +711,9 @@ def flatten_lighting(grey: np.ndarray) -> np.ndarray:
     return np.clip(grey * (level / np.maximum(background, 1.0)) + 0.5, 0, GREY_LEVELS - 1).astype(np.uint8)
 
 
-def field_features(grey: np.ndarray) -> np.ndarray:
-    """Every feature of one field image (its lighting flattened first), in the order of :func:`feature_names`."""
+def field_features(grey: np.ndarray, layout: FieldLayout = ACTA_LAYOUT) -> np.ndarray:
+    """Every feature of one field image (its lighting flattened first), in the order of :func:`feature_names`;
+    ``layout``: the field's boxes and whether it has a replacement area beside them (default: the acta's)."""
     grey = flatten_lighting(grey)
     hist = grey_histogram(grey)
     levels, level, contrast = darkness_levels(hist)
@@ -597,7 +723,7 @@ def field_features(grey: np.ndarray) -> np.ndarray:
     flat = (texture < FLAT_STD) & paper_px
     paper = {"level": level, "contrast": contrast, "texture": paper_texture(texture, paper_px),
              "bright": int(np.floor(level + BRIGHT_DELTA))}
-    boxes = locate_boxes(dark > INK)
+    boxes = locate_boxes(dark > INK, layout)
     rel = local_darkness(grey, contrast, boxes[0][3] - boxes[0][1])
     writing = [writing_darkness(rel, b) for b in boxes]
     thresholds = [ink_threshold(w) for w in writing]
@@ -605,7 +731,7 @@ def field_features(grey: np.ndarray) -> np.ndarray:
     maps = comb_maps(ink, rel, boxes, thresholds)
     per_box = np.array([box_measures(grey, dark, flat, maps, b, paper, rel) for b in boxes])
     aggregates = np.column_stack([per_box.max(axis=0), per_box.mean(axis=0)]).ravel()
-    return np.concatenate([scalar_features(dark, ink, flat, boxes, paper), aggregates])
+    return np.concatenate([scalar_features(dark, ink, flat, boxes, paper, layout.beside), aggregates])
 
 
 def local_darkness(grey: np.ndarray, contrast: float, box_height: int) -> np.ndarray:

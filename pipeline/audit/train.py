@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,18 +24,26 @@ from sklearn.model_selection import GroupKFold
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.audit.alteration import (
+    DETECTOR_JSON,
+    LAYOUTS_KEY,
     TEMPLATE_KEY,
     Detector,
     choose_threshold,
     feature_matrix,
     fit_detector,
+    load_detector,
     save_detector,
+    trained_template,
 )
 from pipeline.audit.evaluate import alteration_metrics, read_truth
+from pipeline.audit.features import ACTA_LAYOUT, FieldLayout
 from pipeline.audit.schema import OK_STATUS, VISIBLE_KINDS, FormSchema
 from pipeline.audit.settings import ALTERATION_TRAIN_BATCH, AlterationSettings
-from pipeline.errors import MissingDataError
-from pipeline.forms.template import run_template
+from pipeline.errors import ConfigError, MissingDataError, ModelError
+from pipeline.forms.template import Template, load_template, portable_raw, run_template
+
+if TYPE_CHECKING:
+    from pipeline.synth import SynthSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +81,20 @@ def field_styles(truth: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     return np.where(np.isin(kinds, VISIBLE_KINDS), np.where(named, styles, kinds), NO_STYLE)
 
 
+def field_layouts(template: Template) -> dict[str, FieldLayout] | None:
+    """The box layout of each count field of ``template`` (:class:`FieldLayout`), or None when every one is the
+    acta's (so the acta's features and detector files are what they were before layouts existed)."""
+    layouts = {f.name: FieldLayout.of(f) for f in template.fields_of_kind("count")}
+    return None if all(v == ACTA_LAYOUT for v in layouts.values()) else layouts
+
+
 def labelled_fields(rundir: Path, truth: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Features and labels of every count field (of the run's form) of the sheets the reader read:
-    ``(keys, x, y)``."""
+    """Features and labels of every count field (of the run's form, laid out as its template says) of the sheets
+    the reader read: ``(keys, x, y)``."""
     pages = pd.read_csv(rundir / "pages.csv", dtype={"sheet_id": str})
     ok = sorted(set(pages.loc[pages["status"] == OK_STATUS, "sheet_id"]) & set(truth["sheet_id"].astype(str)))
-    keys, x = feature_matrix(rundir, ok, FormSchema.of(run_template(rundir)).count_fields)
+    template = run_template(rundir)
+    keys, x = feature_matrix(rundir, ok, FormSchema.of(template).count_fields, layouts=field_layouts(template))
     return keys, x, field_labels(truth, keys)
 
 
@@ -175,34 +192,112 @@ def train_on(keys: pd.DataFrame, x: np.ndarray, y: np.ndarray, truth: pd.DataFra
     return fitted.with_threshold(threshold, {"metrics": metrics, "n_sheets": int(len(sheets)), "folds": s.folds})
 
 
-def make_training_batch(s: AlterationSettings, config: dict, root: Path | None = None) -> tuple[Path, Path]:
-    """Generate (or reuse, if already made with these settings) and read the training batch; returns its folders
-    (under ``data/`` or, given, under ``root``)."""
-    from pipeline.synth import SynthSettings, generate_batch
+def training_batch_name(template: Template | None) -> str:
+    """Folder name of ``train-alteration``'s own batch of ``template`` (None or the packaged acta: today's
+    :data:`ALTERATION_TRAIN_BATCH`, so the acta's batch and detector are unchanged; any other form:
+    ``alteration-train-<template name>``)."""
+    if template is None or template.name == load_template().name:
+        return ALTERATION_TRAIN_BATCH
+    return f"{ALTERATION_TRAIN_BATCH}-{template.name}"
+
+
+def synth_settings(s: AlterationSettings, template: Template | None) -> SynthSettings:
+    """The generator settings of a training batch: its size, seed, tampering rates and weights and style group;
+    a reference-image form is drawn at its reference's resolution (the scale its template was measured at)."""
+    from pipeline.synth import SynthSettings
+
+    extra = {}
+    if template is not None and template.uses_reference and template.reference_dpi:
+        extra["dpi"] = round(template.reference_dpi)
+    return SynthSettings(sheets=s.sheets, seed=s.seed, altered_rate_absent=s.altered_rate,
+                         altered_rate_present=s.altered_rate, alteration_weights=s.alteration_weights,
+                         style_set=s.style_set, **extra)
+
+
+def batch_template(batch: Path) -> Path | None:
+    """The template file a synthetic batch is read with (``template.yaml`` beside its sheets), None for the acta."""
+    from pipeline.synth.batch import TEMPLATE_FILE
+
+    path = batch / TEMPLATE_FILE
+    return path if path.is_file() else None
+
+
+def read_training_batch(batch: Path, rundir: Path, config: dict) -> None:
+    """Read a batch's sheets into ``rundir`` with the batch's own template (unless already read)."""
     from pipeline.vision import ReadSettings, read_batch
 
-    batch = (root / "synthetic" if root else cfg.SYNTHETIC_DIR) / ALTERATION_TRAIN_BATCH
-    rundir = (root / "interim" if root else cfg.INTERIM_DIR) / ALTERATION_TRAIN_BATCH
-    synth = SynthSettings(sheets=s.sheets, seed=s.seed, altered_rate_absent=s.altered_rate,
-                          altered_rate_present=s.altered_rate, alteration_weights=s.alteration_weights,
-                          style_set=s.style_set)
+    if (rundir / "pages.csv").is_file():
+        return
+    log.info("reading the training sheets into %s", rundir)
+    settings = cfg.build_settings(ReadSettings, "read", config)
+    form = batch_template(batch)
+    if form is not None:
+        settings = replace(settings, template=str(form), templates=())
+    read_batch([batch / "sheets"], rundir, settings)
+
+
+def make_training_batch(s: AlterationSettings, config: dict, root: Path | None = None,
+                        template: Template | None = None) -> tuple[Path, Path]:
+    """Generate (or reuse, if already made with these settings) and read the training batch of ``template``
+    (default: the acta); returns its folders (under ``data/`` or, given, under ``root``)."""
+    from pipeline.synth import generate_batch
+
+    name = training_batch_name(template)
+    batch = (root / "synthetic" if root else cfg.SYNTHETIC_DIR) / name
+    rundir = (root / "interim" if root else cfg.INTERIM_DIR) / name
+    synth = synth_settings(s, template)
     stamp = batch / "alteration_settings.txt"
     wanted = repr(synth.for_manifest())
+    if name != ALTERATION_TRAIN_BATCH:  # another form: its template is part of what the batch was made with
+        wanted += f"\ntemplate: {template.name} {sorted(portable_raw(template).items())!r}"
     if not (batch / "truth.csv").is_file() or not stamp.is_file() or stamp.read_text() != wanted:
         log.info("generating %d training sheets (seed %d) into %s", s.sheets, s.seed, batch)
-        generate_batch(synth, batch)
+        generate_batch(synth, batch, template=None if name == ALTERATION_TRAIN_BATCH else template)
         stamp.write_text(wanted)
         (rundir / "pages.csv").unlink(missing_ok=True)
-    if not (rundir / "pages.csv").is_file():
-        log.info("reading the training sheets into %s", rundir)
-        read_batch([batch / "sheets"], rundir, cfg.build_settings(ReadSettings, "read", config))
+    read_training_batch(batch, rundir, config)
     return batch, rundir
 
 
-def train_alteration(s: AlterationSettings, out: Path, config: dict | None = None) -> Detector:
-    """The whole ``train-alteration`` command: batch, features, fit, threshold, save to ``out``."""
-    batch, rundir = make_training_batch(s, config or {})
+def default_out(template: Template | None) -> Path:
+    """Where ``train-alteration`` saves a form's detector: ``models/alteration/`` for the acta (as always),
+    ``models/alteration/<template name>/`` for any other form (where the audit looks for it)."""
+    from pipeline.audit.alteration import form_folder
+    from pipeline.audit.settings import ALTERATION_DIR
+
+    if template is None or template.name == load_template().name:
+        return ALTERATION_DIR
+    return form_folder(ALTERATION_DIR, template.name)
+
+
+def check_out(out: Path, form: str) -> None:
+    """Refuse to replace a detector of another form (``models/alteration/`` holds the acta's)."""
+    if (out / DETECTOR_JSON).is_file():
+        try:
+            there = trained_template(load_detector(out))
+        except ModelError:  # a corrupt or outdated detector of any form may be replaced
+            return
+        if there != form:
+            raise ConfigError(f"{out}: holds the detector of '{there}', not '{form}'; save this one elsewhere "
+                              f"(--out, default {default_out(None)}/<template name>/)")
+
+
+def train_alteration(s: AlterationSettings, out: Path, config: dict | None = None, template: Template | None = None,
+                     batch: Path | None = None, rundir: Path | None = None) -> Detector:
+    """The whole ``train-alteration`` command: batch, features, fit, threshold, save to ``out``.
+
+    ``template``: the form to train for (default: the acta; its own batch, ``alteration-train-<name>``, is
+    generated and read). ``batch``: take this synthetic batch (``truth.csv``, ``sheets/``, its ``template.yaml``)
+    instead of generating one, read into ``rundir`` (default ``data/interim/<batch folder name>``) unless read
+    there already.
+    """
+    if batch is not None:
+        rundir = rundir or cfg.INTERIM_DIR / Path(batch).name
+        read_training_batch(Path(batch), Path(rundir), config or {})
+    else:
+        batch, rundir = make_training_batch(s, config or {}, template=template)
     template = run_template(rundir)
+    check_out(Path(out), template.name)
     truth = read_truth(batch / "truth.csv", FormSchema.of(template))
     keys, x, y = labelled_fields(rundir, truth)
     if y.sum() < 2 or (~y).sum() < 2:
@@ -210,8 +305,10 @@ def train_alteration(s: AlterationSettings, out: Path, config: dict | None = Non
                                f"of {len(y)}; generate more sheets (--sheets)")
     detector = train_on(keys, x, y, truth, s)
     truth_hash = hashlib.sha256((batch / "truth.csv").read_bytes()).hexdigest()
+    layouts = field_layouts(template)
     meta = {**detector.metadata, "settings": asdict(s), "training_batch": str(batch), "truth_sha256": truth_hash,
             TEMPLATE_KEY: template.name,
+            **({LAYOUTS_KEY: {f: v.to_json() for f, v in layouts.items()}} if layouts else {}),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "package_version": __version__}
     detector = detector.with_threshold(detector.threshold, meta)
     save_detector(detector, out)
