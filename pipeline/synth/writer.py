@@ -378,13 +378,22 @@ def _write_beside(canvas: Canvas, field: Field, value: int, ctx: WriteContext,
     start = box.x + box.w + float(rng.uniform(*BESIDE_GAP_MM))
     pitch = min(box.w * float(rng.uniform(0.8, 1.0)), (BESIDE_LIMIT_MM - 1.0 - start) / len(text))
     height = box.h * float(rng.uniform(0.85, 1.0))
+    return _write_freehand(canvas, field, text, (start, pitch, height), box, "beside", ctx, style)
+
+
+def _write_freehand(canvas: Canvas, field: Field, text: str, place: tuple[float, float, float], row: Rect,
+                    position: str, ctx: WriteContext, style: str) -> list[BoxRecord]:
+    """Write the digits of ``text`` freehand with the altering pen from x = ``start`` at ``pitch`` mm, ``height``
+    mm tall (``place``), centred on the row of the box ``row`` with a little jitter; one record each, numbered
+    after the comb's boxes, at ``position``."""
+    start, pitch, height = place
     records = []
     for k, ch in enumerate(text):
         cx = start + pitch * (k + 0.5)
-        cy = box.y + box.h / 2 + float(rng.normal(0, 0.04)) * box.h
-        index = draw_digit(canvas, ctx.digits, rng, ctx.pens.altering, int(ch), (cx, cy), height)
+        cy = row.y + row.h / 2 + float(ctx.rng.normal(0, 0.04)) * row.h
+        index = draw_digit(canvas, ctx.digits, ctx.rng, ctx.pens.altering, int(ch), (cx, cy), height)
         records.append(BoxRecord(field.name, len(field.boxes) + k, int(ch), index, True, "crossout", -1, -1,
-                                 "beside", cx - pitch / 2, box.y, cx + pitch / 2, box.y + box.h, style))
+                                 position, cx - pitch / 2, row.y, cx + pitch / 2, row.y + row.h, style))
     return records
 
 
@@ -398,14 +407,7 @@ def _write_left(canvas: Canvas, field: Field, value: int, ctx: WriteContext, sty
     pitch = first.w * float(rng.uniform(0.8, 1.0))
     start = max(0.0, end - pitch * len(text))
     height = ctx.height(first) * float(rng.uniform(0.85, 1.0))
-    records = []
-    for k, ch in enumerate(text):
-        cx = start + pitch * (k + 0.5)
-        cy = first.y + first.h / 2 + float(rng.normal(0, 0.04)) * first.h
-        index = draw_digit(canvas, ctx.digits, rng, ctx.pens.altering, int(ch), (cx, cy), height)
-        records.append(BoxRecord(field.name, len(field.boxes) + k, int(ch), index, True, "crossout", -1, -1,
-                                 "left", cx - pitch / 2, first.y, cx + pitch / 2, first.y + first.h, style))
-    return records
+    return _write_freehand(canvas, field, text, (start, pitch, height), first, "left", ctx, style)
 
 
 WRITERS = {"overwrite": write_overwrite, "erase": write_erase, "fluid": write_fluid, "crossout": write_crossout}
