@@ -15,8 +15,9 @@ Figures (all under the ``forms`` key of ``reports/bench.json``):
   the shipped templates' reference images: the boxes found / missed / spurious against each shipped template's
   (matched one to one at intersection over union >= 0.5), their mean overlap, and the fields found; the
   certificate page's figures (``sertifikat_reference.jpg``) under ``certificate``.
-* ``filler_synthetic``: X and dash strokes drawn at random (seeded) that the check takes for filler, and MNIST
-  test digits 1, 4 and 7 it wrongly takes for filler.
+* ``filler_synthetic``: X and dash strokes drawn at random (seeded) that the check takes for filler, marks drawn
+  in styles its learned part was not fitted on (:func:`pipeline.vision.filler_model.draw_held_out`), and MNIST
+  test digits of every class it wrongly takes for filler.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ CERTIFICATE_FORM_TYPE = "c1_ppwp_2014_sertifikat"
 FILLER_LEADS = {"x": "x", "dash": "dash"}
 #: Synthetic strokes drawn per kind, and MNIST digits per label, for the filler figures.
 SYNTH_STROKES, SYNTH_QUICK = 500, 60
-MNIST_CONFUSABLE = (1, 2, 4, 7)
+MNIST_CONFUSABLE = tuple(range(10))  # every class: a digit taken for filler is a silent error
 SEED = 15
 #: Height of the box an MNIST digit (20 px tall) would be written in (digits fill about 3/4 of a box).
 MNIST_BOX_HEIGHT = 27
@@ -91,7 +92,7 @@ def _values(reads: list, template: Template) -> pd.DataFrame | None:
 
 def _filler_figures(truth: pd.DataFrame, crops: pd.DataFrame) -> dict:
     """Filler marks found in the boxes truth says hold one, and digits the check took for filler."""
-    expected, found, digits, as_filler = 0, 0, 0, 0
+    expected, found, digits, as_filler, zero_last, zero_last_filler = 0, 0, 0, 0, 0, 0
     for row in truth.itertuples():
         cells = crops[(crops["sheet_id"] == Path(row.image).stem) & (crops["field"] == row.name)
                       & (crops["box"] >= 0)]
@@ -107,9 +108,13 @@ def _filler_figures(truth: pd.DataFrame, crops: pd.DataFrame) -> dict:
             elif box >= n_lead:
                 digits += 1
                 as_filler += marked
+                if row.value == 0 and row.lead in FILLER_LEADS:  # X-X-X or X-X-0: truth does not say which
+                    zero_last += 1
+                    zero_last_filler += marked
     return {"filler_boxes": expected, "filler_found": found,
             "filler_recall": round(found / expected, 4) if expected else None,
-            "digit_boxes": digits, "digits_taken_for_filler": as_filler}
+            "digit_boxes": digits, "digits_taken_for_filler": as_filler,
+            "of_which_last_box_of_a_zero_after_filler": f"{zero_last_filler}/{zero_last}"}
 
 
 def failing_rules(wide: pd.DataFrame, template: Template) -> dict[str, list[str]]:
@@ -210,15 +215,20 @@ def _cropped(mask: np.ndarray) -> np.ndarray:
 
 
 def synthetic_filler_report(n: int, marks: tuple[str, ...]) -> dict:
-    """Drawn X and dash strokes taken for filler, and MNIST test 1/4/7 digits wrongly taken for filler."""
+    """Drawn X and dash strokes taken for filler, and MNIST test digits wrongly taken for filler."""
     from pipeline.mnist import load_mnist
     from pipeline.vision.filler import filler_kind
+    from pipeline.vision.filler_model import HELD_OUT_STYLES, box_height_of, draw_held_out
 
     rng = np.random.default_rng(SEED)
     out: dict = {}
     for kind in ("x", "dash"):
         hits = sum(filler_kind(_cropped(draw_stroke(kind, rng)), 64, marks) == kind for _ in range(n))
         out[f"{kind}_drawn"], out[f"{kind}_found"] = n, hits
+    for style in HELD_OUT_STYLES:
+        masks = [draw_held_out(style, rng) for _ in range(n)]
+        hits = sum(filler_kind(m, box_height_of(m), marks) == style.rsplit("_", 1)[1] for m in masks)
+        out[f"{style}_drawn"], out[f"{style}_found"] = n, hits
     mnist = load_mnist()
     images, labels = mnist.x_test, mnist.y_test
     for label in MNIST_CONFUSABLE:
