@@ -32,7 +32,7 @@ from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import FIELDS_COLUMNS, MARKS_COLUMNS, build_sheet_table, candidate_map, sheet_reading
 from pipeline.engine.lock import folder_lock, remove_scratch
 from pipeline.engine.settings import EngineSettings
-from pipeline.engine.stream import ParquetSink
+from pipeline.engine.stream import ParquetSink, require_file
 from pipeline.forms.runs import PAGE_TYPE, PAGES_FILE, page_templates, run_templates
 from pipeline.forms.template import Template
 from pipeline.progress import SettledBar
@@ -275,6 +275,7 @@ def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, st
                ) -> AuditResult:
     """:func:`run_audit`, with the lock of ``out`` held: one form's audit (:func:`audit_form`), or one per page type
     merged (:func:`audit_page_types`) for a run read with several templates."""
+    require_file(rundir / PAGES_FILE)  # a missing input is named before the detector is looked for
     templates = run_templates(rundir)
     detector = alteration.load_detector(Path(s.alteration_model)) if s.alteration_model is not None else None
     if detector is None:
