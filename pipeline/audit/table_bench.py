@@ -13,7 +13,10 @@ and its figures on the two real elections next to the published ones.
   regions; the share of tables where each test alarms nationally, and the share of planted regions it finds.
 * Real data: ``audit-table`` on ``ru2012`` and ``ru2016`` in a child process (1,000 Monte-Carlo draws): wall time,
   peak memory (the child's maximum resident set), and the integer-percentage figures next to Kobak et al.'s.
-* Scaling: the same on clean synthetic tables of 10,000, 95,000 and 500,000 stations, 60 columns wide.
+* Scaling and flat memory: the same on clean synthetic tables of 10,000, 100,000 and 500,000 stations, 60 columns
+  wide (gzipped CSV), each audited in a child process; ``memory`` gives the peak resident set at each size and how
+  much it grows per 100,000 stations between the two largest (flat memory: only a handful of numbers per
+  station are kept, so the growth is a few tens of MB, not the table's size).
 """
 
 from __future__ import annotations
@@ -56,14 +59,17 @@ PUBLISHED = {"ru2012": {"integer_excess": 1160, "integer_z": 10,
                         "top_regions": ["Республика Татарстан (Татарстан)", "Республика Башкортостан",
                                         "Республика Дагестан"]}}
 #: Fraud strengths used for the power figures.
-STRENGTH = {"stuffing": 0.5, "switching": 0.5, "extreme": 0.95, "rounding": 1.0, "round_shares": 1.0}
+STRENGTH = {"stuffing": 0.5, "switching": 0.5, "extreme": 0.95, "rounding": 1.0, "round_shares": 1.0,
+            "fabricated": 1.0}
 #: Within-region correlation of logit turnout and logit leader share of the "clean, correlated" tables.
 CORRELATED_RHO = 0.3
 FULL = {"clean_tables": 200, "power_tables": 20, "stations": 4000, "draws": 200,
-        "scaling": (10_000, 95_000, 500_000)}
+        "scaling": (10_000, 100_000, 500_000)}
 QUICK = {"clean_tables": 10, "power_tables": 3, "stations": 2000, "draws": 50, "scaling": (2_000, 10_000)}
 #: Columns of the synthetic tables of the scaling figures (the mapped ones plus unmapped filler, as wide tables have).
 SCALING_COLUMNS = 60
+#: Stations per unit of the memory growth figure.
+MEMORY_UNIT = 100_000
 SCALING_REGIONS = 80
 
 
@@ -231,6 +237,18 @@ def scaling(sizes: tuple[int, ...], draws: int) -> list[dict]:
     return out
 
 
+def memory_growth(rows: list[dict]) -> dict:
+    """Peak memory per table size, and its growth per 100,000 stations between the two largest sizes measured
+    (None when fewer than two sizes ran)."""
+    done = sorted((r for r in rows if "peak_rss_mb" in r), key=lambda r: r["stations"])
+    out = {"peak_rss_mb": {str(r["stations"]): r["peak_rss_mb"] for r in done}, "growth_mb_per_100k_stations": None}
+    if len(done) >= 2:
+        small, large = done[-2], done[-1]
+        out["growth_mb_per_100k_stations"] = round(
+            (large["peak_rss_mb"] - small["peak_rss_mb"]) / (large["stations"] - small["stations"]) * MEMORY_UNIT, 1)
+    return out
+
+
 def real_tables(draws: int) -> dict:
     """``audit-table`` on each real table in a child process: time, peak memory and the forensic figures."""
     out = {}
@@ -283,4 +301,5 @@ def run_bench(config: dict, quick: bool = False) -> dict:
               "power": power(shape, sizes["power_tables"], sizes["stations"], s)}
     result["real"] = real_tables(50 if quick else 1000)
     result["scaling"] = scaling(sizes["scaling"], 50 if quick else 1000)
+    result["memory"] = memory_growth(result["scaling"])
     return result

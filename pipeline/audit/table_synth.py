@@ -14,7 +14,11 @@ Fraud is planted by :func:`plant_fraud` in a chosen share of stations, optionall
   of high turnout and high leader share);
 * ``rounding``: the leader's share and the turnout are rewritten up to the next integer percentage (Kobak et
   al. 2016's fingerprint), the ballots added going to the leader;
-* ``round_shares``: the same, up to the next multiple of 5% (the coarse round shares of Rozenas 2017).
+* ``round_shares``: the same, up to the next multiple of 5% (the coarse round shares of Rozenas 2017);
+* ``fabricated``: the counts are made up rather than counted: each choice's votes are rewritten, with
+  probability ``strength``, to the nearest multiple of :data:`FABRICATED_STEP` (people inventing numbers favour
+  round ones; Beber & Scacco 2012), the valid ballots (and ballots issued and found) following their new sum. This
+  is what the digit tests look for; it moves turnout and shares by a few votes only.
 
 A clean table may also have turnout and leader share correlated across stations within a region (``rho`` of
 :class:`TableShape`: urban and rural stations differ in both, honestly); the Klimek rank-correlation test alarms
@@ -34,7 +38,9 @@ from scipy import special
 from pipeline.audit.table_forensics import Stations, bulk_fit
 
 #: Fraud kinds :func:`plant_fraud` knows.
-FRAUD_KINDS = ("stuffing", "switching", "extreme", "rounding", "round_shares")
+FRAUD_KINDS = ("stuffing", "switching", "extreme", "rounding", "round_shares", "fabricated")
+#: ``fabricated`` counts end in a multiple of this (0 or 5).
+FABRICATED_STEP = 5
 #: The percentage step each rounding kind rewrites results to.
 ROUND_STEP = {"rounding": 1.0, "round_shares": 5.0}
 #: Spare ballots a station receives beyond its registered voters (so that cancelled ballots stay >= 0).
@@ -176,7 +182,29 @@ def plant_fraud(table: pd.DataFrame, kind: str, rate: float, seed: int, strength
             out["choice_1"] += moved
     if kind in ROUND_STEP:
         _round_to_integers(out, hit, others, ROUND_STEP[kind])
+    if kind == "fabricated":
+        _fabricate_counts(out, hit, rng, strength)
     return out, hit
+
+
+def _fabricate_counts(table: pd.DataFrame, hit: np.ndarray, rng: np.random.Generator, strength: float) -> None:
+    """Rewrite, in the stations ``hit``, each choice's votes with probability ``strength`` to the nearest multiple
+    of :data:`FABRICATED_STEP`; the valid ballots, ballots issued and found follow the new sum (cancelled ballots
+    the other way), so every relation still holds. A station whose spare ballots cannot cover the change is left
+    as it was."""
+    choices = [c for c in table.columns if c.startswith("choice_")]
+    votes = table[choices].to_numpy(np.int64)
+    rounded = FABRICATED_STEP * np.rint(votes / FABRICATED_STEP).astype(np.int64)
+    rewrite = hit[:, None] & (rng.random(votes.shape) < strength)
+    new = np.where(rewrite, rounded, votes)
+    change = new.sum(axis=1) - votes.sum(axis=1)
+    fits = (change <= table["cancelled"].to_numpy()) & (table["registered"].to_numpy() >= table["issued"] + change)
+    new[~fits] = votes[~fits]
+    change = np.where(fits, change, 0)
+    table[choices] = new
+    for col in ("issued", "found", "valid"):
+        table[col] += change
+    table["cancelled"] -= change
 
 
 def _add_ballots(table: pd.DataFrame, added: np.ndarray) -> None:

@@ -1,0 +1,32 @@
+"""The tables bench's helpers and the fraud it plants for the digit tests (no timing, no memory assertion here:
+those are measured by ``python -m pipeline bench --only tables`` in child processes)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.audit.table_bench import MEMORY_UNIT, memory_growth
+from pipeline.audit.table_synth import FABRICATED_STEP, clean_table, plant_fraud, random_shape
+
+
+def test_memory_growth_per_100k_stations():
+    rows = [{"stations": 10_000, "peak_rss_mb": 250}, {"stations": 100_000, "peak_rss_mb": 300},
+            {"stations": 500_000, "peak_rss_mb": 380}, {"stations": 1_000_000, "error": "killed"}]
+    out = memory_growth(rows)
+    assert out["peak_rss_mb"] == {"10000": 250, "100000": 300, "500000": 380}
+    assert out["growth_mb_per_100k_stations"] == round(80 / 400_000 * MEMORY_UNIT, 1) == 20.0
+    assert memory_growth(rows[:1])["growth_mb_per_100k_stations"] is None
+
+
+def test_fabricated_counts_are_round_and_keep_every_relation():
+    table = clean_table(random_shape(2000, 4, seed=3), seed=4)
+    altered, hit = plant_fraud(table, "fabricated", 0.3, seed=1, strength=1.0)
+    votes = altered.filter(regex="^choice_")
+    assert 0.2 < hit.mean() < 0.4
+    assert (votes[hit] % FABRICATED_STEP == 0).to_numpy().mean() > 0.95
+    assert (votes[~hit] % FABRICATED_STEP == 0).to_numpy().mean() < 0.3
+    assert (altered["valid"] == votes.sum(axis=1)).all()
+    assert (altered["received"] == altered["issued"] + altered["cancelled"]).all()
+    assert (altered["valid"] + altered["invalid"] == altered["found"]).all()
+    assert (altered["issued"] <= altered["registered"]).all() and (altered.drop(columns="region") >= 0).all().all()
+    assert np.array_equal(altered[~hit].to_numpy(), table[~hit].to_numpy())
