@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.forms import Field, Template, load_template
 from pipeline.forms.semantics import rule_engine
-from pipeline.forms.template import RUN_TEMPLATE_FILE
+from pipeline.forms.template import RUN_TEMPLATE_FILE, FormRule
 
 #: How each comparison of the rule grammar is written for a reader.
 OP_SYMBOLS = {"==": "=", "<=": "≤", ">=": "≥"}
@@ -34,23 +34,14 @@ CANDIDATE_ROLE = "candidate"
 
 
 @dataclass(frozen=True)
-class RuleView:
-    """One rule of the form as the report shows it: ``left`` and ``right`` are the terms of each side
-    (:class:`pipeline.audit.rules.Term`: coefficient and name, or a constant), ``op`` one of :data:`OP_SYMBOLS`."""
+class RuleView(FormRule):
+    """One rule of the form as the report shows it: the form's rule (name, text, label, soft, tolerance) with
+    ``left`` and ``right``, the terms of each side (:class:`pipeline.audit.rules.Term`: coefficient and name, or a
+    constant), and ``op`` one of :data:`OP_SYMBOLS`."""
 
-    name: str
-    text: str
-    label: str
-    op: str
-    left: tuple
-    right: tuple
-    soft: bool = False
-    tolerance: int | None = None
-
-    @property
-    def title(self) -> str:
-        """The label if the form gives one, else the rule's text."""
-        return self.label or self.text
+    op: str = "=="
+    left: tuple = ()
+    right: tuple = ()
 
 
 @dataclass(frozen=True)
