@@ -60,8 +60,8 @@ def _draw_field(img: np.ndarray, f: Field, dpi: float, line_mm: float) -> None:
         draw_text(img, "SI", b.x + b.w + 1.5, b.y + b.h - 1.0, SMALL_SIZE_MM, dpi)
 
 
-def reference_page(template: Template, dpi: float) -> np.ndarray:
-    """A reference-image template's page: its reference scan, in grey, resized to the template at ``dpi``.
+def read_reference_image(template: Template, mode: int = cv2.IMREAD_GRAYSCALE) -> np.ndarray:
+    """A reference-image template's reference scan as OpenCV reads it with ``mode`` (grey by default).
 
     Raises:
         ConfigError: the reference image is not found (the message names every place looked in) or unreadable.
@@ -69,10 +69,19 @@ def reference_page(template: Template, dpi: float) -> np.ndarray:
     if template.reference is None:
         raise ConfigError(f"template '{template.name}': reference image '{template.raw.get('reference')}' not "
                           f"found; looked in: {', '.join(template.reference_places)}")
-    grey = cv2.imread(str(template.reference), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
+    image = cv2.imread(str(template.reference), mode)
+    if image is None:
         raise ConfigError(f"template '{template.name}': cannot read the reference image {template.reference}")
-    return cv2.resize(grey, template.size_px(dpi), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def reference_page(template: Template, dpi: float) -> np.ndarray:
+    """A reference-image template's page: its reference scan, in grey, resized to the template at ``dpi``.
+
+    Raises:
+        ConfigError: the reference image is not found (the message names every place looked in) or unreadable.
+    """
+    return cv2.resize(read_reference_image(template), template.size_px(dpi), interpolation=cv2.INTER_AREA)
 
 
 def render_blank(template: Template, dpi: float = 200) -> np.ndarray:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.errors import ConfigError
+from pipeline.forms.render import read_reference_image
 from pipeline.forms.template import MM_PER_INCH, Field, Template
 from pipeline.synth.damage import multiply
 from pipeline.synth.scan import UNIFORM_SD, ScanParams, _paper_field, placement
@@ -55,13 +55,7 @@ def read_reference(template: Template) -> np.ndarray:
     Raises:
         ConfigError: the reference is not found (naming every place looked in) or cannot be read.
     """
-    if template.reference is None:
-        raise ConfigError(f"template '{template.name}': reference image '{template.raw.get('reference')}' not "
-                          f"found; looked in: {', '.join(template.reference_places)}")
-    image = cv2.imread(str(template.reference), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ConfigError(f"template '{template.name}': cannot read the reference image {template.reference}")
-    return image
+    return read_reference_image(template, cv2.IMREAD_COLOR)
 
 
 def _px(mm: float, dpi: float) -> int:
