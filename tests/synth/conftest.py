@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.synth import DigitSource, SynthSettings, generate_batch
@@ -25,3 +26,15 @@ def tampered():
 def batch(tmp_path_factory, tampered, digits) -> Path:
     """A written batch of six altered sheets (JPEG)."""
     return generate_batch(tampered, tmp_path_factory.mktemp("synth") / "batch", digits)
+
+
+@pytest.fixture(scope="module")
+def truth(batch):
+    """``truth.csv`` of the module's ``batch`` (a module may override ``batch`` with a batch of its own)."""
+    return pd.read_csv(batch / "truth.csv")
+
+
+@pytest.fixture(scope="module")
+def boxes(batch):
+    """``boxes.csv`` of the module's ``batch``."""
+    return pd.read_csv(batch / "boxes.csv")

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pypdfium2
-import pytest
 
 from pipeline.cli import main
 from pipeline.errors import ExitCode
@@ -22,16 +21,6 @@ COUNTS = ("pan", "pri", "pps", "parm", "pfcrn", "pms", "pdm", "prt", "unregister
 DOCUMENTED = ["sheet_id", "file", "state", "district", "section", "station", "station_type", "altered", "fabricated",
               "alteration_kinds", "arithmetic_error", "opposition_present", "dpi", "rotation_deg", "perspective",
               "jpeg_quality", "blur_sigma"]
-
-
-@pytest.fixture(scope="module")
-def truth(batch):
-    return pd.read_csv(batch / "truth.csv")
-
-
-@pytest.fixture(scope="module")
-def boxes(batch):
-    return pd.read_csv(batch / "boxes.csv")
 
 
 def test_batch_has_the_documented_files_and_columns(batch, truth, boxes, tampered):

@@ -92,16 +92,6 @@ def batch(tmp_path_factory, settings, digits, template) -> Path:
     return generate_batch(settings, tmp_path_factory.mktemp("formbatch") / "batch", digits, template)
 
 
-@pytest.fixture(scope="module")
-def truth(batch):
-    return pd.read_csv(batch / "truth.csv")
-
-
-@pytest.fixture(scope="module")
-def boxes(batch):
-    return pd.read_csv(batch / "boxes.csv")
-
-
 def _written(row, field: str) -> int:
     value = row[f"{field}_written"]
     return 0 if pd.isna(value) else int(value)
