@@ -26,7 +26,7 @@ from pipeline.audit.chunks import RunChunk, csv_blocks, page_order, run_chunks
 from pipeline.audit.crosssheet import cross_sheet_flags
 from pipeline.audit.flags import SEVERITY_WEIGHT, Flag, flags_to_frame, frame_to_flags
 from pipeline.audit.forensics import run_forensics
-from pipeline.audit.outputs import TableSink, write_json
+from pipeline.audit.outputs import TableSink, write_json, write_settings
 from pipeline.audit.schema import OK_STATUS, FormSchema
 from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import FIELDS_COLUMNS, MARKS_COLUMNS, build_sheet_table, candidate_map, sheet_reading
@@ -282,8 +282,11 @@ def _run_audit(rundir: Path, out: Path, s: AuditSettings, truth: Path | None, st
         log.warning("auditing without the visible-alteration check (--no-alteration)")
     if len(templates) == 1:
         schema = FormSchema.of(next(iter(templates.values())))
-        return audit_form(FormPass(rundir, out, out, schema, s, detector, truth, stream_sheets))
-    return audit_page_types(rundir, out, templates, s, detector, truth, stream_sheets)
+        result = audit_form(FormPass(rundir, out, out, schema, s, detector, truth, stream_sheets))
+    else:
+        result = audit_page_types(rundir, out, templates, s, detector, truth, stream_sheets)
+    result.paths["settings"] = write_settings(out, s)  # the report re-checks rules with its rule_tolerance
+    return result
 
 
 @dataclass(frozen=True)

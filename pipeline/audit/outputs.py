@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,17 @@ def write_json(path: Path, obj) -> Path:
     """Write ``obj`` as indented JSON atomically (temp file + rename)."""
     write_text_atomic(path, json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False))
     return path
+
+
+#: The audit's settings as the run used them (docs/DATA.md section 4); the report takes ``rule_tolerance`` from it,
+#: so that it calls a rule holding exactly when the audit did.
+SETTINGS_FILE = "settings.json"
+
+
+def write_settings(folder: Path, settings) -> Path:
+    """Write the audit ``settings`` (a dataclass, :class:`pipeline.audit.settings.AuditSettings`) to
+    ``folder/settings.json``."""
+    return write_json(Path(folder) / SETTINGS_FILE, asdict(settings))
 
 
 class TableSink:

@@ -129,6 +129,7 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = format_number
     env.filters["plain"] = format_plain
+    env.filters["slug"] = lambda v: tables.sheet_slug(str(v))
     env.filters["score"] = triage.score_text
     env.filters["pct"] = lambda v, digits=1: "–" if tables.json_safe(v) is None else f"{100 * v:.{digits}f}%"
     return env
@@ -340,14 +341,22 @@ def by_page_type(data: dict | list) -> dict[str, dict] | None:
     return {str(k): v if isinstance(v, dict) else {} for k, v in parts.items()} if isinstance(parts, dict) else None
 
 
-def forensics_view(forensics: dict | list) -> dict:
+def page_type_anchor(name: str) -> str:
+    """The prefix of the HTML ids of one page type's part of a page (``<slug>-``, :func:`tables.sheet_slug`), so
+    that the parts of a run of several forms, drawn by the same template, do not repeat an id."""
+    return f"{tables.sheet_slug(str(name))}-"
+
+
+def forensics_view(forensics: dict | list, anchor: str = "") -> dict:
     """forensics.json for display: the tests that ran (one row each, list-valued columns such as the observed
     digit counts left out, the usual columns first), the tests skipped for lack of data, and the batch-level
-    notes (correction, alpha, interpretation). A run of several forms gives one such view per page type under
-    ``by_type`` (``[{name, ...view}]``), the top-level parts empty."""
+    notes (correction, alpha, interpretation); each test card's HTML id (``anchor``, the card's ``test-<code
+    name>``) and a list of links to them (``toc``). A run of several forms gives one such view per page type
+    under ``by_type`` (``[{name, ...view}]``, the ids prefixed by :func:`page_type_anchor`), the top-level parts
+    empty."""
     parts = by_page_type(forensics)
     if parts is not None:
-        return {**forensics_view({}), "by_type": [{"name": name, **forensics_view(part)}
+        return {**forensics_view({}), "by_type": [{"name": name, **forensics_view(part, page_type_anchor(name))}
                                                   for name, part in parts.items()]}
     records = forensics.get("tests", []) if isinstance(forensics, dict) else forensics
     rows = [tables.flatten(r) for r in records if isinstance(r, dict)]
@@ -356,9 +365,10 @@ def forensics_view(forensics: dict | list) -> dict:
     columns = [c for c in TEST_COLUMNS if c in present] + [c for c in present if c not in TEST_COLUMNS]
     notes = tables.flatten({k: v for k, v in forensics.items() if k not in ("tests", "klimek")}) \
         if isinstance(forensics, dict) else {}
+    cards = [{**c, "anchor": f"{anchor}test-{tables.sheet_slug(str(c['test']))}"}
+             for c in forensics_cards.forensic_cards(forensics)]
     return {"test_cols": columns, "test_rows": ran, "skipped_rows": [r for r in rows if r.get("skipped")],
-            "notes": notes, "cards": forensics_cards.forensic_cards(forensics),
-            "trust_note": forensics_cards.TRUST_NOTE, "by_type": []}
+            "notes": notes, "cards": cards, "trust_note": forensics_cards.TRUST_NOTE, "by_type": []}
 
 
 def save_figure(fig, out: Path, name: str, settings: ReportSettings) -> str | None:
@@ -417,7 +427,7 @@ def build_figures(inputs: ReportInputs, template: Template, pairs: pd.DataFrame 
     """Every batch-level matplotlib figure of the report: ``{name: relative path or None}``, and under
     ``notes`` why a figure of the form's numbers was not drawn (``{name: text}``). A run of several forms
     (``forms``) draws the digits of every form's counts and candidates (each sheet has only its own form's)."""
-    form = form or form_view(template)
+    form = form or form_view(template, inputs.rule_tolerance)
     ok = inputs.sheets[inputs.sheets["status"] == OK_STATUS]
     mixed = forms is not None and forms.mixed
     names = {k: v for view in reversed(list(forms.views.values())) for k, v in view.names.items()} if mixed \
@@ -440,6 +450,42 @@ def build_figures(inputs: ReportInputs, template: Template, pairs: pd.DataFrame 
     }
     return {**{name: save_figure(fig, out, name, settings) for name, fig in made.items()},
             "notes": {"fingerprint": fingerprint_note} if fingerprint_note else {}}
+
+
+def digit_accuracy_of(pairs: pd.DataFrame | None) -> tuple[float | None, int]:
+    """The share of digits read as written in ``pairs`` (:func:`tables.digit_pairs`) and how many there are
+    (``None`` and 0 without any)."""
+    if pairs is None or not len(pairs):
+        return None, 0
+    return float((pairs["truth"] == pairs["label"]).mean()), len(pairs)
+
+
+def truth_context(truth_eval: dict, pairs: pd.DataFrame | None, forms: RunForms, out: Path,
+                  settings: ReportSettings) -> dict | None:
+    """The ground-truth figures the index and the forensics page show (:func:`tables.truth_summary` of
+    ``truth_eval.json``; ``None`` without one), with ``by_type`` empty. A run of several forms (``truth_eval.json``
+    keyed by page type) gives one such summary per page type under ``by_type`` (``[{name, anchor, ...summary,
+    digit_accuracy, digits_n, figure}]``): its fields named by its own form, its digits (``pairs``, by the page
+    type of their sheet) and its accuracy figure (``figures/accuracy_<slug>.png``); the top-level figures empty."""
+    if not truth_eval:
+        return None
+    parts = by_page_type(truth_eval)
+    if parts is None:
+        return {**tables.truth_summary(truth_eval), "by_type": []}
+    kinds = pairs["sheet_id"].astype(str).map(lambda sid: forms.page_types.get(sid, "")) \
+        if pairs is not None and len(pairs) else None
+    sections = []
+    for name, part in parts.items():
+        summary = tables.truth_summary(part) or tables.no_truth_summary()
+        names = dict(forms.views.get(name, FormView()).names)
+        per_field = pd.Series(summary["per_field"], dtype=float).rename(index=names) if summary["per_field"] \
+            else None
+        accuracy, n_digits = digit_accuracy_of(pairs[kinds == name] if kinds is not None else None)
+        sections.append({"name": name, "anchor": page_type_anchor(name), **summary, "digit_accuracy": accuracy,
+                         "digits_n": n_digits,
+                         "figure": save_figure(figures.accuracy_figure(per_field), out,
+                                               f"accuracy_{tables.sheet_slug(name)}", settings)})
+    return {**tables.no_truth_summary(), "by_type": sections}
 
 
 def cantu_context(cantu: dict | list, out: Path, settings: ReportSettings, prefix: str = "cantu") -> dict:
@@ -497,13 +543,16 @@ CNN_INFO = "model_cnn.json"
 AUGMENT_CLASSES = (2, 4, 7)
 
 
-def sheet_digit(rundir: Path | None, template: Template) -> tuple[np.ndarray | None, str]:
-    """The most confidently read digit of the run folder's sheets (``digits.npy`` row of ``digits_read.parquet``)
-    and a caption naming it (with the field's name from the run's ``template``); ``(None, "")`` when the run
-    folder has none."""
+def sheet_digit(rundir: Path | None, template: Template,
+                sheets: set[str] | None = None) -> tuple[np.ndarray | None, str]:
+    """The most confidently read digit of the run folder's sheets (``digits.npy`` row of ``digits_read.parquet``;
+    of the ``sheets`` given, when given) and a caption naming it (with the field's name from the run's
+    ``template``); ``(None, "")`` when the run folder has none."""
     if rundir is None or not (rundir / "digits.npy").is_file() or not (rundir / "digits_read.parquet").is_file():
         return None, ""
     reads = pd.read_parquet(rundir / "digits_read.parquet")
+    if sheets is not None:
+        reads = reads[reads["sheet_id"].astype(str).isin(sheets)]
     counts = set(count_fields(template))
     if "field" in reads.columns and reads["field"].isin(counts).any():
         reads = reads[reads["field"].isin(counts)]  # a vote count's digit, not a station number's
@@ -514,6 +563,24 @@ def sheet_digit(rundir: Path | None, template: Template) -> tuple[np.ndarray | N
     name = display_names(template).get(str(best["field"]), str(best["field"]))
     return np.array(digits[int(best["digit_row"])]), (f"a {int(best['label'])} read at {best['confidence']:.1%}\n"
                                                       f"from sheet {best['sheet_id']},\nfield {name}")
+
+
+def sheet_digits(rundir: Path | None, template: Template,
+                 forms: RunForms | None = None) -> list[tuple[str, np.ndarray, str]]:
+    """The sample digits of the model page, ``[(page type, digit, caption)]``: :func:`sheet_digit` of the run's
+    one form (page type ``""``), or on a run of several forms (``forms``) one per page type, each the most
+    confident digit of that type's sheets and counts, named by its own form (a type without a digit read is left
+    out)."""
+    if forms is None or not forms.mixed:
+        digit, caption = sheet_digit(rundir, template)
+        return [] if digit is None else [("", digit, caption)]
+    samples = []
+    for name, own in forms.templates.items():
+        sheets = {sid for sid, kind in forms.page_types.items() if kind == name}
+        digit, caption = sheet_digit(rundir, own, sheets)
+        if digit is not None:
+            samples.append((name, digit, caption.replace("\nfield", f"\n{name} field")))
+    return samples
 
 
 def training_digits() -> tuple[np.ndarray, np.ndarray] | None:
@@ -529,10 +596,14 @@ def training_digits() -> tuple[np.ndarray, np.ndarray] | None:
     return mnist.x_train[rows], mnist.y_train[rows]
 
 
-def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path, template: Template) -> dict:
-    """Draw the first-layer filters, one sheet digit's feature maps and augmented training digits of the model in
-    ``model_path`` (loaded in safe mode) under ``figures/``; returns what they show (``template``: the run's form,
-    naming the sheet digit's field)."""
+def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path, template: Template,
+                     forms: RunForms | None = None) -> dict:
+    """Draw the first-layer filters, the feature maps of a sheet digit and augmented training digits of the model
+    in ``model_path`` (loaded in safe mode) under ``figures/``; returns what they show (``template``: the run's
+    form, naming the sheet digit's field). On a run of several forms (``forms``) there is a sheet digit of each
+    page type (:func:`sheet_digits`), each with its feature maps (``figures/model_feature_maps_<slug>.png``), listed
+    under ``samples`` (``[{page_type, digit, figure}]``); ``maps``, ``digit`` and ``figures.maps`` are the
+    first's."""
     from pipeline.model import plots
     from pipeline.model.recogniser import load_keras_model
 
@@ -540,12 +611,17 @@ def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path, template:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     info: dict = {"filters": plots.filters_png(model, out / "figures" / "model_filters.png"),
                   "figures": {"filters": "figures/model_filters.png"}}
-    digit, caption = sheet_digit(rundir, template)
-    if digit is not None:
-        rows = plots.feature_maps_png(model, digit, caption, out / "figures" / "model_feature_maps.png")
-        info["maps"] = [{**r, "shape": " x ".join(str(v) for v in r["shape"])} for r in rows]
-        info["digit"] = caption.replace("\n", " ")
-        info["figures"]["maps"] = "figures/model_feature_maps.png"
+    info["samples"] = []
+    for kind, digit, caption in sheet_digits(rundir, template, forms):
+        figure = f"figures/model_feature_maps{'_' + tables.sheet_slug(kind) if kind else ''}.png"
+        rows = plots.feature_maps_png(model, digit, caption, out / figure)
+        info["samples"].append({"page_type": kind, "digit": caption.replace("\n", " "), "figure": figure})
+        info["figures"][f"maps_{tables.sheet_slug(kind)}" if kind else "maps"] = figure
+        if "maps" not in info:
+            info["maps"] = [{**r, "shape": " x ".join(str(v) for v in r["shape"])} for r in rows]
+            info["digit"] = caption.replace("\n", " ")
+            info["figures"]["maps"] = figure
+    info["forms"] = list(forms.templates) if forms is not None and forms.mixed else []
     train = training_digits()
     if train is not None:
         plots.augmented_png(*train, out / "figures" / "model_augment.png")
@@ -553,24 +629,28 @@ def make_cnn_figures(model_path: Path, rundir: Path | None, out: Path, template:
     return info
 
 
-def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path, template: Template) -> dict:
-    """:func:`make_cnn_figures`, kept from an earlier build while the model file and the run's digits are older
-    than it; ``{}`` (logged) when there is no usable model: a teaching figure never stops the report."""
+def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path, template: Template,
+                forms: RunForms | None = None) -> dict:
+    """:func:`make_cnn_figures`, kept from an earlier build of the same forms while the model file and the run's
+    digits are older than it; ``{}`` (logged) when there is no usable model: a teaching figure never stops the
+    report."""
     model_path = model_dir / "model.keras" if model_dir is not None else None
     if model_path is None or not model_path.is_file():
         return {}
     info_path = out / "figures" / CNN_INFO
-    sources = [model_path, *([rundir / "digits.npy"] if rundir is not None and (rundir / "digits.npy").is_file()
-                             else [])]
+    sources = [model_path, *(rundir / name for name in ("digits.npy", "digits_read.parquet", "pages.csv")
+                             if rundir is not None and (rundir / name).is_file())]
+    names = list(forms.templates) if forms is not None and forms.mixed else []
     if info_path.is_file() and all(up_to_date(info_path, src) for src in sources):
         try:
             info = json.loads(info_path.read_text(encoding="utf-8"))
-            if all((out / f).is_file() for f in info["figures"].values()):
+            if info.get("forms", []) == names and "samples" in info and \
+                    all((out / f).is_file() for f in info["figures"].values()):
                 return info
         except (OSError, ValueError, KeyError, TypeError):
             pass
     try:
-        info = make_cnn_figures(model_path, rundir, out, template)
+        info = make_cnn_figures(model_path, rundir, out, template, forms)
     except Exception as exc:  # ModelError, a missing TensorFlow, a model of another shape: the page goes without
         log.warning("model page: no filter or feature-map figures (%s)", exc)
         return {}
@@ -579,9 +659,10 @@ def cnn_figures(model_dir: Path | None, rundir: Path | None, out: Path, template
 
 
 def model_context(models_dir: Path, out: Path, settings: ReportSettings, rundir: Path | None = None,
-                  template: Template | None = None) -> dict:
+                  template: Template | None = None, forms: RunForms | None = None) -> dict:
     """Model page data: every version's metadata (flattened), training curves of the current one, the
-    alteration detector and the model stage's plots (``template``: the run's form; default the run folder's)."""
+    alteration detector and the model stage's plots (``template``: the run's form; default the run folder's;
+    ``forms``: a run of several forms, whose page types each get a sample digit)."""
     template = template or report_template(rundir)
     versions = load_models(models_dir)
     history = [{"version": v.version, "current": v.current, "meta": tables.flatten(v.metadata)} for v in versions]
@@ -596,7 +677,7 @@ def model_context(models_dir: Path, out: Path, settings: ReportSettings, rundir:
             "current": next((h for h in history if h["current"]), None), "plots": copy_model_plots(sources, out),
             "curves": save_figure(curves, out, "model_training", settings),
             "architecture": architecture.architecture(models_dir / current.version) if current else None,
-            "cnn": cnn_figures(models_dir / current.version if current else None, rundir, out, template),
+            "cnn": cnn_figures(models_dir / current.version if current else None, rundir, out, template, forms),
             "detector": tables.detector_view(tables.flatten(detector)) if isinstance(detector, dict) else {}}
 
 
@@ -625,7 +706,7 @@ def sheet_context(row: dict, reads: dict, sheet_flags: list[dict], inputs: Repor
     view of ``template`` (made from it when not given)."""
     sid, slug = row["sheet_id"], row["slug"]
     conf = Confidence(settings.conf_high, settings.conf_low)
-    form = form or form_view(template)
+    form = form or form_view(template, inputs.rule_tolerance)
     names = dict(form.names)
     entries = flag_entries(sheet_flags, row, names, settings.conf_high, form)
     flagged = {f for e in entries for f in e["causes"]}
@@ -664,7 +745,7 @@ def write_sheet_pages(ranked: pd.DataFrame, inputs: ReportInputs, template: Temp
     that are no longer used are removed. Threads overlap the image work and file writes (OpenCV and file I/O
     release the GIL). Returns ``{written, kept, removed}`` counts of pages (removed: pages and images)."""
     page = env.get_template("sheet.html")
-    form = form_view(template)
+    form = form_view(template, inputs.rule_tolerance)
     reads = records_by_sheet(inputs.fields)
     flags = records_by_sheet(inputs.flags)
     pages = {sid: recs[0] for sid, recs in records_by_sheet(inputs.pages).items()}
@@ -766,7 +847,7 @@ def write_details(ranked: pd.DataFrame, inputs: ReportInputs, template: Template
     its own page's template. Returns ``({written, kept, crops_written, crops_kept}, the files written or kept
     (relative to ``out``), {bucket: crop-pack fingerprint})``."""
     forms = forms if forms is not None and forms.mixed else None
-    form = form_view(template)
+    form = form_view(template, inputs.rule_tolerance)
     reads = records_by_sheet(inputs.fields)
     flags = records_by_sheet(inputs.flags)
     pages = {sid: recs[0] for sid, recs in records_by_sheet(inputs.pages).items()}
@@ -858,7 +939,7 @@ def summary_context(inputs: ReportInputs, ranked: pd.DataFrame, settings: Report
             "by_rule": by_rule, "mixed": mixed,
             "form_name": "" if mixed else form.name, "form_rules": [] if mixed else rule_rows(form),
             "forms": [{"name": name, "rules": rule_rows(view)} for name, view in forms.views.items()] if mixed else [],
-            "rule_columns": rule_columns,
+            "rule_columns": rule_columns, "rule_tolerance": inputs.rule_tolerance,
             "verdicts": [{"verdict": v, "label": triage.VERDICT_LABELS.get(v, v), "n": n} for v, n in verdicts.items()],
             "tiers": triage.TIERS, "check_first": check_first(ranked, inputs.rundir, settings),
             "n_check": int(ranked["tier"].isin(CHECK_FIRST_TIERS).sum()),
@@ -929,7 +1010,7 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
     """:func:`build_report`, with the lock of ``out`` held."""
     start = time.perf_counter()
     inputs = load_inputs(Path(processed), rundir, truth)
-    forms, env = run_forms(inputs.rundir, inputs.processed), environment()
+    forms, env = run_forms(inputs.rundir, inputs.processed, inputs.rule_tolerance), environment()
     template, form = forms.templates[forms.default], forms.first
     ranked = tables.rank_sheets(inputs.sheets, inputs.flags, dict(form.names), settings.conf_high, form,
                                 forms.form if forms.mixed else None)
@@ -939,10 +1020,10 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
     previous = previous_manifest(out)
     copy_static(out)
     chunks = write_data(ranked, inputs.flags, out, settings, form, forms)
-    truth = tables.truth_summary(inputs.truth_eval)
     pairs = tables.digit_pairs(inputs.digits, inputs.boxes) if inputs.digits is not None and \
         inputs.boxes is not None else None
-    digit_accuracy = float((pairs["truth"] == pairs["label"]).mean()) if pairs is not None and len(pairs) else None
+    truth = truth_context(inputs.truth_eval, pairs, forms, out, settings)
+    digit_accuracy, digits_n = digit_accuracy_of(pairs)
     figs = build_figures(inputs, template, pairs, truth, out, settings, form, forms)
     common = {"title": settings.title, "version": __version__, "processed": shown_path(inputs.processed, out),
               "rundir": shown_path(inputs.rundir, out),
@@ -960,10 +1041,10 @@ def _build_report(processed: Path, out: Path, rundir: Path | None, truth: Path |
         filters=filter_options(ranked, forms.mixed), page_size=settings.page_size))
     write_text(out / "forensics.html", env.get_template("forensics.html").render(
         root="", active="forensics", **common, figs=figs, **forensics_view(inputs.forensics),
-        digit_accuracy=digit_accuracy, digits_n=0 if pairs is None else len(pairs)))
+        digit_accuracy=digit_accuracy, digits_n=digits_n))
     write_text(out / "model.html", env.get_template("model.html").render(
         root="", active="model", **common, **model_context(Path(models_dir), out, settings, inputs.rundir,
-                                                           template)))
+                                                           template, forms)))
     seconds = time.perf_counter() - start
     write_text(out / "data" / MANIFEST, json.dumps({
         "processed": common["processed"], "rundir": common["rundir"], "sheets": len(ranked),

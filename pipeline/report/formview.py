@@ -48,7 +48,9 @@ class RuleView(FormRule):
 class FormView:
     """The form as plain data (:func:`form_view`). ``names``: the one name each field has in the report;
     ``labels``: the printed label of each field that has one; ``bindings``: the fields each name of a rule stands
-    for; ``roles``: the fields of each role, in form order."""
+    for; ``roles``: the fields of each role, in form order; ``rule_tolerance``: the gap (votes) a rule that states
+    no ``tolerance`` of its own still accepts, the audit's setting ``audit.rule_tolerance`` (recorded in its
+    ``settings.json``), so that the report and the audit call the same rules holding."""
 
     name: str = ""
     names: Mapping[str, str] = field(default_factory=dict)
@@ -58,6 +60,18 @@ class FormView:
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     station_key: tuple[str, ...] = ()
     leader: str | None = None
+    rule_tolerance: int = 0
+
+    def tolerance(self, rule: FormRule) -> int:
+        """The gap ``rule`` accepts: its own ``tolerance``, else the audit's :attr:`rule_tolerance` (as
+        :func:`pipeline.audit.arithmetic` checks it)."""
+        return self.rule_tolerance if rule.tolerance is None else int(rule.tolerance)
+
+    def tolerance_words(self, rule: FormRule) -> str:
+        """Where the gap :meth:`tolerance` accepts comes from, for a rule that holds only within it."""
+        if rule.tolerance is None:
+            return f"within the audit's rule tolerance of {self.rule_tolerance}"
+        return f"within the rule's tolerance of {rule.tolerance}"
 
     def rule(self, name: str) -> RuleView | None:
         """The rule called ``name`` (``None`` when the form has none of that name)."""
@@ -101,9 +115,12 @@ class RunForms:
     page_types: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, templates: Mapping[str, Template], page_types: Mapping[str, str] | None = None) -> RunForms:
-        """The forms of ``templates`` (by name, the default first) and the sheets' ``page_types``."""
-        return cls(dict(templates), {name: form_view(t) for name, t in templates.items()}, dict(page_types or {}))
+    def of(cls, templates: Mapping[str, Template], page_types: Mapping[str, str] | None = None,
+           rule_tolerance: int = 0) -> RunForms:
+        """The forms of ``templates`` (by name, the default first) and the sheets' ``page_types``; every form's
+        rules checked with the audit's ``rule_tolerance`` (:attr:`FormView.rule_tolerance`)."""
+        return cls(dict(templates), {name: form_view(t, rule_tolerance) for name, t in templates.items()},
+                   dict(page_types or {}))
 
     @property
     def mixed(self) -> bool:
@@ -134,11 +151,11 @@ class RunForms:
         return self.views[self.default]
 
 
-def run_forms(rundir: Path | None, processed: Path | None = None) -> RunForms:
+def run_forms(rundir: Path | None, processed: Path | None = None, rule_tolerance: int = 0) -> RunForms:
     """The forms of the run the report describes: a run folder read with several templates
     (``templates/<name>.yaml``) gives each of them and every read page's template
     (:func:`pipeline.forms.runs.run_templates`, :func:`~pipeline.forms.runs.page_templates`); any other run its
-    one template (:func:`report_template`).
+    one template (:func:`report_template`). ``rule_tolerance``: the audit's (:attr:`FormView.rule_tolerance`).
 
     Raises:
         ConfigError: a recorded template cannot be read, or ``pages.csv`` names a template the run did not record.
@@ -149,9 +166,9 @@ def run_forms(rundir: Path | None, processed: Path | None = None) -> RunForms:
     if rundir is not None and len(recorded_files(Path(rundir))) > 1:
         templates = run_templates(Path(rundir))
         if len(templates) > 1:
-            return RunForms.of(templates, page_templates(Path(rundir)))
+            return RunForms.of(templates, page_templates(Path(rundir)), rule_tolerance)
     template = report_template(rundir, processed)
-    return RunForms.of({template.name: template})
+    return RunForms.of({template.name: template}, rule_tolerance=rule_tolerance)
 
 
 def field_name(f: Field) -> str:
@@ -179,8 +196,9 @@ def rule_view(name: str, text: str, label: str = "", soft: bool = False, toleran
                     soft=soft, tolerance=tolerance)
 
 
-def form_view(template: Template) -> FormView:
-    """The report's view of ``template`` (module docstring)."""
+def form_view(template: Template, rule_tolerance: int = 0) -> FormView:
+    """The report's view of ``template`` (module docstring); its rules that state no tolerance accept a gap of
+    ``rule_tolerance`` votes (the audit's setting)."""
     roles: dict[str, tuple[str, ...]] = {}
     for f in template.fields:
         if f.role is not None:
@@ -189,7 +207,7 @@ def form_view(template: Template) -> FormView:
                     labels={f.name: f.label for f in template.fields if f.label and f.label != f.name},
                     rules=tuple(rule_view(r.name, r.text, r.label, r.soft, r.tolerance) for r in template.rules),
                     bindings=template.rule_bindings(), roles=roles, station_key=tuple(template.station_key),
-                    leader=template.leader)
+                    leader=template.leader, rule_tolerance=int(rule_tolerance))
 
 
 @lru_cache(maxsize=1)
@@ -312,7 +330,7 @@ def _holds(rule: RuleView, gap: int, tolerance: int) -> bool:
 def _holding_one(rule: RuleView, values: Mapping[str, object], form: FormView) -> str | None:
     """:func:`holding_text` of a rule without ``each``."""
     sides = _gap(rule, values, form)
-    if sides is None or not _holds(rule, sides[2], rule.tolerance or 0):
+    if sides is None or not _holds(rule, sides[2], form.tolerance(rule)):
         return None
     left, right, gap = sides
     terms_l, terms_r = rule.left, rule.right
@@ -325,7 +343,7 @@ def _holding_one(rule: RuleView, values: Mapping[str, object], form: FormView) -
         return _chain([*lhs, *rhs[1:]])
     op = "≈" if rule.op == "==" else OP_SYMBOLS[rule.op]
     text = f"{_chain(lhs)} {op} {_chain(rhs)}"
-    return text if strict else f"{text} (within the rule's tolerance of {rule.tolerance})"
+    return text if strict else f"{text} ({form.tolerance_words(rule)})"
 
 
 def _holding_each(rule: RuleView, values: Mapping[str, object], form: FormView) -> str | None:
@@ -346,7 +364,7 @@ def _holding_each(rule: RuleView, values: Mapping[str, object], form: FormView) 
     strict = all(_holds(r, _gap(r, values, form)[2], 0) for _, r in members)
     op = "≈" if rule.op == "==" and not strict else OP_SYMBOLS[rule.op]
     text = f"{each} {op} {other_text}" if group_left else f"{other_text} {op} {each}"
-    return text if strict else f"{text} (within the rule's tolerance of {rule.tolerance})"
+    return text if strict else f"{text} ({form.tolerance_words(rule)})"
 
 
 def holding_text(rule: RuleView, values: Mapping[str, object], form: FormView) -> str | None:
@@ -368,7 +386,7 @@ def failing_check(rule: RuleView, values: Mapping[str, object], form: FormView,
         return members[0]
     named = [(m, r) for m, r in members if m in hint]
     failing = [(m, r) for m, r in members
-               if (g := _gap(r, values, form)) is not None and not _holds(r, g[2], r.tolerance or 0)]
+               if (g := _gap(r, values, form)) is not None and not _holds(r, g[2], form.tolerance(r))]
     return (named or failing or members)[0]
 
 

@@ -25,6 +25,8 @@ FLAG_COLUMNS = ("sheet_id", "fields", "rule", "severity", "verdict", "reason", "
 RUNDIR_MARKERS = ("crops.parquet", "pages.csv")
 METADATA_FILE = "metadata.json"
 ALTERATION_FILE = "detector.json"
+#: The audit's settings (``pipeline.audit.outputs.SETTINGS_FILE``): the report reads its ``rule_tolerance``.
+AUDIT_SETTINGS_FILE = "settings.json"
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +45,7 @@ class ReportInputs:
     pages: pd.DataFrame | None
     truth: pd.DataFrame | None
     boxes: pd.DataFrame | None
+    rule_tolerance: int = 0  # the audit's audit.rule_tolerance (settings.json), for rules that state none
 
 
 def read_table(folder: Path, stem: str, required: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -141,6 +144,25 @@ def truth_path(processed: Path, explicit: Path | None) -> Path:
     return explicit if explicit is not None else cfg.SYNTHETIC_DIR / processed.name / "truth.csv"
 
 
+def audit_rule_tolerance(processed: Path) -> int:
+    """The ``rule_tolerance`` the audit in ``processed`` checked the form's rules with (its ``settings.json``,
+    docs/DATA.md section 4), so that the report calls a rule holding exactly when the audit did; 0 (the setting's
+    default) for an audit folder written before the file was.
+
+    Raises:
+        InputFileError: ``settings.json`` is not valid JSON or its ``rule_tolerance`` is not a whole number >= 0.
+    """
+    path = Path(processed) / AUDIT_SETTINGS_FILE
+    if not path.is_file():
+        log.info("%s: missing (an older audit), rules are checked without the audit's rule_tolerance", path)
+        return 0
+    settings = read_json(path)
+    value = settings.get("rule_tolerance", 0) if isinstance(settings, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputFileError(f"{path}: rule_tolerance must be a whole number of votes >= 0, not {value!r}")
+    return value
+
+
 def load_inputs(processed: Path, rundir: Path | None = None, truth: Path | None = None) -> ReportInputs:
     """Read every input of the report for the audit output folder ``processed``."""
     processed = Path(processed)
@@ -161,7 +183,7 @@ def load_inputs(processed: Path, rundir: Path | None = None, truth: Path | None 
         fields=read_optional_table(run / "fields.parquet") if run else None,
         digits=read_optional_table(run / "digits_read.parquet") if run else None,
         pages=read_optional_table(run / "pages.csv") if run else None,
-        truth=truth_df, boxes=boxes)
+        truth=truth_df, boxes=boxes, rule_tolerance=audit_rule_tolerance(processed))
 
 
 @dataclass(frozen=True)

@@ -242,13 +242,14 @@ def split_fields(text) -> list[str]:
 
 
 def digit_pairs(digits: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
-    """Digit reads joined to the digits written in the same boxes: columns ``truth``, ``label``, ``confidence``."""
+    """Digit reads joined to the digits written in the same boxes: columns ``sheet_id``, ``truth``, ``label``,
+    ``confidence``."""
     keys = ["sheet_id", "field", "box"]
     left = digits[digits.get("slot", 0) == 0] if "slot" in digits.columns else digits
     truth = boxes[keys + ["digit"]].astype({"sheet_id": str})
     merged = left.astype({"sheet_id": str}).merge(truth, on=keys, how="inner")
     merged = merged[(merged["digit"] >= 0) & merged["label"].notna()]
-    return merged.rename(columns={"digit": "truth"})[["truth", "label", "confidence"]].astype(
+    return merged.rename(columns={"digit": "truth"})[["sheet_id", "truth", "label", "confidence"]].astype(
         {"truth": int, "label": int})
 
 
@@ -262,6 +263,17 @@ def flatten(data: dict, prefix: str = "") -> dict[str, object]:
         elif not isinstance(value, list):
             out[name] = json_safe(value)
     return out
+
+
+#: The headline keys of :func:`truth_summary` (each ``None`` in :func:`no_truth_summary`).
+TRUTH_HEADLINES = ("n_truth", "n_read_ok", "altered", "recall", "precision", "roc_auc", "inconsistent",
+                   "inconsistent_flagged", "clean_false_inconsistent", "fields_right", "sheets_all_right")
+
+
+def no_truth_summary() -> dict:
+    """A :func:`truth_summary` without figures: every headline ``None``, no field, no details (a run of several
+    forms, whose figures are each page type's, or a page type the evaluation has nothing for)."""
+    return {**dict.fromkeys(TRUTH_HEADLINES), "per_field": {}, "details": {}}
 
 
 def truth_summary(truth_eval: dict) -> dict | None:
