@@ -10,10 +10,16 @@ read, which its ``unreadable`` flag names), overall and per pen colour and per s
 holds no per-field review marks, so :func:`truth_eval` gives the second only when handed them (``review``);
 :func:`evaluate_run` (also ``python -m pipeline.audit.evaluate RUN AUDIT TRUTH``) computes every figure from the
 files of an existing run and audit.
+
+Every form is evaluated by its own fields, roles and rules (the template the run was read with), so the same figures
+come out for the acta and for any other template's synthetic batch (``synth --form``): the alteration detector's
+precision, recall, ROC AUC and false alarms on clean sheets where it scored the form's sheets (else the reason it
+did not, as the audit recorded it), and what the arithmetic alone catches of the visibly altered sheets.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,9 @@ from pipeline.audit.settings import AuditSettings
 from pipeline.audit.table import TRUE_STRINGS, read_table
 from pipeline.forms.template import run_template
 
+#: Key of ``cantu.json`` holding why the detector scored no sheet (pipeline.audit.audit.ALTERATION_SKIPPED; not
+#: imported from there, which imports this module).
+ALTERATION_SKIPPED_KEY = "alteration_skipped"
 #: Yes/no columns of truth.csv, read as booleans whether written True/False or 1/0.
 TRUTH_FLAGS = ("altered", "fabricated", "opposition_present", "arithmetic_error")
 
@@ -76,7 +85,9 @@ def _safe(metric, y_true, y_pred) -> float | None:
 
 
 def alteration_metrics(j: pd.DataFrame, skipped: str | None = None) -> dict:
-    """Sheet-level precision, recall and ROC AUC of the detector, and its recall per alteration kind.
+    """Sheet-level precision, recall and ROC AUC of the detector, its recall per alteration kind, and its false
+    alarms: the share of clean sheets (neither altered nor, where ``j`` says, fabricated) it calls altered
+    (``clean_false_alarm_rate`` of ``n_clean``).
 
     ``j`` joins truth and audit by sheet: ``altered_truth``, ``altered_pred``, ``alteration_score`` and
     ``alteration_kinds`` (``;``-joined). ``skipped``: why the detector scored none of these sheets (a detector of
@@ -97,7 +108,16 @@ def alteration_metrics(j: pd.DataFrame, skipped: str | None = None) -> dict:
             "roc_auc": float(roc_auc_score(y, score.fillna(0))) if y.nunique() == 2 else None,
             "per_kind_recall": per_kind,
             "per_style_recall": per_style_recall(j[STYLES_COLUMN], pred) if STYLES_COLUMN in j else None,
-            "fabricated_only_flagged": _fabricated_rate(j, pred)}
+            "fabricated_only_flagged": _fabricated_rate(j, pred), **_false_alarms(j, pred)}
+
+
+def _false_alarms(j: pd.DataFrame, pred: pd.Series) -> dict:
+    """``n_clean`` sheets neither altered nor fabricated (when ``j`` has ``fabricated``) and the share of them the
+    detector calls altered (``clean_false_alarm_rate``; None without clean sheets)."""
+    clean = ~j["altered_truth"].astype(bool)
+    if "fabricated" in j:
+        clean &= ~j["fabricated"].astype("boolean").fillna(False).astype(bool)
+    return {"n_clean": int(clean.sum()), "clean_false_alarm_rate": _mean(pred[clean])}
 
 
 def split_labels(column: pd.Series) -> pd.Series:
@@ -251,7 +271,8 @@ def _text(value) -> str | None:
 def arithmetic_eval(verdicts: dict[str, str], truth: pd.DataFrame, written: pd.DataFrame, read_ok: pd.Series,
                     schema: FormSchema, s: AuditSettings) -> dict:
     """How the arithmetic rules and the uncertainty search did on truly inconsistent and on clean sheets
-    (``verdicts``: :func:`arithmetic_verdicts` of the audit's flags)."""
+    (``verdicts``: :func:`arithmetic_verdicts` of the audit's flags), and on the visibly altered sheets
+    (``altered``: what the arithmetic alone catches of them, e.g. on a form without an alteration detector)."""
     choices = truth_choices(truth, schema)
     consistent = pd.Series({sid: counts_consistent({f: _int(written.at[sid, f]) if f in written else None
                                                     for f in schema.numeric_fields},
@@ -260,12 +281,14 @@ def arithmetic_eval(verdicts: dict[str, str], truth: pd.DataFrame, written: pd.D
     flagged = pd.Series([sid in verdicts for sid in read_ok.index], index=read_ok.index)
     called = pd.Series([verdicts.get(sid) == "inconsistent" for sid in read_ok.index], index=read_ok.index)
     bad, clean = consistent == False, consistent == True  # noqa: E712 (object Series holding None too)
+    altered = truth.set_index("sheet_id")["altered"].reindex(read_ok.index).astype("boolean").fillna(False)
     return {
         "inconsistent_read_correctly": _rates(flagged, called, bad & read_ok),
         "inconsistent_all": _rates(flagged, called, bad),
         "clean": {**_rates(flagged, called, clean), "false_inconsistent_rate": _mean(called[clean]),
                   "needs_review_rate": _mean(flagged[clean] & ~called[clean])},
-        "clean_misread": _rates(flagged, called, clean & ~read_ok)}
+        "clean_misread": _rates(flagged, called, clean & ~read_ok),
+        "altered": _rates(flagged, called, altered.astype(bool))}
 
 
 def _int(v) -> int | None:
@@ -300,8 +323,8 @@ def truth_eval(sheets: pd.DataFrame, verdicts: dict[str, str], truth: pd.DataFra
     ok = sheets[sheets["status"] == OK_STATUS]
     written = written_values(truth, schema, s)
     right = fields_read_right(ok, written)
-    joined = truth.set_index("sheet_id").join(ok[["alteration_score", "altered"]], how="inner",
-                                              lsuffix="_truth", rsuffix="_pred")
+    joined = truth.set_index("sheet_id").rename(columns={"altered": "altered_truth"}).join(
+        ok[["alteration_score", "altered"]].rename(columns={"altered": "altered_pred"}), how="inner")
     return {"n_truth": int(len(truth)), "n_audited": int(len(sheets)), "n_read_ok": int(len(ok)),
             "missing_from_audit": sorted(set(truth["sheet_id"]) - set(sheets.index.astype(str))),
             "alteration": alteration_metrics(joined, alteration_skipped),
@@ -315,7 +338,8 @@ def evaluate_run(rundir: Path | str, audit_dir: Path | str, truth_path: Path | s
                  s: AuditSettings | None = None) -> dict:
     """:func:`truth_eval` of an existing audit (``sheets.parquet``, ``flags.parquet`` in ``audit_dir``) of the run
     ``rundir``, with the recogniser's review marks (its ``fields.parquet``), against ``truth_path``, by the form
-    the run was read with."""
+    the run was read with. Where the audit's detector scored no sheet of this form, the reason it recorded
+    (``cantu.json`` ``alteration_skipped``) is given as the alteration figures."""
     s = s or AuditSettings()
     schema = FormSchema.of(run_template(Path(rundir)))  # a run of several forms is refused, naming its folder
     sheets = pd.read_parquet(Path(audit_dir) / "sheets.parquet").set_index("sheet_id")
@@ -323,12 +347,21 @@ def evaluate_run(rundir: Path | str, audit_dir: Path | str, truth_path: Path | s
     verdicts = arithmetic_verdicts(frame_to_flags(pd.read_parquet(Path(audit_dir) / "flags.parquet")),
                                    schema.rule_names)
     return truth_eval(sheets, verdicts, read_truth(truth_path, schema), schema, s,
-                      review=run_review_marks(rundir, schema))
+                      review=run_review_marks(rundir, schema), alteration_skipped=recorded_skip(Path(audit_dir)))
+
+
+def recorded_skip(audit_dir: Path) -> str | None:
+    """Why the audit in ``audit_dir`` scored no sheet with its alteration detector, as its ``cantu.json`` records
+    (:data:`pipeline.audit.audit.ALTERATION_SKIPPED`); None when it says nothing (or there is no such file)."""
+    path = audit_dir / "cantu.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get(ALTERATION_SKIPPED_KEY)
 
 
 def _opposition_agreement(ok: pd.DataFrame, truth: pd.DataFrame) -> float | None:
-    """Share of sheets whose read opposition-present tick matches the truth (None without that truth column)."""
-    if "opposition_present" not in truth:
+    """Share of sheets whose read opposition-present tick matches the truth (None without that column in either)."""
+    if "opposition_present" not in truth or "opposition_present" not in ok:
         return None
     t = truth.set_index("sheet_id")["opposition_present"].astype("Int8")
     both = ok["opposition_present"].astype("Int8").to_frame("read").join(t.rename("truth"), how="inner").dropna()
@@ -346,12 +379,14 @@ def headline(ev: dict) -> dict:
             "untampered_silent_wrong": fields.get("untampered_silent_wrong"),
             "n_clean_consistent": clean.get("n"), "false_inconsistent": clean.get("false_inconsistent_rate"),
             "n_altered": alteration.get("n_altered"), "altered_precision": alteration.get("precision"),
-            "altered_recall": alteration.get("recall")}
+            "altered_recall": alteration.get("recall"), "altered_roc_auc": alteration.get("roc_auc"),
+            "detector_false_alarms": alteration.get("clean_false_alarm_rate"),
+            "altered_inconsistent_by_arithmetic": ev.get("arithmetic", {}).get("altered", {}).get("inconsistent_rate"),
+            "alteration_skipped": alteration.get("skipped")}
 
 
 if __name__ == "__main__":
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(description="truth_eval figures of an existing run and audit, with the "
                                                  "recogniser's review marks (issue 13 field figures)")

@@ -6,17 +6,25 @@ depend on what else the machine is doing. The 1-minute load average before the r
 other work on a shared machine slows the end-to-end rate. The CPU time per sheet is also measured for the
 ``heldout`` style set (its scan damage costs more than the classic generator).
 
-``forms``: for every shipped reference-image template (``pipeline/forms/templates/``) whose reference image is
-found, the CPU time per sheet at ``FORM_DPI`` (render + JPEG), and, outside ``--quick``, the ground-truth scores of
-``FORM_SHEETS`` synthetic sheets at each of ``FORM_SEEDS`` read with the template and recognised with the current
-digit model (:func:`pipeline.synth.form_bench.run_form_bench`: registration, untampered fields read exactly, wrong
-fields not marked for review, filler marks read as filler). Those need ``models/current``; without it only the
-CPU time is measured.
+``forms`` (issue 15): for every shipped reference-image template (``pipeline/forms/templates/``) whose reference
+image is found, the CPU time per sheet at ``FORM_DPI`` (render + JPEG), and under ``read`` the ground-truth scores
+of ``FORM_SHEETS`` synthetic sheets of each style set of :data:`FORM_BATCHES` (the default ``classic`` generator
+and the ``heldout`` styles, each on a held-out seed that no training, tuning or other bench uses; ``--quick``:
+``FORM_QUICK_SHEETS`` sheets of the first only), read with the template, recognised with the current digit model
+and audited against their truth with the installed alteration detector
+(:func:`pipeline.synth.form_bench.run_form_bench`):
+registration, untampered fields read exactly, wrong fields not marked for review (of all fields), filler marks
+read as filler, altered-sheet precision, recall and ROC AUC (or "no detector for this form" and what the
+arithmetic alone catches of the altered sheets), clean consistent sheets called ``inconsistent`` and the
+detector's false alarms. Those need ``models/current``; without it only the CPU time is measured. Next to them,
+``forms.acta1988_audit`` copies the acta's same figures from the audit stage of the bench file (``bench --only
+audit``; not rerun here).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
 import time
@@ -44,8 +52,14 @@ TARGET_SHEETS_PER_S = 20.0
 #: seeds (no other bench or training uses them), the reference's own resolution.
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "forms" / "templates"
 FORM_DPI = 100
-FORM_SHEETS = 150
-FORM_SEEDS = (1501, 1502)
+FORM_SHEETS = 300
+FORM_QUICK_SHEETS = 2
+#: (style set, seed) of each template's batches: held-out seeds, used by nothing else (the acta's audit bench uses
+#: 2024 and its own held-out seed, train-alteration 1001, make data 1).
+FORM_BATCHES = (("classic", 4101), ("heldout", 4102))
+#: Key under ``forms`` of the acta's figures copied from the audit stage, and the figures copied.
+ACTA_KEY = "acta1988_audit"
+ACTA_FIGURES = ("untampered_exact", "silent_wrong", "false_inconsistent", "altered_precision", "altered_recall")
 
 
 def _cpu_ms_per_sheet(settings: SynthSettings, digits: DigitSource, n: int, template: Template | None = None) -> float:
@@ -79,6 +93,7 @@ def run_bench(config: dict, quick: bool) -> dict:
     heldout_ms = _cpu_ms_per_sheet(dataclasses.replace(settings, style_set="heldout"), digits, cpu_sheets)
     rate = sheets / seconds
     forms = _form_figures(settings, digits, cpu_sheets, quick)
+    forms[ACTA_KEY] = acta_reference(cfg.BENCH_JSON)
     return {"forms": forms, "sheets": sheets, "dpi": BENCH_DPI, "image_format": settings.image_format,
             "workers": resolve_workers(settings), "cpus": os.cpu_count(), "loadavg_1min_before": round(load_before, 2),
             "seconds": round(seconds, 2), "sheets_per_s": round(rate, 2),
@@ -103,12 +118,32 @@ def _form_figures(settings: SynthSettings, digits: DigitSource, cpu_sheets: int,
         form_settings = dataclasses.replace(settings, dpi=FORM_DPI)
         figures = {"dpi": FORM_DPI,
                    "cpu_ms_per_sheet": round(_cpu_ms_per_sheet(form_settings, digits, cpu_sheets, template), 1)}
-        if quick:
-            figures["read"] = {"skipped": "--quick"}
-        elif not cfg.CURRENT_MODEL.exists():
+        if not cfg.CURRENT_MODEL.exists():
             figures["read"] = {"skipped": "no digit model (models/current)"}
         else:
-            figures["read"] = run_form_bench(path, FORM_SHEETS, FORM_SEEDS, FORM_DPI, settings.workers)
-            figures["read"]["sheets_per_seed"] = FORM_SHEETS
+            sheets = FORM_QUICK_SHEETS if quick else FORM_SHEETS
+            batches = FORM_BATCHES[:1] if quick else FORM_BATCHES
+            figures["read"] = run_form_bench(path, sheets, batches, FORM_DPI, settings.workers)
+            figures["read"]["sheets_per_batch"] = sheets
         out[template.name] = figures
+    return out
+
+
+def acta_reference(bench_json: Path) -> dict:
+    """The acta's figures of :data:`ACTA_FIGURES` per batch of the audit stage in ``bench_json``
+    (``audit.pipeline.<batch>``: seed, style set, sheets and each figure's value), so the forms' figures stand next
+    to them; says so when the file has no audit stage."""
+    source = "audit stage of reports/bench.json (bench --only audit), not rerun by this stage"
+    try:
+        pipeline = json.loads(bench_json.read_text())["audit"]["pipeline"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"skipped": f"no {source}"}
+    out = {"source": source}
+    for name, group in pipeline.items():
+        if not isinstance(group, dict) or "targets" not in group:
+            continue
+        out[name] = {"seed": group.get("seed"), "style_set": group.get("style_set"), "sheets": group.get("sheets"),
+                     "n_read_ok": group.get("n_read_ok"),
+                     **{k: group["targets"].get(k, {}).get("value") for k in ACTA_FIGURES},
+                     "altered_roc_auc": group.get("alteration", {}).get("roc_auc")}
     return out

@@ -2,8 +2,8 @@
 
 :func:`score_run` compares a run folder (``read --form`` then ``recognise``: ``pages.csv``, ``crops.parquet``,
 ``fields.parquet``) with the batch's ``truth.csv`` and ``boxes.csv`` (docs/DATA.md sections 1-3). It needs no audit,
-so it works for any template (the audit's own ``--truth`` evaluation, :mod:`pipeline.audit.evaluate`, knows the
-acta's fields only). Figures:
+so it works for any template (the audit's own ``--truth`` evaluation, :mod:`pipeline.audit.evaluate`, does too,
+by the template's fields and roles, and :func:`audit_figures` picks its headline figures). Figures:
 
 * ``registration``: sheets read (status ``ok``) of all sheets, other statuses by count, and the placement error:
   every box corner of the template mapped by the truth's homography (template pixels at the sheet's dpi -> scan)
@@ -19,8 +19,11 @@ acta's fields only). Figures:
   boxes of untampered fields marked as filler; leading ``0`` boxes read as a digit box;
 * ``rules``: sheets whose written numbers fail the template's rules (``rules_failed``).
 
-:func:`run_form_bench` generates batches of a template at given seeds, reads and recognises them in a scratch
-folder and scores each (``python -m pipeline bench --only synth`` runs it for the shipped reference templates).
+:func:`run_form_bench` generates batches of a template at given seeds and style sets, reads, recognises and
+audits them (``--truth``) in a scratch folder and scores each: the reading by :func:`score_run`, the audit by
+:func:`audit_figures` (altered-sheet precision, recall and ROC AUC where the form has a detector, else why not and
+what the arithmetic alone catches; clean sheets called ``inconsistent``; the detector's false alarms);
+``python -m pipeline bench --only synth`` runs it for the shipped reference templates.
 """
 
 from __future__ import annotations
@@ -149,10 +152,120 @@ def score_run(batch: Path, rundir: Path, template: Template | None = None, read_
                       "altered_sheets": int(truth["altered"].astype(bool).sum())}}
 
 
-def run_form_bench(template_path: Path, sheets: int, seeds: tuple[int, ...], dpi: int = 100,
-                   workers: int = 0, work: Path | None = None) -> dict:
-    """Generate ``sheets`` sheets of the template at each seed, read (``--form``) and recognise them, and score
-    each batch (:func:`score_run`); every figure also carries the seconds each stage took."""
+#: Sections of a :func:`pipeline.audit.evaluate.truth_eval` result that :func:`audit_figures` needs.
+TRUTH_EVAL_SECTIONS = ("n_read_ok", "alteration", "arithmetic", "fields")
+#: Label of the audit with the installed detector (``models/alteration``: the one trained on the form, in its
+#: ``<form>/`` subfolder, or none for this form) in :func:`run_form_bench`'s ``audit`` figures.
+INSTALLED = "installed"
+#: What :func:`audit_figures` says of the alteration figures when the audit had no detector for the form.
+NO_DETECTOR = "no detector for this form"
+
+
+def _rate(value) -> float | None:
+    """A share rounded for the report (None stays None); a value outside [0, 1] is refused (ValueError)."""
+    if value is None:
+        return None
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"a share must lie in [0, 1], not {value}")
+    return round(value, 4)
+
+
+def audit_figures(ev: dict, target_recall: float | None = None) -> dict:
+    """Issue 15's audit figures of one form's batch, from the audit's own ground-truth evaluation ``ev``
+    (``truth_eval.json``, :func:`pipeline.audit.evaluate.truth_eval`, with the recogniser's review marks), with the
+    same definitions as the acta's (``bench --only audit``):
+
+    * ``untampered_exact``: untampered fields of read sheets read exactly; ``silent_wrong``: fields wrong and not
+      marked for review, of all fields of read sheets (``n_fields``);
+    * ``false_inconsistent``: clean sheets (their written numbers obey the form's rules) called ``inconsistent``;
+    * ``alteration``: the detector's altered-sheet precision, recall, ROC AUC and ``false_alarms`` (clean sheets,
+      neither altered nor fabricated, called altered), or ``{"skipped": NO_DETECTOR, "reason": why}``;
+    * ``altered_by_arithmetic``: the visibly altered sheets the arithmetic calls ``inconsistent`` (``recall``) or
+      flags at all (``flagged``): what is caught without a detector;
+    * ``targets``: each headline figure against the acta's issue 13 target
+      (:func:`pipeline.audit.bench.target_figures`; ``target_recall`` as for the acta's batch of the same style
+      set), when given.
+
+    Raises:
+        ValueError: ``ev`` lacks a section (:data:`TRUTH_EVAL_SECTIONS`), has no review marks (silent wrong not
+            measured), or holds a share outside [0, 1].
+    """
+    missing = [k for k in TRUTH_EVAL_SECTIONS if k not in ev]
+    if missing:
+        raise ValueError(f"not a truth_eval result: no {missing}")
+    fields, arithmetic, alteration = ev["fields"], ev["arithmetic"], ev["alteration"]
+    if fields.get("silent_wrong") is None and fields.get("n_fields"):
+        raise ValueError("the evaluation has no review marks (fields.parquet needs_review): silent wrong unmeasured")
+    clean, altered = arithmetic.get("clean", {}), arithmetic.get("altered", {})
+    if "skipped" in alteration:
+        detector = {"skipped": NO_DETECTOR, "reason": alteration["skipped"]}
+    else:
+        detector = {"n": alteration["n"], "n_altered": alteration["n_altered"],
+                    "precision": _rate(alteration["precision"]), "recall": _rate(alteration["recall"]),
+                    "roc_auc": _rate(alteration["roc_auc"]), "n_clean": alteration.get("n_clean"),
+                    "false_alarms": _rate(alteration.get("clean_false_alarm_rate")),
+                    "per_style_recall": alteration.get("per_style_recall")}
+    out = {"n_read_ok": int(ev["n_read_ok"]), "n_fields": fields.get("n_fields"),
+           "n_untampered": fields.get("n_untampered"), "untampered_exact": _rate(fields.get("untampered_exact")),
+           "silent_wrong": _rate(fields.get("silent_wrong")), "n_silent_wrong": fields.get("n_silent_wrong"),
+           "false_inconsistent": {"n_clean_consistent": clean.get("n"),
+                                  "rate": _rate(clean.get("false_inconsistent_rate"))},
+           "alteration": detector,
+           "altered_by_arithmetic": {"n_altered": altered.get("n"), "recall": _rate(altered.get("inconsistent_rate")),
+                                     "flagged": _rate(altered.get("flagged_rate"))}}
+    if target_recall is not None:
+        from pipeline.audit.bench import target_figures
+
+        out["targets"] = target_figures(ev, target_recall)
+    return out
+
+
+def _target_recall(style_set: str) -> float | None:
+    """The altered-sheet recall the acta's audit bench asks of a batch of ``style_set`` (None: no such batch)."""
+    from pipeline.audit.bench import BENCH_GROUPS
+
+    return next((g.target_recall for g in BENCH_GROUPS if g.style_set == style_set), None)
+
+
+def installed_detector() -> Path | None:
+    """The installed detector folder (``models/alteration``), None when there is none (CI): audit without one."""
+    from pipeline.audit.alteration import DETECTOR_JSON
+    from pipeline.audit.settings import ALTERATION_DIR
+
+    return ALTERATION_DIR if (ALTERATION_DIR / DETECTOR_JSON).is_file() else None
+
+
+def audit_batch(batch: Path, run: Path, out: Path, detector: Path | None, style_set: str,
+                settings=None) -> dict:
+    """Audit the run folder ``run`` of ``batch`` into ``out`` with the detector folder ``detector`` (None:
+    without the visible-alteration check) and give :func:`audit_figures` of its ``truth_eval.json``."""
+    import dataclasses
+
+    from pipeline.audit.audit import run_audit
+    from pipeline.audit.settings import AuditSettings
+
+    s = dataclasses.replace(settings or AuditSettings(),
+                            alteration_model=None if detector is None else str(detector))
+    start = time.perf_counter()
+    result = run_audit(run, out, s, truth=batch / "truth.csv")
+    figures = audit_figures(result.truth_eval, _target_recall(style_set))
+    if detector is None:
+        figures["alteration"] = {"skipped": NO_DETECTOR, "reason": "no alteration detector given (none installed)"}
+    figures["detector_folder"] = None if detector is None else str(detector)
+    figures["seconds"] = round(time.perf_counter() - start, 1)
+    return figures
+
+
+def run_form_bench(template_path: Path, sheets: int, batches: tuple[tuple[str, int], ...], dpi: int = 100,
+                   workers: int = 0, work: Path | None = None, detectors: dict[str, Path | None] | None = None,
+                   keep: Path | None = None, audit_settings=None) -> dict:
+    """Per ``(style_set, seed)`` of ``batches``: generate ``sheets`` sheets of the template (default generator
+    settings, that style set), read (``--form``) and recognise them, score the reading (:func:`score_run`) and
+    audit the run against its truth once per detector of ``detectors`` (label -> detector folder, None: without
+    one; default: the installed one, :data:`INSTALLED`), giving :func:`audit_figures` under ``audit``. Results
+    are keyed by style set; every batch also carries its seed and the seconds each stage took. The batches, runs
+    and audits are written under a scratch folder in ``work``, or kept under ``keep`` when given."""
     from pipeline.mnist import load_mnist
     from pipeline.model.recognise import recognise_run
     from pipeline.model.settings import RecogniseSettings
@@ -162,38 +275,54 @@ def run_form_bench(template_path: Path, sheets: int, seeds: tuple[int, ...], dpi
     from pipeline.vision.batch import read_batch
     from pipeline.vision.settings import ReadSettings
 
+    styles = [style for style, _ in batches]
+    if len(set(styles)) != len(styles):
+        raise ValueError(f"one batch per style set, not {styles}")
+    detectors = {INSTALLED: installed_detector()} if detectors is None else detectors
     template = load_template(Path(template_path))
     digits = DigitSource.from_mnist(load_mnist())
     out = {}
     with tempfile.TemporaryDirectory(prefix="form-bench-", dir=work) as tmp:
-        for seed in seeds:
-            batch, run = Path(tmp) / f"batch-{seed}", Path(tmp) / f"run-{seed}"
+        root = Path(keep) if keep is not None else Path(tmp)
+        for style_set, seed in batches:
+            batch, run = root / f"batch-{style_set}-{seed}", root / f"run-{style_set}-{seed}"
             start = time.perf_counter()
-            generate_batch(SynthSettings(sheets=sheets, seed=seed, dpi=dpi, workers=workers), batch, digits, template)
+            generate_batch(SynthSettings(sheets=sheets, seed=seed, dpi=dpi, workers=workers, style_set=style_set),
+                           batch, digits, template)
             made = time.perf_counter()
             settings = ReadSettings(template=str(batch / "template.yaml"), workers=workers)
             read_batch([batch / "sheets"], run, settings)
             read = time.perf_counter()
             recognise_run(run, None, RecogniseSettings(), 100)
-            score = score_run(batch, run, template, settings.dpi)
+            score = {"style_set": style_set, "seed": seed, **score_run(batch, run, template, settings.dpi)}
             score["seconds"] = {"synth": round(made - start, 1), "read": round(read - made, 1),
                                 "recognise": round(time.perf_counter() - read, 1)}
-            out[f"seed_{seed}"] = score
+            score["audit"] = {label: audit_batch(batch, run, root / f"audit-{style_set}-{seed}-{label}", folder,
+                                                 style_set, audit_settings)
+                              for label, folder in detectors.items()}
+            out[style_set] = score
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipeline.synth.form_bench BATCH RUNDIR [--dpi D] [--out F]``: print (or write) the scores of
-    :func:`score_run` as JSON."""
+    """``python -m pipeline.synth.form_bench BATCH RUNDIR [--audit AUDIT] [--dpi D] [--out F]``: print (or write)
+    the scores of :func:`score_run` as JSON, with :func:`audit_figures` of an audit of the run (``--audit``)."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m pipeline.synth.form_bench", description=main.__doc__)
     p.add_argument("batch", type=Path, help="the synthetic batch folder (truth.csv, boxes.csv, template.yaml)")
     p.add_argument("rundir", type=Path, help="the run folder it was read into (read --form, then recognise)")
+    p.add_argument("--audit", type=Path, help="an audit folder of the run (audit RUNDIR --out AUDIT): add its "
+                                              "figures against the batch's truth")
     p.add_argument("--dpi", type=float, default=200.0, help="the reading resolution of the run (read --dpi)")
     p.add_argument("--out", type=Path, help="write the JSON here instead of printing it")
     args = p.parse_args(argv)
-    text = json.dumps(score_run(args.batch, args.rundir, read_dpi=args.dpi), indent=2)
+    figures = score_run(args.batch, args.rundir, read_dpi=args.dpi)
+    if args.audit is not None:
+        from pipeline.audit.evaluate import evaluate_run
+
+        figures["audit"] = audit_figures(evaluate_run(args.rundir, args.audit, args.batch / "truth.csv"))
+    text = json.dumps(figures, indent=2)
     if args.out:
         args.out.write_text(text + "\n")
     else:
