@@ -53,6 +53,14 @@ FEATURE_CHUNK = 64
 LAYOUTS_KEY = "field_layouts"
 #: Paper measures (feature names or box measure prefixes) left out of the novelty score.
 NOVELTY_PAPER_MEASURES = ("grey", "paper_drop", "paper_texture", "paper_std", "bright", "flat")
+#: Key of ``detector.json`` saying what the detector's inputs are (setting ``alteration.inputs``); a detector
+#: saved before the key existed took each field's own features.
+INPUTS_KEY = "inputs"
+SHEET_RELATIVE = "sheet_relative"
+FIELD_INPUTS = "field"
+#: Fewest count fields a form needs for sheet-relative inputs: with one or two, a field's median neighbour is
+#: itself or half of it, and the relative features say nothing.
+MIN_RELATIVE_FIELDS = 3
 #: Smallest novelty span of a feature and smallest novelty level ``at`` (features are fractions, counts and ratios).
 NOVELTY_MIN_SPAN = 1e-3
 
@@ -110,6 +118,17 @@ class Detector:
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
         return p if self.novelty is None else np.maximum(p, self.novelty.predict(x))
 
+    @property
+    def sheet_relative(self) -> bool:
+        """Whether it was trained on sheet-relative inputs (:func:`sheet_relative`)."""
+        return self.metadata.get(INPUTS_KEY, FIELD_INPUTS) == SHEET_RELATIVE
+
+    def score(self, sheet_ids: np.ndarray | pd.Series, x: np.ndarray) -> np.ndarray:
+        """Probability that each field (row of raw features ``x``, of the sheet ``sheet_ids`` names) is altered,
+        after turning the features into the inputs it was trained on (:func:`model_inputs`). Pass every scored
+        field of a sheet together: with sheet-relative inputs a field is judged against its sheet's other fields."""
+        return self.predict(model_inputs(sheet_ids, x, self.sheet_relative))
+
     def with_threshold(self, threshold: float, metadata: dict) -> Detector:
         """The same detector with another sheet-level threshold and metadata."""
         return Detector(self.mean, self.scale, self.weights, self.biases, threshold, metadata, self.novelty,
@@ -122,6 +141,32 @@ class Detector:
         known = {f: FieldLayout.from_json(v) for f, v in (self.metadata.get(LAYOUTS_KEY) or {}).items()}
         out = {f: known.get(f, ACTA_LAYOUT) for f in fields}
         return None if all(v == ACTA_LAYOUT for v in out.values()) else out
+
+
+def sheet_relative(sheet_ids: np.ndarray | pd.Series, x: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` less the median, feature by feature, of the rows of the same sheet (``sheet_ids``).
+
+    Why: scan damage (ink bleed, banding, shadow), the pen and the writer's hand move every field of a sheet
+    alike, while a tampering moves the one or two fields it touched. Judged against its own sheet, a heavily bled
+    but honest field looks like its neighbours; an overwritten one still stands out. The median is exact (no
+    summation order), so the result does not depend on how rows are batched, only on which fields of the sheet
+    come together.
+    """
+    x = np.asarray(x, float)
+    if not len(x):
+        return x
+    medians = pd.DataFrame(x).groupby(np.asarray(sheet_ids), sort=False).transform("median").to_numpy()
+    return x - medians
+
+
+def model_inputs(sheet_ids: np.ndarray | pd.Series, x: np.ndarray, relative: bool) -> np.ndarray:
+    """The detector's inputs from raw field features: :func:`sheet_relative` when ``relative``, else ``x``."""
+    return sheet_relative(sheet_ids, x) if relative else np.asarray(x, float)
+
+
+def uses_sheet_relative(s: AlterationSettings, n_count_fields: int) -> bool:
+    """Whether a detector for a form with ``n_count_fields`` count fields trains on sheet-relative inputs."""
+    return s.inputs == SHEET_RELATIVE and n_count_fields >= MIN_RELATIVE_FIELDS
 
 
 def dense(h: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -364,7 +409,7 @@ def score_fields(rundir: Path, sheet_ids: list[str], detector: Detector, count_f
     """``sheet_id, field, score`` for every readable count field image (features on ``pool``, see
     :func:`map_features`)."""
     keys, x = feature_matrix(rundir, sheet_ids, count_fields, pool, detector.layouts(count_fields))
-    return keys.assign(score=detector.predict(x) if len(x) else np.zeros(0))
+    return keys.assign(score=detector.score(keys["sheet_id"], x) if len(x) else np.zeros(0))
 
 
 def score_column(field: str) -> str:

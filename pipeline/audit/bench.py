@@ -49,7 +49,9 @@ from pipeline.audit.table import turnout
 from pipeline.audit.train import (
     NO_STYLE,
     FieldSet,
+    fields_inputs,
     load_fields,
+    relative_inputs,
     sheet_scores,
     style_recall,
     threshold_on_training,
@@ -326,7 +328,7 @@ def leave_one_style_out(train: FieldSet, test: FieldSet, s: AlterationSettings) 
     the sheets whose only style it is, false alarms on clean sheets and precision over those two groups."""
     from sklearn.metrics import roc_auc_score
 
-    from pipeline.audit.alteration import fit_detector
+    from pipeline.audit.alteration import fit_detector, model_inputs
 
     out = {}
     test_sheets = sheet_scores(test.keys, np.zeros(len(test.y))).index
@@ -334,7 +336,8 @@ def leave_one_style_out(train: FieldSet, test: FieldSet, s: AlterationSettings) 
     for style in sorted(set(train.styles) - {NO_STYLE}):
         kept = train.subset(train.styles != style)
         threshold, cv_precision, cv_recall, _ = threshold_on_training(kept, s)
-        scores = fit_detector(kept.x, kept.y, s).predict(test.x)
+        scores = fit_detector(fields_inputs(kept.keys, kept.x, s), kept.y, s).predict(
+            model_inputs(test.keys["sheet_id"].to_numpy(), test.x, relative_inputs(kept.keys, s)))
         sheets = sheet_scores(test.keys, scores).reindex(test_sheets).to_numpy()
         recall = style_recall(test, scores, threshold).get(style, {})
         only = pd.Series(test.styles).groupby(test.keys["sheet_id"].to_numpy()).agg(
@@ -362,6 +365,16 @@ def reweight_box(grey: np.ndarray, box: tuple[int, int, int, int], heavier: bool
     return out
 
 
+def _score_replaced(detector, fields: FieldSet, row: int, x: np.ndarray) -> float:
+    """The detector's score of field ``row`` with its features replaced by ``x``, judged with the other fields of
+    its sheet as they are (sheet-relative inputs need them)."""
+    rows = np.flatnonzero((fields.keys["sheet_id"] == fields.keys["sheet_id"].iloc[row]).to_numpy())
+    features = fields.x[rows].copy()
+    at = int(np.flatnonzero(rows == row)[0])
+    features[at] = x
+    return float(detector.score(fields.keys["sheet_id"].to_numpy()[rows], features)[at])
+
+
 def pen_pressure_false_alarms(detector, rundir: Path, fields: FieldSet, n: int) -> dict:
     """Clean fields (on clean sheets) with one inked box re-inked heavier or lighter: the share scoring at or over
     the threshold, against the same fields unchanged."""
@@ -387,11 +400,12 @@ def pen_pressure_false_alarms(detector, rundir: Path, fields: FieldSet, n: int) 
         if len(inked) < 2:  # a difference between neighbouring digits needs two digits
             continue
         box = inked[int(rng.integers(len(inked)))]
-        before.append(fields.x[row])
+        before.append(row)
         after.append(field_features(reweight_box(grey, box, heavier=bool(rng.random() < 0.5))))
     if not before:
         return {"skipped": "no clean field with two digits"}
-    base, changed = detector.predict(np.vstack(before)), detector.predict(np.vstack(after))
+    base = detector.score(fields.keys["sheet_id"], fields.x)[before]
+    changed = np.array([_score_replaced(detector, fields, row, x) for row, x in zip(before, after, strict=True)])
     return {"n_fields": len(before), "threshold": detector.threshold,
             "flagged_unchanged": float(np.mean(base >= detector.threshold)),
             "flagged_one_box_reweighted": float(np.mean(changed >= detector.threshold)),
@@ -413,8 +427,9 @@ def alteration_section(config: dict, quick: bool) -> dict:
         for name, seed, style_set in ALTERATION_BATCHES:
             rundir, fields = alteration_batch(config, seed, style_set, sheets, Path(tmp))
             batches[name] = (rundir, fields)
+            scores = detector.score(fields.keys["sheet_id"], fields.x)
             out[name] = {"seed": seed, "style_set": style_set, "sheets": sheets,
-                         **detection_figures(fields, detector.predict(fields.x), detector.threshold)}
+                         **detection_figures(fields, scores, detector.threshold)}
         small = dataclasses.replace(s, sheets=QUICK_ALTERATION_SHEETS, folds=2) if quick else s
         batch, train_run = make_training_batch(small, config, Path(tmp) if quick else None)
         train = load_fields(batch, train_run)

@@ -25,15 +25,20 @@ from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.audit.alteration import (
     DETECTOR_JSON,
+    FIELD_INPUTS,
+    INPUTS_KEY,
     LAYOUTS_KEY,
+    SHEET_RELATIVE,
     TEMPLATE_KEY,
     Detector,
     choose_threshold,
     feature_matrix,
     fit_detector,
     load_detector,
+    model_inputs,
     save_detector,
     trained_template,
+    uses_sheet_relative,
 )
 from pipeline.audit.evaluate import alteration_metrics, read_truth
 from pipeline.audit.features import ACTA_LAYOUT, FieldLayout
@@ -156,8 +161,22 @@ def score_metrics(keys: pd.DataFrame, scores: np.ndarray, y: np.ndarray, truth: 
             **alteration_metrics(joined)}
 
 
+def relative_inputs(keys: pd.DataFrame, s: AlterationSettings) -> bool:
+    """Whether the detector fitted on the fields ``keys`` (``sheet_id, field``) takes sheet-relative inputs: the
+    setting ``inputs``, for a form with enough count fields (:func:`pipeline.audit.alteration.uses_sheet_relative`)."""
+    return uses_sheet_relative(s, int(keys["field"].nunique()))
+
+
+def fields_inputs(keys: pd.DataFrame, x: np.ndarray, s: AlterationSettings) -> np.ndarray:
+    """The detector's inputs (:func:`pipeline.audit.alteration.model_inputs`) from the raw features ``x`` of the
+    fields ``keys``."""
+    return model_inputs(keys["sheet_id"].to_numpy(), x, relative_inputs(keys, s))
+
+
 def cross_validated_scores(keys: pd.DataFrame, x: np.ndarray, y: np.ndarray, s: AlterationSettings) -> np.ndarray:
-    """Out-of-fold field scores: each sheet scored by a detector fitted without any of its fields."""
+    """Out-of-fold field scores: each sheet scored by a detector fitted without any of its fields (``x``: the
+    detector's inputs, :func:`fields_inputs`; folds keep a sheet's fields together, so sheet-relative inputs never
+    mix sheets across folds)."""
     scores = np.zeros(len(y))
     for fit_rows, held_out in GroupKFold(n_splits=s.folds).split(x, y, groups=keys["sheet_id"].to_numpy()):
         scores[held_out] = fit_detector(x[fit_rows], y[fit_rows], s).predict(x[held_out])
@@ -168,7 +187,7 @@ def threshold_on_training(fields: FieldSet, s: AlterationSettings) -> tuple[floa
     """The sheet threshold chosen on out-of-fold scores of ``fields`` (best precision keeping cross-validated
     sheet recall at ``target_recall``): ``(threshold, precision, recall, out-of-fold field scores)``. A sheet is
     altered when one of its fields is."""
-    oof = cross_validated_scores(fields.keys, fields.x, fields.y, s)
+    oof = cross_validated_scores(fields.keys, fields_inputs(fields.keys, fields.x, s), fields.y, s)
     sheets = sheet_scores(fields.keys, oof)
     threshold, precision, recall = choose_threshold(sheets.to_numpy(), fields.sheet_labels(sheets.index),
                                                     s.target_recall)
@@ -184,12 +203,14 @@ def train_on(keys: pd.DataFrame, x: np.ndarray, y: np.ndarray, truth: pd.DataFra
     """
     threshold, precision, recall, oof = threshold_on_training(FieldSet(keys, x, y, np.full(len(y), NO_STYLE)), s)
     sheets = sheet_scores(keys, oof)
-    fitted = fit_detector(x, y, s)
+    inputs = fields_inputs(keys, x, s)
+    fitted = fit_detector(inputs, y, s)
     cv = score_metrics(keys, oof, y, truth, threshold)
     cv["meets_target"] = bool(recall >= s.target_recall and precision >= s.target_precision)
     cv["per_style"] = style_recall(FieldSet(keys, x, y, field_styles(truth, keys)), oof, threshold)
-    metrics = {"cross_validation": cv, "training_fit": score_metrics(keys, fitted.predict(x), y, truth, threshold)}
-    return fitted.with_threshold(threshold, {"metrics": metrics, "n_sheets": int(len(sheets)), "folds": s.folds})
+    metrics = {"cross_validation": cv, "training_fit": score_metrics(keys, fitted.predict(inputs), y, truth, threshold)}
+    return fitted.with_threshold(threshold, {"metrics": metrics, "n_sheets": int(len(sheets)), "folds": s.folds,
+                                             INPUTS_KEY: SHEET_RELATIVE if relative_inputs(keys, s) else FIELD_INPUTS})
 
 
 def training_batch_name(template: Template | None) -> str:

@@ -8,6 +8,9 @@ import pytest
 
 from pipeline.audit.alteration import (
     DETECTOR_JSON,
+    INPUTS_KEY,
+    MIN_RELATIVE_FIELDS,
+    SHEET_RELATIVE,
     Detector,
     Novelty,
     apply_detector,
@@ -17,10 +20,12 @@ from pipeline.audit.alteration import (
     fit_novelty,
     load_detector,
     save_detector,
+    sheet_relative,
+    uses_sheet_relative,
 )
 from pipeline.audit.features import feature_names, field_features
 from pipeline.audit.settings import AlterationSettings
-from pipeline.errors import ModelError
+from pipeline.errors import ConfigError, ModelError
 from tests.audit.conftest import ACTA, clean_values, field_image
 from tests.audit.test_features import BOXES, pen_field, write_digit
 
@@ -207,3 +212,40 @@ def test_the_novelty_score_leaves_the_papers_own_measures_out():
     rng = np.random.default_rng(14)
     nov = fit_novelty(rng.normal(size=(500, len(names))), SMALL)
     assert np.isinf(nov.span[~used]).all() and np.isfinite(nov.span[used]).all()
+
+
+def test_sheet_relative_inputs_take_the_sheets_median_out_whatever_the_order():
+    ids = np.array(["a", "b", "a", "b", "a"])
+    x = np.array([[1.0, 10.0], [5.0, 0.0], [2.0, 30.0], [7.0, 4.0], [9.0, 20.0]])
+    rel = sheet_relative(ids, x)
+    assert rel.tolist() == [[-1.0, -10.0], [-1.0, -2.0], [0.0, 10.0], [1.0, 2.0], [7.0, 0.0]]
+    order = np.array([4, 1, 0, 3, 2])
+    assert (sheet_relative(ids[order], x[order]) == rel[order]).all()
+    assert sheet_relative(np.array([], str), np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_a_sheet_wide_shift_does_not_move_a_sheet_relative_detectors_scores():
+    """Scan damage that thickens every field of a sheet alike (ink bleed) leaves sheet-relative inputs unchanged,
+    while a field-input detector sees new raw values."""
+    rng = np.random.default_rng(3)
+    ids = np.repeat([f"s{i}" for i in range(40)], 5)
+    x = rng.normal(size=(200, 3))
+    y = np.zeros(200, bool)
+    y[::5] = True
+    x[y] += 3.0
+    relative = fit_detector(sheet_relative(ids, x), y, NETWORK_ONLY)
+    relative = relative.with_threshold(0.5, {INPUTS_KEY: SHEET_RELATIVE})
+    shifted = x + np.repeat(rng.normal(scale=5.0, size=(40, 3)), 5, axis=0)
+    assert relative.sheet_relative
+    assert relative.score(ids, shifted) == pytest.approx(relative.score(ids, x))
+    field_only = relative.with_threshold(0.5, {})
+    assert not field_only.sheet_relative and field_only.score(ids, x) == pytest.approx(field_only.predict(x))
+
+
+def test_sheet_relative_inputs_need_three_count_fields():
+    s = AlterationSettings()
+    assert s.inputs == SHEET_RELATIVE
+    assert uses_sheet_relative(s, MIN_RELATIVE_FIELDS) and not uses_sheet_relative(s, MIN_RELATIVE_FIELDS - 1)
+    assert not uses_sheet_relative(dataclasses.replace(s, inputs="field"), 14)
+    with pytest.raises(ConfigError, match="alteration.inputs"):
+        AlterationSettings(inputs="pixels")

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from pipeline.audit.alteration import (
+    FIELD_INPUTS,
+    INPUTS_KEY,
     LAYOUTS_KEY,
     TEMPLATE_KEY,
     Detector,
@@ -129,6 +131,8 @@ def test_train_for_a_form_saves_its_template_and_the_audit_picks_it(tmp_path):
     assert saved.metadata[TEMPLATE_KEY] == FORM == detector.metadata[TEMPLATE_KEY]
     assert set(saved.metadata[LAYOUTS_KEY]) == {"first", "second"}
     assert saved.layouts(("first", "second"))["first"].beside is False
+    # two count fields are too few to judge a field against its sheet's others: it takes each field's own features
+    assert saved.metadata[INPUTS_KEY] == FIELD_INPUTS and not saved.sheet_relative
     # the audit of this form's run, given the top folder, picks the form's own detector
     picked, skipped = for_form(load_detector(models), FORM)
     assert skipped is None and picked.folder == out and picked.metadata[TEMPLATE_KEY] == FORM
