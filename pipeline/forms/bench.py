@@ -86,7 +86,9 @@ def _values(reads: list, template: Template) -> pd.DataFrame | None:
         n += len(r.digits)
     crops["digit_row"] = np.where(crops["digit_row"] >= 0, crops["digit_row"] + np.array(offsets), -1)
     names = [f.name for f in template.fields if f.is_numeric]
-    _, fields = recognise_frames(crops, np.concatenate(stacks), recogniser, RecogniseSettings(), names)
+    required = [f.name for f in template.fields if f.is_numeric and f.always_written]
+    _, fields = recognise_frames(crops, np.concatenate(stacks), recogniser, RecogniseSettings(), names,
+                                 required=required)
     return fields
 
 

@@ -109,6 +109,13 @@ class Field:
         return self.kind in ("id", "count")
 
     @property
+    def always_written(self) -> bool:
+        """Whether the field is never left blank on a filled-in sheet: a station's ids (kind ``id``). A count may be
+        blank (nobody voted for that party), an id never is, so an id read with no digit at all is a digit the
+        reader lost (a faint pen, a toner band over the row) and goes to review, not a blank reading."""
+        return self.kind == "id"
+
+    @property
     def max_value(self) -> int:
         """Largest number the boxes can hold (numeric fields only)."""
         return 10 ** len(self.boxes) - 1

@@ -17,6 +17,8 @@ Rules (docs/DATA.md section 3):
   threshold (``recognise.min_field_confidence``; by default the digit threshold): three digits that each just
   pass can still make a field that is wrong more often than a digit may be (:func:`needs_review`). A field with an
   empty box between written ones needs review too: the hole is a digit the reader missed (:func:`has_gap`).
+* A field the form says is always written (its ids: :attr:`pipeline.forms.template.Field.always_written`) that
+  is read with no digit at all needs review: a blank id is a loss, not a reading (:func:`review_unwritten`).
 * **Filler marks** (the ``filler`` column of the crops: an X or dash the reader found in an unused leading box and
   turned into an ``empty`` box, :mod:`pipeline.vision.filler`). Boxes that hold one contribute nothing, like empty
   boxes, so X-X-7 reads 7. A field whose **every** box holds a filler mark (X-X-X, dash-dash-dash) is the
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -220,6 +223,23 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
         min_digit_confidence=float(confs.min()) if len(confs) else float("nan"), needs_review=review,
         alternatives=json.dumps([[v, round(p, PROB_DECIMALS)] for v, p in alts]), replaced=replaced,
         struck_text="".join(d.char for d in box_digits) if replaced else "", n_crops=len(rows), n_filler=n_filler)
+
+
+def review_unwritten(fields: pd.DataFrame, required: Sequence[str] | Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """``fields`` with every field that must be written (``required``: the form's ids, :attr:`Field.always_written`;
+    or each sheet's own, by ``sheet_id``) but was read with no digit and no value marked for review.
+
+    Why: a blank id is not a reading but a loss (a toner band or a faint pen made the reader see empty boxes), and
+    a blank read with confidence 1 would otherwise pass as right. A field whose boxes all hold filler marks reads
+    0 and is left alone.
+    """
+    if isinstance(required, Mapping):
+        must = pd.Series([f in required.get(s, ()) for s, f in zip(fields["sheet_id"], fields["field"], strict=True)],
+                         index=fields.index, dtype=bool)
+    else:
+        must = fields["field"].isin(list(required))
+    blank = must & (fields["n_digits"] == 0) & fields["value"].isna()
+    return fields.assign(needs_review=fields["needs_review"] | blank)
 
 
 def build_fields(digits_read: pd.DataFrame, field_names: list[str], threshold: float,

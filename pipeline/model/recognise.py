@@ -35,7 +35,7 @@ from pipeline.engine.stream import (
 )
 from pipeline.errors import InputFileError
 from pipeline.forms.runs import page_templates, run_templates
-from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields
+from pipeline.model.fields import LABEL_PROB_COLUMNS, build_fields, review_unwritten
 from pipeline.model.recogniser import DIGIT_SHAPE, DigitRecogniser, Predictions
 from pipeline.model.settings import RecogniseSettings
 from pipeline.progress import SettledBar
@@ -193,11 +193,12 @@ def build_sheet_fields(digits_read: pd.DataFrame, names: Mapping[str, Sequence[s
 
 def recognise_frames(crops: pd.DataFrame, digits: np.ndarray | DigitFile, recogniser: DigitRecogniser,
                      settings: RecogniseSettings, field_names: FieldNames,
-                     progress: tqdm | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     progress: tqdm | None = None, required: FieldNames = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(digits_read, fields)`` tables for the crops of a run (no file I/O); ``progress`` advances per digit.
 
     ``field_names``: the numeric fields of the run's template, or each sheet's own (by ``sheet_id``) in a run of
-    several templates (:func:`build_sheet_fields`)."""
+    several templates (:func:`build_sheet_fields`); ``required``: those of them that are always written (the
+    ids), in the same shape: read blank, they go to review (:func:`pipeline.model.fields.review_unwritten`)."""
     rows = crops["digit_row"].to_numpy(dtype=np.int64)
     preds = predict_rows(recogniser, digits, rows, settings.batch_size, progress)
     digits_read = pd.concat([crops.reset_index(drop=True), preds], axis=1)
@@ -210,7 +211,7 @@ def recognise_frames(crops: pd.DataFrame, digits: np.ndarray | DigitFile, recogn
     else:
         fields = build_fields(digits_read, list(field_names), threshold, settings.n_alternatives,
                               field_threshold(settings, threshold))
-    return digits_read, fields
+    return digits_read, review_unwritten(fields, required)
 
 
 def field_threshold(settings: RecogniseSettings, digit_threshold: float) -> float:
@@ -238,11 +239,13 @@ def crop_chunks(path: Path, max_sheets: int) -> Iterator[pd.DataFrame]:
     yield from chunks
 
 
-def run_field_names(rundir: Path) -> FieldNames:
-    """The numeric field names of the template ``rundir`` was read with; for a run of several templates, each
-    read page's own by ``sheet_id`` (:func:`pipeline.forms.runs.page_templates`)."""
+def run_field_names(rundir: Path, always_written: bool = False) -> FieldNames:
+    """The numeric field names of the template ``rundir`` was read with (``always_written``: only those never left
+    blank, :attr:`pipeline.forms.template.Field.always_written`); for a run of several templates, each read page's
+    own by ``sheet_id`` (:func:`pipeline.forms.runs.page_templates`)."""
     templates = run_templates(rundir)
-    names = {name: [f.name for f in t.fields if f.is_numeric] for name, t in templates.items()}
+    names = {name: [f.name for f in t.fields if f.is_numeric and (f.always_written or not always_written)]
+             for name, t in templates.items()}
     if len(names) == 1:
         return next(iter(names.values()))
     return sheet_field_names(page_templates(rundir), names)
@@ -269,6 +272,7 @@ def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSet
     digits = DigitFile(rundir / DIGITS_FILE, len(open_digits(rundir)))  # a bad file is refused before the model
     recogniser = DigitRecogniser.load(model_path, settings.tta_below)
     names = run_field_names(rundir)  # the template(s) the run was read with
+    required = run_field_names(rundir, always_written=True)
     sinks = ParquetSink(rundir / DIGITS_READ_FILE), ParquetSink(rundir / FIELDS_FILE)
     n_digits = n_sheets = n_fields = n_review = 0
     seconds = 0.0
@@ -278,7 +282,7 @@ def _recognise_run(rundir: Path, model_path: Path | None, settings: RecogniseSet
         for crops in crop_chunks(path, stream_sheets or EngineSettings().stream_sheets):
             check_digit_rows(rundir, digits, crops)
             start = time.perf_counter()
-            digits_read, fields = recognise_frames(crops, digits, recogniser, settings, names, bar)
+            digits_read, fields = recognise_frames(crops, digits, recogniser, settings, names, bar, required)
             bar.update(len(crops) - int(np.unique(crops["digit_row"][crops["digit_row"] >= 0]).size))
             seconds += time.perf_counter() - start
             for sink, table in zip(sinks, (digits_read, fields), strict=True):

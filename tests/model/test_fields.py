@@ -17,8 +17,10 @@ from tests.model.conftest import StubModel, crops_frame, stub_digit
 THRESHOLD = 0.9
 
 
-def run_fields(spec: dict[str, list[tuple]], unsure: dict[int, int] | None = None) -> pd.DataFrame:
-    """``spec``: field -> list of ``(box, slot, status, label)``; returns fields.parquet rows indexed by field."""
+def run_fields(spec: dict[str, list[tuple]], unsure: dict[int, int] | None = None,
+               required: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``spec``: field -> list of ``(box, slot, status, label)``; ``required``: fields always written (ids);
+    returns fields.parquet rows indexed by field."""
     rows, images = [], []
     for field, crops in spec.items():
         for box, slot, status, label in crops:
@@ -29,7 +31,8 @@ def run_fields(spec: dict[str, list[tuple]], unsure: dict[int, int] | None = Non
             rows.append(("sheet1", field, box, slot, status, row))
     digits = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
     recogniser = DigitRecogniser(StubModel(), temperature=1.0, reject_threshold=THRESHOLD)
-    _, fields = recognise_frames(crops_frame(rows), digits, recogniser, RecogniseSettings(), list(spec))
+    _, fields = recognise_frames(crops_frame(rows), digits, recogniser, RecogniseSettings(), list(spec),
+                                 required=required)
     return fields.set_index("field")
 
 
@@ -43,6 +46,27 @@ def test_all_empty_field_has_no_value_and_needs_no_review():
     f = run_fields({"pps": [(0, 0, "empty", None), (1, 0, "empty", None), (2, 0, "empty", None)]}).loc["pps"]
     assert f["text"] == "" and pd.isna(f["value"]) and f["n_digits"] == 0
     assert f["confidence"] == 1.0 and not f["needs_review"] and json.loads(f["alternatives"]) == []
+
+
+def test_an_id_read_blank_needs_review_a_blank_count_does_not():
+    """An id is always written: read with no digit, a digit was lost (a toner band over the row), not read."""
+    blank = [(0, 0, "empty", None), (1, 0, "empty", None)]
+    f = run_fields({"district": blank, "pps": blank, "section": [(0, 0, "digit", 3), (1, 0, "digit", 5)]},
+                   required=("district", "section"))
+    assert f.loc["district", "needs_review"] and pd.isna(f.loc["district", "value"])
+    assert not f.loc["pps", "needs_review"] and not f.loc["section", "needs_review"]
+    assert f.loc["section", "value"] == 35
+
+
+def test_an_id_of_a_sheets_own_template_read_blank_needs_review():
+    from pipeline.model.fields import review_unwritten
+
+    table = pd.DataFrame({"sheet_id": ["a", "a", "b"], "field": ["station", "pan", "station"],
+                          "n_digits": [0, 0, 0], "value": pd.array([None, None, 0], dtype="Int64"),
+                          "needs_review": [False, False, False]})
+    out = review_unwritten(table, {"a": ["station"], "b": ["station"]})
+    assert out["needs_review"].tolist() == [True, False, False]  # b's station is the writer's zero (filler marks)
+    assert review_unwritten(table, ())["needs_review"].tolist() == [False, False, False]
 
 
 def test_split_box_slots_read_left_to_right():
