@@ -33,7 +33,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 
@@ -79,7 +79,11 @@ PAGE_ID = re.compile(r"(?P<stem>.+)-p(?P<page>[1-9][0-9]*)")
 #: sheets' rows, some 10 MB as Python dicts (50,000 held some 50 MB more at the merge's peak).
 MERGE_BUFFER_ROWS = 10_000
 #: Field images are mostly paper grain, which deflate cannot shrink: Huffman coding alone is 3x faster and as small.
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+#: libpng's fast row filters (none, sub, up) instead of trying all five on every row: the 27 field images of a sheet
+#: encode in 2/3 of the time (8.8 against 13.0 ms, 200 dpi acta) for 10 % more bytes (337 against 305 kB); the
+#: pixels are the same (PNG is lossless).
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FAST_FILTERS]
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,15 @@ def read_scan_page(scan: ScanPage, out: Path, settings: ReadSettings, template: 
     read = read_page_best(scan.image, scan.sheet_id, templates, settings)
     if read.status == st.OK:
         write_evidence(read, out, settings)
-    return PageOutcome(page_row(scan, read), [asdict(c) for c in read.crops], [asdict(m) for m in read.marks],
+    return PageOutcome(page_row(scan, read), [row_dict(c) for c in read.crops], [row_dict(m) for m in read.marks],
                        read.digits)
+
+
+def row_dict(row) -> dict:
+    """A flat dataclass row (:class:`DigitCrop`, :class:`Mark`: str, int, float and bool fields) as a dict of its
+    fields, in order: ``dataclasses.asdict`` without its deep copy, which cost more than the rest of the row's
+    bookkeeping (the values are immutable, so copying them changes nothing)."""
+    return {f.name: getattr(row, f.name) for f in fields(row)}
 
 
 def taken_outcome(scan: ScanPage, owner: str) -> PageOutcome:

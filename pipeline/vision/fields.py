@@ -135,11 +135,20 @@ def ink_mask(dark: np.ndarray, settings: ReadSettings, boxes: list[tuple[int, in
     rows, cols = crossing_lines(weak, boxes, clear, search)
     weak[rows, :] &= strong[rows, :]
     weak[:, cols] &= strong[:, cols]
+    # The components are labelled on the bounding box of the faint ink alone (a third of a count field's image,
+    # most of which is the empty area beside its boxes): nothing outside it is ink, so nothing changes.
+    out = np.zeros_like(weak)
+    ys, xs = np.flatnonzero(weak.any(1)), np.flatnonzero(weak.any(0))
+    if ys.size == 0:
+        return out
+    win = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+    weak, strong = weak[win], strong[win]
     n, labels = cv2.connectedComponents(weak.astype(np.uint8), connectivity=8)
     keep = np.zeros(n, bool)
     keep[labels[strong & weak]] = True
     keep[0] = False
-    return keep[labels]
+    out[win] = keep[labels]
+    return out
 
 
 def piece_ink(dark: np.ndarray, piece: Piece) -> np.ndarray:
@@ -154,7 +163,7 @@ def piece_ink(dark: np.ndarray, piece: Piece) -> np.ndarray:
 
 
 def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterStyle,
-           fillers: dict[int, str] | None = None) -> FieldDigit:
+           fillers: dict[int, str] | None = None, ink: np.ndarray | None = None) -> FieldDigit:
     name = geom.field.name
     if read.piece is None:
         box = geom.boxes[read.box]
@@ -164,7 +173,8 @@ def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterSt
     bbox = (rx + p.x0, ry + p.y0, rx + p.x1, ry + p.y1)
     values = dark[p.y0:p.y1, p.x0:p.x1][p.mask]
     return FieldDigit(name, read.box, read.slot, read.status, bbox, geom.boxes[read.box] if read.box >= 0 else bbox,
-                      int(p.mask.sum()), float(values.mean()), p.n_components, to_mnist(piece_ink(dark, p), style))
+                      int(p.mask.sum()), float(values.mean()), p.n_components,
+                      to_mnist(piece_ink(dark, p) if ink is None else ink, style))
 
 
 def clear_outside(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
@@ -188,30 +198,46 @@ def clear_outside(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> 
 
 
 def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
-                    params: SegmentParams) -> tuple[np.ndarray, SegmentedField]:
+                    params: SegmentParams, flat: np.ndarray | None = None) -> tuple[np.ndarray, SegmentedField]:
     """The field image of one id/count field and its box decisions.
 
     A box read empty that still holds a faint mark shaped like writing (:func:`faint_writing`: one light digit
     among dark ones, a pen running dry) is read again with the ink thresholds lowered by ``faint_writer_floor``;
     if that finds no clean digit there either, the box is ``ambiguous``, so the field goes to review instead of
     silently losing a digit.
+
+    ``flat`` is the field's :func:`field_darkness`, if known: it does not depend on the ink thresholds, so a field
+    read again with them lowered (here, or a faint writer's whole sheet) reuses it.
     """
     x0, y0, x1, y1 = geom.region
     image = registered[y0:y1, x0:x1]
-    dark, reads = _segment_dark(image, geom, black, settings, params)
+    if flat is None:
+        flat = field_darkness(image, geom, black, settings)
+    dark, reads = _segment_flat(flat, geom, settings, params)
     faint = faint_writing(dark, reads, geom.local_boxes(), settings, params)
     if faint:
-        dark, rescued = _segment_dark(image, geom, black, settings.with_ink_scaled(settings.faint_writer_floor), params)
+        dark, rescued = _segment_flat(flat, geom, settings.with_ink_scaled(settings.faint_writer_floor), params)
         reads = rescue_faint(reads, rescued, faint)
     return image, SegmentedField(geom, reads, dark)
+
+
+def field_darkness(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings) -> np.ndarray:
+    """The ink darkness of a field image with the bands across its rows taken out (:func:`darkness`,
+    :func:`flatten_rows`); the ink thresholds play no part in it."""
+    return flatten_rows(darkness(image, black, settings), geom.local_boxes(),
+                        round(settings.px(settings.fold_clear_mm)), round(settings.px(settings.band_sample_mm)))
 
 
 def _segment_dark(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
                   params: SegmentParams) -> tuple[np.ndarray, list[BoxRead]]:
     """Darkness (printed lines taken out) and box decisions of a field image under ``settings``' ink thresholds."""
+    return _segment_flat(field_darkness(image, geom, black, settings), geom, settings, params)
+
+
+def _segment_flat(dark: np.ndarray, geom: FieldGeometry, settings: ReadSettings,
+                  params: SegmentParams) -> tuple[np.ndarray, list[BoxRead]]:
+    """:func:`_segment_dark` of a field's :func:`field_darkness` ``dark`` (left as it is)."""
     boxes = geom.local_boxes()
-    dark = flatten_rows(darkness(image, black, settings), boxes, round(settings.px(settings.fold_clear_mm)),
-                        round(settings.px(settings.band_sample_mm)))
     search = round(settings.px(settings.line_search_mm))
     ink = ink_mask(dark, settings, boxes, round(settings.px(settings.fold_clear_mm)) + search, search)
     clean, removed, band = remove_lines(ink, boxes, search, settings.line_min_fill,
@@ -230,13 +256,36 @@ def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear
     level is measured where nothing is written: the row's pixels more than ``clear`` px left or right of the
     boxes (the area beside a count's boxes, the margins). A row with fewer than ``min_sample`` such pixels is
     left as it is; the median ignores the few strokes of a replacement number or a stamp written there.
+
+    Only the rows where a band can be measured are worked on (skipping the rest is safe: nothing changes): ``dark``
+    is never negative, so a row's median is above 0 only when at least half of its pixels away from the boxes are
+    (``(n + 1) // 2`` of ``n``); every other row's level is exactly 0, and taking 0 out of a row in 0-1 leaves it
+    as it is. Paper rows are nearly all of them, so the medians (the costly part) are mostly not taken, and a page
+    without bands comes back unchanged (``dark`` itself).
     """
     x0, x1 = min(b[0] for b in boxes) - clear, max(b[2] for b in boxes) + clear
-    away = np.concatenate([dark[:, :max(0, x0)], dark[:, max(0, x1):]], axis=1)
-    if away.shape[1] < min_sample:
+    left, right = dark[:, :max(0, x0)], dark[:, max(0, x1):]
+    n = left.shape[1] + right.shape[1]
+    if n < min_sample:
         return dark
-    level = np.median(away, axis=1).astype(np.float32)
+    inked = np.count_nonzero(left, axis=1) + np.count_nonzero(right, axis=1)
+    banded = np.flatnonzero(inked >= (n + 1) // 2)
+    if banded.size == 0:
+        return dark
+    level = np.zeros(dark.shape[0], np.float32)
+    level[banded] = row_medians(np.concatenate([left[banded], right[banded]], axis=1))
     return np.clip(dark - level[:, None], 0.0, 1.0)
+
+
+def row_medians(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=1)`` of a float32 array, as float32, bit for bit: the middle of each sorted row
+    (the mean of the two middle values, in float32 as ``np.median`` takes it, for an even row length). Sorting the
+    rows is several times faster than the partition ``np.median`` runs on rows of a few hundred values."""
+    ordered = np.sort(values, axis=1)
+    half = values.shape[1] // 2
+    if values.shape[1] % 2:
+        return ordered[:, half]
+    return (ordered[:, half - 1] + ordered[:, half]) / np.float32(2)
 
 
 def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int, int, int, int]],
@@ -245,20 +294,34 @@ def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int,
     than the faint-ink threshold lowered by ``faint_writer_floor``, at least a digit tall
     (``min_digit_height_mm``), sparse like strokes (:data:`MAX_WRITING_FILL`), a pen stroke thick somewhere
     (``min_stroke_mm``) and not lying along the inside's edges (:data:`MAX_EDGE_CONTACT`). Faint lines crossing
-    the whole field (paper folds: :func:`crossing_lines`) are no mark."""
+    the whole field (paper folds: :func:`crossing_lines`) are no mark.
+
+    The folds are looked for only when an empty box holds enough faint ink for a mark (safe to skip otherwise: a
+    mark has at least ``min_area`` pixels over at least ``min_digit_height`` rows of the inside, and taking the
+    folds out only removes ink); most empty boxes are clean paper, and most fields have none, so this step
+    usually costs one threshold.
+    """
+    empty = [r.box for r in reads if r.status == BOX_EMPTY and r.box >= 0]
+    if not empty:
+        return set()
     low = dark > settings.faint_ink_threshold * settings.faint_writer_floor
     inset = round(settings.px(settings.line_search_mm))
+    candidates = []
+    for box in empty:
+        bx0, by0, bx1, by1 = boxes[box]
+        inside = low[by0 + inset:by1 - inset, bx0 + inset:bx1 - inset]
+        if (inside.size and np.count_nonzero(inside) >= params.min_area
+                and np.count_nonzero(inside.any(1)) >= params.min_digit_height):
+            candidates.append(box)
+    if not candidates:
+        return set()
     fold_rows, fold_cols = crossing_lines(low, boxes, round(settings.px(settings.fold_clear_mm)) + inset, inset)
     low[fold_rows, :] = False
     low[:, fold_cols] = False
     found = set()
-    for r in reads:
-        if r.status != BOX_EMPTY or r.box < 0:
-            continue
-        bx0, by0, bx1, by1 = boxes[r.box]
+    for box in candidates:
+        bx0, by0, bx1, by1 = boxes[box]
         inside = low[by0 + inset:by1 - inset, bx0 + inset:bx1 - inset].astype(np.uint8)
-        if inside.size == 0:
-            continue
         n, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=8)
         solid = np.bincount(labels[cv2.erode(inside, np.ones((params.stroke_px,) * 2, np.uint8)) > 0], minlength=n)
         edge = np.ones_like(inside, bool)
@@ -267,7 +330,7 @@ def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int,
         for (_, _, w, h, area), deep, touch in zip(stats[1:], solid[1:], contact[1:], strict=True):
             if (deep and touch <= MAX_EDGE_CONTACT * max(w, h) and h >= params.min_digit_height
                     and params.min_area <= area <= MAX_WRITING_FILL * w * h):
-                found.add(r.box)
+                found.add(box)
                 break
     return found
 
@@ -289,9 +352,12 @@ def rescue_faint(reads: list[BoxRead], rescued: list[BoxRead], faint: set[int]) 
     return out
 
 
-def field_digits(field: SegmentedField, style: WriterStyle = IDENTITY_STYLE) -> list[FieldDigit]:
-    """The crops of one segmented field, normalised with the writer's ``style`` undone."""
-    return [_digit(field.geom, r, field.dark, style, field.fillers) for r in field.reads]
+def field_digits(field: SegmentedField, style: WriterStyle = IDENTITY_STYLE,
+                 inks: dict[int, np.ndarray] | None = None) -> list[FieldDigit]:
+    """The crops of one segmented field, normalised with the writer's ``style`` undone; ``inks`` holds the
+    :func:`piece_ink` of reads already cut out (by their index in ``field.reads``)."""
+    inks = inks or {}
+    return [_digit(field.geom, r, field.dark, style, field.fillers, inks.get(i)) for i, r in enumerate(field.reads)]
 
 
 def is_single_digit(read: BoxRead) -> bool:
@@ -303,11 +369,15 @@ def sheet_digits(fields: list[SegmentedField], settings: ReadSettings) -> list[F
     """All crops of one sheet, normalised with the writer's style undone (``writer_normalisation``): the style is
     estimated from the shapes of the sheet's single digits."""
     style = IDENTITY_STYLE
+    inks: list[dict[int, np.ndarray]] = [{} for _ in fields]
     if settings.writer_normalisation:
-        shapes = [binary_shape(piece_ink(f.dark, r.piece)) for f in fields for r in f.reads if is_single_digit(r)]
+        # the single digits' ink is cut out once, for their shapes here and for their MNIST images below
+        for f, cut in zip(fields, inks, strict=True):
+            cut.update((i, piece_ink(f.dark, r.piece)) for i, r in enumerate(f.reads) if is_single_digit(r))
+        shapes = [binary_shape(ink) for cut in inks for ink in cut.values()]
         style = estimate_writer_style(shapes, settings.writer_min_digits, settings.writer_max_width_factor,
                                       settings.writer_max_shear)
-    return [d for f in fields for d in field_digits(f, style)]
+    return [d for f, cut in zip(fields, inks, strict=True) for d in field_digits(f, style, cut)]
 
 
 def read_ticks(registered: np.ndarray, geom: FieldGeometry, black: float,

@@ -95,39 +95,94 @@ def crossing_lines(weak: np.ndarray, boxes: Sequence[Box], clear: int,
     field height including the margins more than ``search`` px above and below the boxes, which digits and box
     edges keep out of. Faint folds come out
     dashed and a little tilted, so neighbouring rows (columns) are judged together.
+
+    Columns are first bounded from above with plain pixel counts in the margins, and judged in full only when
+    that bound reaches the fill a fold needs there (safe to skip otherwise: spreading over ``CROSSING_SPREAD``
+    neighbours inks at most the ink of those neighbours together, and the fills are compared as the same float
+    divisions); nearly every field has no ink across both margins, and its column search costs two small counts.
     """
     rows = _crossing_rows(weak, boxes, clear)
+    if not _may_cross_columns(weak, boxes, search):
+        return np.flatnonzero(rows).tolist(), []
     cols = _crossing_columns(weak, boxes, search)
     return np.flatnonzero(rows).tolist(), np.flatnonzero(cols).tolist()
 
 
+def _spread_sums(counts: np.ndarray) -> np.ndarray:
+    """``counts`` summed over each index and its neighbours within ``CROSSING_SPREAD // 2``: an upper bound of
+    the count of a dilation by ``CROSSING_SPREAD`` along that axis."""
+    half = CROSSING_SPREAD // 2
+    padded = np.concatenate([np.zeros(half, np.int64), counts.astype(np.int64), np.zeros(half, np.int64)])
+    total = np.cumsum(np.concatenate([[0], padded]))
+    return total[CROSSING_SPREAD:] - total[:-CROSSING_SPREAD]
+
+
+def _may_cross_columns(weak: np.ndarray, boxes: Sequence[Box], search: int) -> bool:
+    """Whether :func:`_crossing_columns` can find a column: an upper bound of the fill of some column's
+    neighbourhood reaches ``CROSSING_ROW_FILL`` in both margins (the box walls fill the height, not the margins)."""
+    top, bottom = max(0, min(b[1] for b in boxes) - search), min(weak.shape[0], max(b[3] for b in boxes) + search)
+    if top == 0 or bottom == weak.shape[0]:
+        return False
+    bound = _spread_sums(np.count_nonzero(weak[:top], axis=0)) / top >= CROSSING_ROW_FILL
+    bound &= _spread_sums(np.count_nonzero(weak[bottom:], axis=0)) / (weak.shape[0] - bottom) >= CROSSING_ROW_FILL
+    return bool(bound.any())
+
+
 def _lines(profile: np.ndarray, expected: Sequence[int], search: int, min_fill: float,
            halo: int) -> tuple[list[int], list[int]]:
-    """(band, core) indices of the lines expected at ``expected`` in an ink ``profile``."""
-    band = {i for e in expected for i in line_positions(profile, e, search, min_fill, halo)}
-    core = {i for e in expected for i in line_core(profile, e, search, min_fill)}
+    """(band, core) indices of the lines expected at ``expected`` in an ink ``profile``: the union of
+    :func:`line_positions` (band) and of :func:`line_core` (core) over ``expected``, index for index.
+
+    The profile is thresholded once, and each window (``expected`` +- ``search``, clipped to the profile) is then
+    worked on as a few Python ints: a window holds a handful of line indices, and numpy's per-call cost on such
+    tiny arrays was most of the line search. As there, the blurred edge is grown within the window only.
+    """
+    n = len(profile)
+    cores = np.flatnonzero(profile >= min_fill).tolist()
+    edges = set(np.flatnonzero(profile >= EDGE_FILL * min_fill).tolist())
+    band: set[int] = set()
+    core: set[int] = set(expected)
+    for e in expected:
+        lo, hi = max(0, e - search), min(n, e + search + 1)
+        window_core = [j for j in cores if lo <= j < hi]
+        core.update(window_core)
+        for j in window_core:
+            band.update(i for i in range(max(lo, j - LINE_EDGE_PX), min(hi, j + LINE_EDGE_PX + 1)) if i in edges)
+        band.update(range(max(lo, e - halo), min(hi, e + halo + 1)))
     return sorted(band), sorted(core)
 
 
 def _row_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float,
                halo: int) -> tuple[list[int], list[int]]:
     """Rows (band, core) of the horizontal box edges; the fill is measured over the boxes' columns only."""
-    cols = np.concatenate([np.arange(max(0, x0), min(ink.shape[1], x1)) for x0, _, x1, _ in boxes])
+    spans = [(max(0, x0), min(ink.shape[1], x1)) for x0, _, x1, _ in boxes]
+    n_cols = sum(max(0, x1 - x0) for x0, x1 in spans)
     expected = sorted({y for _, y0, _, y1 in boxes for y in (y0, y1 - 1)})
-    return _lines(ink[:, cols].mean(1), expected, search, min_fill, halo)
+    if n_cols == 0:
+        return _lines(np.full(ink.shape[0], np.nan), expected, search, min_fill, halo)
+    # the share of the boxes' columns inked in each row (ink[:, columns].mean(1) bit for bit, without the copy)
+    filled = sum(np.count_nonzero(ink[:, x0:x1], axis=1) for x0, x1 in spans if x1 > x0)
+    return _lines(filled / n_cols, expected, search, min_fill, halo)
 
 
-def _column_lines(ink: np.ndarray, box: Box, search: int, min_fill: float, halo: int) -> tuple[list[int], list[int]]:
+def _column_lines(ink: np.ndarray, box: Box, search: int, min_fill: float, halo: int,
+                  profile: np.ndarray | None = None) -> tuple[list[int], list[int]]:
+    """Columns (band, core) of the box's vertical edges; ``profile`` is the fill of the box's rows if known."""
     x0, y0, x1, y1 = box
-    return _lines(ink[max(0, y0):max(0, y1)].mean(0), (x0, x1 - 1), search, min_fill, halo)
+    if profile is None:
+        profile = ink[max(0, y0):max(0, y1)].mean(0)
+    return _lines(profile, (x0, x1 - 1), search, min_fill, halo)
 
 
 def longest_run(indices: Sequence[int]) -> int:
     """Length of the longest run of consecutive integers in sorted ``indices`` (a line's thickness)."""
     best = run = 0
-    for i, value in enumerate(indices):
-        run = run + 1 if i and value == indices[i - 1] + 1 else 1
-        best = max(best, run)
+    previous = None
+    for value in indices:
+        run = run + 1 if previous is not None and value == previous + 1 else 1
+        if run > best:
+            best = run
+        previous = value
     return best
 
 
@@ -144,15 +199,29 @@ class LineMasks:
 
 
 def line_masks(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float, halo: int = 0) -> LineMasks:
-    """The printed horizontal and vertical box lines found in the boolean ``ink`` (see :class:`LineMasks`)."""
+    """The printed horizontal and vertical box lines found in the boolean ``ink`` (see :class:`LineMasks`).
+
+    The boxes of a field share their rows, so each distinct row range's column profile is measured once, and only
+    over the columns the boxes' edge searches look at (a column's fill does not depend on its neighbours).
+    """
     horizontal, vertical, core = np.zeros_like(ink), np.zeros_like(ink), np.zeros_like(ink)
     rows, core_rows = _row_lines(ink, boxes, search, min_fill, halo)
     thickness = longest_run(rows)
+    spans = np.zeros(ink.shape[1], bool)  # the columns of every box with its search margin
+    for x0, _, x1, _ in boxes:
+        spans[max(0, x0 - search):x1 + search] = True
+    horizontal[rows] = spans  # the masks start empty: same as setting each box's span of these rows
+    core[core_rows] = spans
+    lo = max(0, min(b[0] for b in boxes) - search)
+    hi = min(ink.shape[1], max(b[2] for b in boxes) + search)
+    profiles: dict[tuple[int, int], np.ndarray] = {}
     for x0, y0, x1, y1 in boxes:
-        span = slice(max(0, x0 - search), x1 + search)
-        horizontal[rows, span] = True
-        core[core_rows, span] = True
-        cols, core_cols = _column_lines(ink, (x0, y0, x1, y1), search, min_fill, halo)
+        key = (max(0, y0), max(0, y1))
+        if key not in profiles:
+            profile = np.zeros(ink.shape[1])
+            profile[lo:hi] = ink[key[0]:key[1], lo:hi].mean(0)
+            profiles[key] = profile
+        cols, core_cols = _column_lines(ink, (x0, y0, x1, y1), search, min_fill, halo, profiles[key])
         vertical[max(0, y0 - search):y1 + search, cols] = True
         core[max(0, y0 - search):y1 + search, core_cols] = True
         thickness = max(thickness, longest_run(cols))
@@ -169,15 +238,27 @@ def _bridge(clean: np.ndarray, ink: np.ndarray, band: np.ndarray, length: int, v
 def _spill(clean: np.ndarray, allowed: np.ndarray, steps: int, vertical: bool) -> np.ndarray:
     """Pixels of ``allowed`` reached from ``clean`` by at most ``steps`` moves along rows (``vertical=False``) or
     columns: a stroke's ink reaching into a band straight across it, the line's core excluded from ``allowed``."""
+    out = np.zeros(allowed.shape, bool)
+    rows, cols = np.flatnonzero(allowed.any(1)), np.flatnonzero(allowed.any(0))
+    if rows.size == 0:
+        return out
+    # Only pixels of ``allowed`` are ever added, each next to (along the kernel) one reached before, so the
+    # growth stays in the bounding box of ``allowed`` widened by one pixel along the kernel: worked there, exactly.
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if vertical:
+        y0, y1 = max(0, y0 - 1), min(allowed.shape[0], y1 + 1)
+    else:
+        x0, x1 = max(0, x0 - 1), min(allowed.shape[1], x1 + 1)
     kernel = np.ones((3, 1) if vertical else (1, 3), np.uint8)
-    reached = clean.astype(np.uint8)
-    allowed = allowed.astype(np.uint8)
+    reached = clean[y0:y1, x0:x1].astype(np.uint8)
+    allowed = allowed[y0:y1, x0:x1].astype(np.uint8)
     for _ in range(steps):
         grown = cv2.dilate(reached, kernel) & (allowed | reached)
         if np.array_equal(grown, reached):
             break
         reached = grown
-    return reached.astype(bool) & allowed.astype(bool)
+    out[y0:y1, x0:x1] = reached.astype(bool) & allowed.astype(bool)
+    return out
 
 
 def remove_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: float,
@@ -195,15 +276,28 @@ def remove_lines(ink: np.ndarray, boxes: Sequence[Box], search: int, min_fill: f
         The cleaned ink mask, the mask of removed line pixels, and the line bands (where lines were found).
     """
     lines = line_masks(ink, boxes, search, min_fill, halo)
-    band = lines.horizontal | lines.vertical
-    clean = ink & ~band
-    # A stroke crossing a horizontal line is rejoined vertically, one crossing a vertical line horizontally.
     length = lines.thickness + BRIDGE_SLACK
-    crossing = (_bridge(clean, ink, lines.horizontal, length, vertical=True)
-                | _bridge(clean, ink, lines.vertical, length, vertical=False))
+    # The line masks are empty beyond ``search`` of the boxes, and a closing by ``length`` changes nothing farther
+    # than twice its length from them; outside that window nothing is removed or restored (a count field's area
+    # beside the boxes, most of its image), so the work is done on the window alone, with the same result.
+    win = _window(ink.shape, boxes, search + 2 * length)
+    ink_w, horizontal, vertical = ink[win], lines.horizontal[win], lines.vertical[win]
+    band_w = horizontal | vertical
+    clean_w = ink_w & ~band_w
+    # A stroke crossing a horizontal line is rejoined vertically, one crossing a vertical line horizontally.
+    crossing = (_bridge(clean_w, ink_w, horizontal, length, vertical=True)
+                | _bridge(clean_w, ink_w, vertical, length, vertical=False))
     # A stroke beside a line keeps what spills into the band, straight across it and short of the line itself.
-    beside = ink & ~lines.core
-    spill = (_spill(clean, beside & lines.horizontal & ~lines.vertical, lines.thickness, vertical=True)
-             | _spill(clean, beside & lines.vertical & ~lines.horizontal, lines.thickness, vertical=False))
-    clean |= crossing | spill
-    return clean, ink & ~clean, band
+    beside = ink_w & ~lines.core[win]
+    spill = (_spill(clean_w, beside & horizontal & ~vertical, lines.thickness, vertical=True)
+             | _spill(clean_w, beside & vertical & ~horizontal, lines.thickness, vertical=False))
+    clean_w |= crossing | spill
+    clean, removed, band = ink.copy(), np.zeros_like(ink), np.zeros_like(ink)
+    clean[win], removed[win], band[win] = clean_w, ink_w & ~clean_w, band_w
+    return clean, removed, band
+
+
+def _window(shape: tuple[int, ...], boxes: Sequence[Box], margin: int) -> tuple[slice, slice]:
+    """The boxes' bounding box widened by ``margin`` px, clipped to an image of ``shape``."""
+    return (slice(max(0, min(b[1] for b in boxes) - margin), min(shape[0], max(b[3] for b in boxes) + margin)),
+            slice(max(0, min(b[0] for b in boxes) - margin), min(shape[1], max(b[2] for b in boxes) + margin)))

@@ -118,7 +118,8 @@ def check_pixels(path: Path, width: float, height: float, limit: int) -> None:
 def to_grey(im: Image.Image) -> np.ndarray:
     """A decoded PIL image as uint8 grey; deep images are scaled by their maximum rather than clipped.
 
-    JPEGs are decoded straight to grey (PIL's draft mode), which halves the decoding time of colour scans.
+    JPEGs are decoded straight to grey (PIL's draft mode), which halves the decoding time of colour scans. A page
+    already grey is taken as it is (``convert`` to its own mode would only copy it).
     """
     if im.format == "JPEG":
         im.draft("L", im.size)
@@ -126,7 +127,7 @@ def to_grey(im: Image.Image) -> np.ndarray:
         arr = np.asarray(im, dtype=np.float32)
         top = float(arr.max()) or 1.0
         return np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8)
-    return np.asarray(im.convert("L"))
+    return np.asarray(im if im.mode == "L" else im.convert("L"))
 
 
 def _open_image(path: Path) -> Image.Image:

@@ -213,8 +213,8 @@ def paste_centred(digit: np.ndarray, size: int = MNIST_SIZE, centre: float = MNI
     """Place ``digit`` in a ``size`` x ``size`` field with its centre of mass on ``centre`` (whole-pixel shift)."""
     h, w = digit.shape
     cy, cx = centre_of_mass(digit)
-    top = int(np.clip(round(centre - cy), 0, size - h))
-    left = int(np.clip(round(centre - cx), 0, size - w))
+    top = min(max(round(centre - cy), 0), size - h)  # np.clip's order: the upper bound wins; plain ints are faster
+    left = min(max(round(centre - cx), 0), size - w)
     out = np.zeros((size, size), np.float32)
     out[top: top + h, left: left + w] = digit
     return out

@@ -46,6 +46,7 @@ from pipeline.vision.fields import (
     FieldGeometry,
     SegmentedField,
     TickRead,
+    field_darkness,
     geometry_of,
     is_single_digit,
     read_ticks,
@@ -194,11 +195,13 @@ def _read_fields(registered: np.ndarray, reg: Registration, template: Template, 
     thresholds lowered in proportion to the writer's own ink, so that the faintest strokes of the sheet's digits
     are not lost; erasure remains stay as much fainter than that writer's ink as they were.
     """
-    segmented, ticks, images, geoms = _segment_fields(registered, reg, template, settings)
+    flats: dict = {}
+    segmented, ticks, images, geoms = _segment_fields(registered, reg, template, settings, flats)
     ink = writer_ink(segmented, settings.writer_min_digits)
     if ink is not None and ink < settings.faint_writer_ink:
         factor = max(settings.faint_writer_floor, ink / settings.writer_reference_ink)
-        segmented, ticks, images, geoms = _segment_fields(registered, reg, template, settings.with_ink_scaled(factor))
+        segmented, ticks, images, geoms = _segment_fields(registered, reg, template, settings.with_ink_scaled(factor),
+                                                          flats)
     return sheet_digits(segmented, settings), ticks, images, geoms
 
 
@@ -210,9 +213,15 @@ def writer_ink(fields: list[SegmentedField], min_digits: int) -> float | None:
     return float(np.median(inks)) if len(inks) >= min_digits else None
 
 
-def _segment_fields(registered: np.ndarray, reg: Registration, template: Template, settings: ReadSettings
+def _segment_fields(registered: np.ndarray, reg: Registration, template: Template, settings: ReadSettings,
+                    flats: dict | None = None
                     ) -> tuple[list[SegmentedField], list[TickRead], dict[str, np.ndarray], dict[str, FieldGeometry]]:
-    """Every field of the page segmented with ``settings``' ink thresholds."""
+    """Every field of the page segmented with ``settings``' ink thresholds.
+
+    ``flats`` keeps each numeric field's darkness (:func:`pipeline.vision.fields.field_darkness`) by where the field
+    is: it does not depend on the ink thresholds, so a faint writer's sheet, read again with them lowered, reuses it
+    (the same field image, the same darkness).
+    """
     params = SegmentParams.from_settings(settings)
     segmented: list[SegmentedField] = []
     ticks: list[TickRead] = []
@@ -224,7 +233,14 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
             geom = snap_geometry(registered, geom, reg.black, settings)
         geoms[f.name] = geom
         if f.is_numeric:
-            images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params)
+            key = (geom.region, geom.boxes)
+            flat = None if flats is None else flats.get(key)
+            if flat is None:
+                x0, y0, x1, y1 = geom.region
+                flat = field_darkness(registered[y0:y1, x0:x1], geom, reg.black, settings)
+                if flats is not None:
+                    flats[key] = flat
+            images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params, flat)
             if template.filler_marks:
                 field = with_fillers(field, template.filler_marks)
             segmented.append(field)

@@ -252,6 +252,24 @@ def _print_mask(template: Template, dpi: float) -> np.ndarray:
     return _PRINT_MASKS[key]
 
 
+#: The print masks' print pixels (rows, columns) and size, by template object and dpi (with the template, so that
+#: its id stays its own): looking a mask up by its template's geometry hashes every field and box of the form, which
+#: cost more than scoring the layout it was wanted for.
+_PRINT_POINTS: dict[tuple[int, float], tuple[Template, np.ndarray, np.ndarray, tuple[int, int]]] = {}
+
+
+def _print_points(template: Template, dpi: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """``np.nonzero(_print_mask(template, dpi))`` and the mask's ``(width, height)``, once per template and dpi."""
+    entry = _PRINT_POINTS.get((id(template), dpi))
+    if entry is None or entry[0] is not template:
+        printed = _print_mask(template, dpi)
+        ys, xs = np.nonzero(printed)
+        ys.setflags(write=False)
+        xs.setflags(write=False)
+        entry = _PRINT_POINTS[(id(template), dpi)] = (template, ys, xs, (printed.shape[1], printed.shape[0]))
+    return entry[1], entry[2], entry[3]
+
+
 def _render_print_mask(template: Template, dpi: float) -> np.ndarray:
     ink = (blank_print(template, dpi, 1.0) < PRINT_GREY).astype(np.uint8)
     for r in template.fiducials:
@@ -273,12 +291,10 @@ def template_fit(layout: Layout, cands: Candidates, template: Template, settings
     """Share of the blank form's print (fiducials aside) that lands on scan ink when ``layout`` (and ``disp``, a
     curled page's displacement on the coarse template) registers the coarse scan: near 1 for the right layout, far
     lower for a wrong corner or a wrong quarter turn."""
-    printed = _print_mask(template, settings.detect_dpi)
-    size = (printed.shape[1], printed.shape[0])
+    ys, xs, size = _print_points(template, settings.detect_dpi)
     warped = cv2.warpPerspective(cands.mask, _coarse_homography(layout, cands, settings), size,
                                  flags=cv2.INTER_NEAREST, borderValue=0)
     near = cv2.dilate(warped, np.ones((2 * FIT_TOLERANCE_PX + 1,) * 2, np.uint8))
-    ys, xs = np.nonzero(printed)
     if disp is not None:
         dx, dy = disp.at(xs.astype(float), ys.astype(float))
         xs = np.clip(np.round(xs + dx).astype(int), 0, size[0] - 1)

@@ -144,14 +144,25 @@ def find_components(clean: np.ndarray, stroke_px: int = 1) -> tuple[np.ndarray, 
     """Label image and components (8-connected) of a boolean ink mask.
 
     ``stroke_px`` is the thinnest pen stroke: a component's ``solid`` pixels survive an erosion of that size.
+
+    The image is labelled whole (labels are numbered in the order the labelling meets them, which cropping can
+    change), but the counts, the erosion and the bounding boxes are worked out on the bounding box of the ink
+    widened by ``stroke_px`` (a count field's ink leaves most of its image blank; the margin keeps the erosion at
+    the box's edge as it is in the whole image): the same components.
     """
     ink = clean.astype(np.uint8)
     n, labels = cv2.connectedComponents(ink, connectivity=8)  # with stats it is ~10x slower on small images
-    area = np.bincount(labels.ravel(), minlength=n)
-    solid = np.bincount(labels[cv2.erode(ink, np.ones((stroke_px, stroke_px), np.uint8)) > 0], minlength=n)
-    return labels, [Component(i + 1, sl[1].start, sl[0].start, sl[1].stop, sl[0].stop, int(area[i + 1]),
-                              int(solid[i + 1]))
-                    for i, sl in enumerate(ndimage.find_objects(labels)) if sl is not None]
+    if n <= 1:
+        return labels, []
+    ys, xs = np.flatnonzero(clean.any(1)), np.flatnonzero(clean.any(0))
+    y0, x0 = max(0, int(ys[0]) - stroke_px), max(0, int(xs[0]) - stroke_px)
+    win = (slice(y0, int(ys[-1]) + 1 + stroke_px), slice(x0, int(xs[-1]) + 1 + stroke_px))
+    part = labels[win]
+    area = np.bincount(part.ravel(), minlength=n)
+    solid = np.bincount(part[cv2.erode(ink[win], np.ones((stroke_px, stroke_px), np.uint8)) > 0], minlength=n)
+    return labels, [Component(i + 1, x0 + sl[1].start, y0 + sl[0].start, x0 + sl[1].stop, y0 + sl[0].stop,
+                              int(area[i + 1]), int(solid[i + 1]))
+                    for i, sl in enumerate(ndimage.find_objects(part)) if sl is not None]
 
 
 def _mask_of(labels: np.ndarray, comps: Sequence[Component]) -> np.ndarray:
@@ -346,9 +357,15 @@ def inks_gutters(ink: np.ndarray, crossed: Sequence[int], boxes: Sequence[Box], 
 def _may_strike(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence[Box],
                 params: SegmentParams) -> bool:
     """Cheap necessary condition for a strike: the ink's column projection, gaps up to ``2 bridge_px`` closed,
-    has a run ``strike_px`` long covering most of a box (a connected shape projects onto an unbroken run)."""
+    has a run ``strike_px`` long covering most of a box (a connected shape projects onto an unbroken run).
+
+    That projection is the union of the components' column spans: a component is 8-connected, so its pixels
+    fill every column from its first to its last (no pixel mask needs to be built).
+    """
     k = params.bridge_px
-    cols = _mask_of(labels, comps).any(0).astype(np.uint8)
+    cols = np.zeros(labels.shape[1], np.uint8)
+    for c in comps:
+        cols[c.x0:c.x1] = 1
     cols = cv2.morphologyEx(cols[None, :], cv2.MORPH_CLOSE, np.ones((1, 2 * k + 1), np.uint8))[0] > 0
     edges = np.flatnonzero(np.diff(np.concatenate([[0], cols.astype(np.int8), [0]])))
     for start, stop in zip(edges[::2], edges[1::2], strict=True):

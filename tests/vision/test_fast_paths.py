@@ -1,0 +1,131 @@
+"""The reader's fast paths give exactly what the plain computations they replace give (random inputs, seeded)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from pipeline.vision import lines as ln
+from pipeline.vision.fields import faint_writing, flatten_rows, row_medians
+from pipeline.vision.segment import BoxRead, Component, SegmentParams, find_components
+from pipeline.vision.settings import BOX_DIGIT, BOX_EMPTY, ReadSettings
+from pipeline.vision.unbend import Displacement, grid_shape
+
+
+def test_row_medians_are_numpys_medians_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for n in range(1, 60):
+        values = (rng.random((5, n)) * rng.choice([1e-3, 1.0])).astype(np.float32)
+        values[values < 0.4 * values.max()] = 0
+        assert np.array_equal(row_medians(values), np.median(values, axis=1).astype(np.float32))
+
+
+def test_flatten_rows_takes_out_the_median_of_each_row_away_from_the_boxes():
+    rng = np.random.default_rng(1)
+    boxes = [(60, 10, 80, 40), (90, 10, 110, 40)]
+    for fill in (0.0, 0.3, 0.7, 1.0):
+        dark = (rng.random((50, 200)) * (rng.random((50, 200)) < fill)).astype(np.float32)
+        away = np.concatenate([dark[:, :40], dark[:, 130:]], axis=1)
+        expected = np.clip(dark - np.median(away, axis=1).astype(np.float32)[:, None], 0.0, 1.0)
+        assert np.array_equal(flatten_rows(dark, boxes, clear=20, min_sample=10), expected)
+
+
+def _old_lines(profile, expected, search, min_fill, halo):
+    band = {i for e in expected for i in ln.line_positions(profile, e, search, min_fill, halo)}
+    core = {i for e in expected for i in ln.line_core(profile, e, search, min_fill)}
+    return sorted(band), sorted(core)
+
+
+def test_line_search_of_all_windows_at_once_is_the_union_of_each_window():
+    rng = np.random.default_rng(2)
+    for _ in range(2000):
+        n = int(rng.integers(1, 60))
+        profile = np.round(rng.random(n) * 8) / 8
+        profile[rng.random(n) < 0.3] = 0.9
+        expected = sorted(set(rng.integers(0, n, rng.integers(1, 5)).tolist()))
+        search, halo = int(rng.integers(0, 12)), int(rng.integers(0, 4))
+        assert ln._lines(profile, expected, search, 0.85, halo) == _old_lines(profile, expected, search, 0.85, halo)
+
+
+def test_crossing_columns_are_only_skipped_where_none_can_be():
+    rng = np.random.default_rng(3)
+    found = 0
+    for _ in range(1500):
+        h, w = int(rng.integers(20, 60)), int(rng.integers(40, 120))
+        weak = rng.random((h, w)) < rng.choice([0.05, 0.3, 0.6])
+        if rng.random() < 0.5:
+            column = rng.integers(0, w)
+            weak[::2, column] = True
+            weak[1::2, min(w - 1, column + 1)] = True
+        margin = int(rng.integers(0, 12))
+        boxes = [(10, margin, 20, h - margin), (22, margin, 32, h - margin)]
+        search = int(rng.integers(0, 6))
+        cols = np.flatnonzero(ln._crossing_columns(weak, boxes, search)).tolist()
+        assert ln.crossing_lines(weak, boxes, 5, search)[1] == cols
+        found += bool(cols)
+    assert found > 100
+
+
+def _old_spill(clean, allowed, steps, vertical):
+    kernel = np.ones((3, 1) if vertical else (1, 3), np.uint8)
+    reached, allowed = clean.astype(np.uint8), allowed.astype(np.uint8)
+    for _ in range(steps):
+        grown = cv2.dilate(reached, kernel) & (allowed | reached)
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    return reached.astype(bool) & allowed.astype(bool)
+
+
+def test_spill_worked_on_the_window_of_the_band_is_the_same():
+    rng = np.random.default_rng(4)
+    for _ in range(500):
+        h, w = int(rng.integers(5, 50)), int(rng.integers(5, 80))
+        allowed = rng.random((h, w)) < 0.4
+        allowed[:, : int(rng.integers(0, w))] = False
+        clean = rng.random((h, w)) < 0.2
+        for vertical in (True, False):
+            steps = int(rng.integers(0, 6))
+            assert np.array_equal(ln._spill(clean, allowed, steps, vertical),
+                                  _old_spill(clean, allowed, steps, vertical))
+
+
+def test_find_components_on_the_ink_window_matches_the_whole_image():
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        h, w = int(rng.integers(1, 60)), int(rng.integers(1, 90))
+        clean = rng.random((h, w)) < rng.choice([0.0, 0.01, 0.05, 0.3])
+        stroke = int(rng.integers(1, 5))
+        ink = clean.astype(np.uint8)
+        n, labels = cv2.connectedComponents(ink, connectivity=8)
+        area = np.bincount(labels.ravel(), minlength=n)
+        solid = np.bincount(labels[cv2.erode(ink, np.ones((stroke, stroke), np.uint8)) > 0], minlength=n)
+        expected = [Component(i + 1, sl[1].start, sl[0].start, sl[1].stop, sl[0].stop, int(area[i + 1]),
+                              int(solid[i + 1])) for i, sl in enumerate(ndimage.find_objects(labels))]
+        got_labels, got = find_components(clean, stroke)
+        assert np.array_equal(got_labels, labels) and got == expected
+
+
+def test_displacement_on_a_pixel_grid_is_at_on_its_meshgrid():
+    rng = np.random.default_rng(6)
+    for _ in range(50):
+        w, h = int(rng.integers(1, 200)), int(rng.integers(1, 200))
+        step = float(rng.choice([7.0, 8.5, 30.0, 3.3]))
+        shape = grid_shape((w, h), step)
+        disp = Displacement(step, rng.standard_normal(shape) * 5, rng.standard_normal(shape), (w, h), 10)
+        xs, ys = np.meshgrid(np.arange(w, dtype=float), np.arange(h, dtype=float))
+        for got, expected in zip(disp.on_grid(w, h), disp.at(xs, ys), strict=True):
+            assert np.array_equal(got, expected)
+
+
+def test_faint_writing_is_not_looked_for_in_boxes_without_enough_faint_ink():
+    settings = ReadSettings()
+    params = SegmentParams.from_settings(settings)
+    boxes = [(10, 10, 66, 81), (76, 10, 132, 81)]
+    dark = np.zeros((91, 200), np.float32)
+    reads = [BoxRead(0, 0, BOX_EMPTY, None), BoxRead(1, 0, BOX_DIGIT, None)]
+    assert faint_writing(dark, reads, boxes, settings, params) == set()
+    cv2.line(dark, (25, 25), (50, 25), 0.1, 4)  # a faint 7, a digit tall, in the empty box
+    cv2.line(dark, (50, 25), (32, 65), 0.1, 4)
+    assert faint_writing(dark, reads, boxes, settings, params) == {0}
