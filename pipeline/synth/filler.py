@@ -3,10 +3,11 @@
 An X and a dash are drawn as pen strokes with the sheet's writer (:class:`pipeline.synth.pen.Writer`: its line
 width, ink, pressure and grain), like the acta's ticks; a 0 is an MNIST **test** zero written like any digit.
 
-* **X**: two strokes, each from near one corner of a centred area (``X_SIZE`` of the box's width wide, its height
-  ``X_ASPECT`` times that, within the box) to near the opposite one, through a midpoint pushed sideways (a bow of
-  up to ``X_BOW`` of the stroke's length); every end point wanders by ``X_WOBBLE`` of the area. Real X's in
-  unused boxes are small, like a written lower-case x.
+* **X**: two strokes, each from near one corner of a centred area (``X_SIZE`` of the box's width wide, or of its
+  height where the box is wider than tall, its height ``X_ASPECT`` times that, within the box) to near the
+  opposite one, through a midpoint pushed sideways (a bow of up to ``X_BOW`` of the stroke's length); every end
+  point wanders by ``X_WOBBLE`` of the area. Real X's in unused boxes are small, like a written lower-case x: in a
+  short, wide box (the 2014 certificate's) one sized by the width alone filled the box from wall to wall.
 * **dash**: one stroke ``DASH_LENGTH`` of the box's width long, at ``DASH_HEIGHT`` of its height, tilted by up to
   ``DASH_TILT_DEG``, slightly bowed.
 
@@ -45,7 +46,7 @@ def _bowed(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, bow: fl
 
 def x_strokes(rng: np.random.Generator, w: float, h: float) -> list[np.ndarray]:
     """The two strokes of a hand-drawn X in a ``w`` x ``h`` pixel box."""
-    sw = w * float(rng.uniform(*X_SIZE))
+    sw = min(w, h) * float(rng.uniform(*X_SIZE))
     sh = min(0.9 * h, sw * float(rng.uniform(*X_ASPECT)))
     cx, cy = w / 2 + float(rng.normal(0, 0.04 * w)), h / 2 + float(rng.normal(0, 0.04 * h))
     corners = np.array([[-0.5, -0.5], [0.5, 0.5], [0.5, -0.5], [-0.5, 0.5]]) * (sw, sh) + (cx, cy)

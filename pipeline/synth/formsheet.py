@@ -3,7 +3,8 @@
 A reference-image template's paper is its reference scan with the boxes blanked (:mod:`pipeline.synth.reference`);
 a millimetre template's is its rendered blank. On it go, with the acta generator's own parts: MNIST **test** digits
 in the count and id boxes (:mod:`pipeline.synth.writer`, the writer and per-field pens of
-:mod:`pipeline.synth.sheet`), filler marks in unused leading boxes (:mod:`pipeline.synth.filler`), ticks and choices,
+:mod:`pipeline.synth.sheet`; sized and aimed to stay inside boxes that are short for their width,
+:class:`FormWriteContext`), filler marks in unused leading boxes (:mod:`pipeline.synth.filler`), ticks and choices,
 the same tampering kinds and styles (:mod:`pipeline.synth.tamper`; a crossout's replacement goes left of a comb
 that fills a table column), coffee stains and folds (:mod:`pipeline.synth.decor`; no stamps or signatures: a
 reference scan already carries the sheet's own), and the same scan and scan damage (:mod:`pipeline.synth.scan`,
@@ -33,12 +34,22 @@ from pipeline.synth.decor import draw_fold, draw_stain
 from pipeline.synth.digits import DigitSource
 from pipeline.synth.filler import draw_filler
 from pipeline.synth.formplan import FormContent, RuleSystem, plan_form, rule_system
+from pipeline.synth.pen import Writer
 from pipeline.synth.reference import scanned_reference_page
 from pipeline.synth.scan import ScanParams, sample_scan, scanned_page
 from pipeline.synth.settings import VISIBLE_KINDS, SynthSettings
 from pipeline.synth.sheet import SyntheticSheet, _damaged_scan, pen_record, sheet_id, sheet_pens, sheet_rngs
 from pipeline.synth.tamper import StylePicker
-from pipeline.synth.writer import Pens, WriteContext, _record, write_count, write_plain, write_tick
+from pipeline.synth.writer import (
+    Pens,
+    WriteContext,
+    _record,
+    box_centre,
+    draw_digit,
+    write_count,
+    write_plain,
+    write_tick,
+)
 
 #: Most stains and folds per sheet (as on the acta).
 MAX_MARKS = 2
@@ -46,6 +57,16 @@ MAX_MARKS = 2
 #: boxes of a table column people write no taller than in square-ish ones (the Lampiran's digits fill about half
 #: their box's height).
 WRITING_ASPECT = 1.1
+#: ... and at most this fraction of a box's height: a box's rectangle holds its printed walls, and in the short,
+#: wide boxes of a table whose rows share their walls (the 2014 certificate's, 6.4 x 8.6 mm) people keep their
+#: writing clear of the rules above and below (its real digits are about two thirds of the row's height). Binds
+#: only in boxes less than WRITING_ASPECT / WRITING_FILL times as tall as wide (not the Lampiran's).
+WRITING_FILL = 0.85
+#: A digit's ink is kept at least this far (mm) inside its box's top and bottom edges (about a printed wall's
+#: half-width and a hair of paper): the placement jitter moves a digit about its box but not across a wall into
+#: the row above or below, where the reader would take it for part of that row's digit. Binds only where a box
+#: has little room around its digit (the certificate's, not the Lampiran's).
+WALL_CLEARANCE_MM = 0.5
 
 #: Rule systems already solved in this process, by template name and rules.
 _SYSTEMS: dict[tuple[str, tuple[str, ...]], RuleSystem] = {}
@@ -64,6 +85,23 @@ def plan_form_sheet(index: int, settings: SynthSettings, template: Template) -> 
     rngs = sheet_rngs(settings.seed, index)
     return plan_form(rngs["content"], settings, template, template_rules(template),
                      StylePicker.for_settings(settings, rngs["style"]))
+
+
+class FormWriteContext(WriteContext):
+    """The acta's :class:`pipeline.synth.writer.WriteContext` with writing kept inside short boxes: sized to at
+    most ``WRITING_FILL`` of the box's height, and every digit aimed (the same jittered aim, drawn from the same
+    random stream) no closer to the top or bottom edge than ``WALL_CLEARANCE_MM`` leaves for its ink."""
+
+    def height(self, box: Rect) -> float:
+        return min(super().height(box), box.h * WRITING_FILL)
+
+    def digit(self, canvas: Canvas, writer: Writer, d: int, box: Rect, **ink: float) -> int:
+        cx, cy = box_centre(self.rng, box, self.jitter)
+        height = self.height(box)
+        room = max(0.0, (box.h - writer.digit_height * height) / 2 - WALL_CLEARANCE_MM)
+        mid = box.y + box.h / 2
+        return draw_digit(canvas, self.digits, self.rng, writer, d, (cx, min(max(cy, mid - room), mid + room)),
+                          height, **ink)
 
 
 def form_page(template: Template, scan: ScanParams, settings: SynthSettings,
@@ -186,7 +224,7 @@ def render_form_sheet(index: int, settings: SynthSettings, digits: DigitSource,
     image, hom = form_page(template, scan, settings, rngs["scan"])
     canvas = Canvas(image, hom, scan.dpi, scan.blur_sigma)
     pens = sheet_pens(rngs["pen"], settings, tuple(content.fields))
-    ctx = WriteContext(digits, rngs["pen"], pens.pens, settings.position_jitter, WRITING_ASPECT)
+    ctx = FormWriteContext(digits, rngs["pen"], pens.pens, settings.position_jitter, WRITING_ASPECT)
     rows = _write_form(canvas, template, content, ctx, pens.fields)
     marks = _decorate(canvas, rngs["decor"], template, settings)
     image = apply_damage(canvas.image, damage, rngs["damage"], scan.dpi, scan.background) if damage.styles \

@@ -6,12 +6,14 @@ that need ``../shared/data/forms/c1_2014/`` skip when it is absent."""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.audit import rules as rule_engine
 from pipeline.forms.bench import CERTIFICATE, CERTIFICATE_FORM_TYPE, REAL_DIR, failing_rules, init_figures
-from pipeline.forms.template import FIELD_ROLES, GEOMETRY_REFERENCE, REGISTER_FEATURES, load_template
+from pipeline.forms.template import FIELD_ROLES, GEOMETRY_REFERENCE, MM_PER_INCH, REGISTER_FEATURES, load_template
 
 TRUTH = REAL_DIR / "truth.csv"
 ABSENT = "the c1_2014 development set is absent"
@@ -123,3 +125,34 @@ def test_bench_finds_the_same_failing_rules_on_the_truth(cert):
 def test_template_init_finds_the_shipped_boxes(cert):
     n = init_figures(REAL_DIR / "sertifikat_reference.jpg", cert)
     assert (n["found"], n["missed"], n["spurious"], n["fields_found"]) == (111, 0, 0, 37)
+
+
+#: How far (reference px, 150 dpi) a box's inner wall may lie from the centre of the printed line between the boxes.
+WALL_TOLERANCE_PX = 1.25
+
+
+def _printed_wall(grey, x: float, y0: float, y1: float) -> float:
+    """The centre (px, edge coordinates) of the printed vertical line nearest ``x`` between rows ``y0`` and ``y1``
+    of the reference: its columns dark along most of the rows (handwriting crosses a row, a rule runs down it)."""
+    rows = grey[int(y0) + 5:int(y1) - 5]
+    lo = int(x) - 6
+    fill = (rows[:, lo:int(x) + 7] < 205).mean(axis=0)
+    fill[fill < 0.9] = 0
+    assert fill.any(), f"no printed line near x = {x}"
+    return float((fill * np.arange(lo, lo + len(fill))).sum() / fill.sum()) + 0.5
+
+
+@pytest.mark.skipif(not (REAL_DIR / "sertifikat_reference.jpg").is_file(), reason=ABSENT)
+def test_inner_walls_are_the_printed_lines(cert):
+    """Every wall between two boxes of a field is the printed line of the reference (within WALL_TOLERANCE_PX),
+    so drawn digits are centred in their printed boxes and no printed wall lies inside a box: split in equal
+    thirds, section I's jumlah combs (whose last box holds the table's thick border) had their inner walls 1-3 px
+    right of the print, and I.B.4 jumlah's wall inside its middle box was read as an extra "1"."""
+    grey = cv2.imread(str(REAL_DIR / "sertifikat_reference.jpg"), cv2.IMREAD_GRAYSCALE)
+    scale = cert.reference_dpi / MM_PER_INCH
+    off = {}
+    for f in cert.fields:
+        for left in f.boxes[:-1]:
+            x = (left.x + left.w) * scale
+            off[(f.name, round(x, 1))] = round(x - _printed_wall(grey, x, left.y * scale, (left.y + left.h) * scale), 2)
+    assert {k: v for k, v in off.items() if abs(v) > WALL_TOLERANCE_PX} == {}
