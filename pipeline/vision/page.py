@@ -63,11 +63,11 @@ from pipeline.vision.register import (
     register,
     warp_from_source,
     warp_source,
-    warp_to_template,
 )
 from pipeline.vision.segment import SegmentParams
 from pipeline.vision.settings import ReadSettings
 from pipeline.vision.unbend import Displacement, estimate_displacement, unbend
+from pipeline.vision.unbend_reference import unbent_reference_page
 
 log = logging.getLogger(__name__)
 
@@ -420,24 +420,29 @@ def read_reference_page(grey: np.ndarray, sheet_id: str, template: Template, set
 
     The registration score is the correlation of the page's print with the reference's; ``template_fit`` repeats
     it, ``orientation_margin`` is the winning quarter turn's lead in matched features (NaN when the first turn was
-    taken without trying the others), and ``line_agreement`` the share of the boxes' printed outlines found.
+    taken without trying the others), and ``line_agreement`` the share of the boxes' printed outlines found. A
+    curled page is unbent before its fields are cut (:mod:`pipeline.vision.unbend_reference`; ``displacement``
+    and ``unbent_mm`` then say by how much, and ``line_agreement`` is taken on the unbent page).
     """
     return read_fit(grey, fit_reference(grey, sheet_id, template, settings))
 
 
 def read_aligned(grey: np.ndarray, sheet_id: str, template: Template, settings: ReadSettings,
                  aligned: Alignment) -> PageRead:
-    """The fields of a page aligned with a reference-image template (``settings``: the template's own)."""
+    """The fields of a page aligned with a reference-image template (``settings``: the template's own), unbent
+    first when it shows curl (:func:`pipeline.vision.unbend_reference.unbent_reference_page`)."""
     reg = aligned.registration
-    registered = warp_to_template(grey, reg, template, settings)
+    registered, disp, unbent_agreement = unbent_reference_page(grey, reg, template, settings)
+    agreement = aligned.line_agreement if unbent_agreement is None else unbent_agreement
     digits, ticks, images, geoms = _read_fields(registered, reg, template, settings)
     crops, stack = _crop_rows(sheet_id, digits, geoms)
     marks = tuple(Mark(sheet_id, t.field, t.option, round(t.ink_ratio, 4), t.ticked) for t in ticks)
     return PageRead(sheet_id, st.OK, f"{aligned.inliers} features matched the reference", score=round(
         aligned.correlation, 4), registered=registered, crops=crops, digits=stack, marks=marks, field_images=images,
         rotation_fixed_deg=round(reg.rotation_deg, 2), flipped=reg.quarter_turns == UPSIDE_DOWN, n_fiducials=0,
-        residual_px=round(reg.residual_px, 2), line_agreement=round(aligned.line_agreement, 4),
+        residual_px=round(reg.residual_px, 2), line_agreement=round(agreement, 4),
         template_fit=round(reg.template_fit, 4), orientation_margin=round(reg.orientation_margin, 4),
+        displacement=disp, unbent_mm=round(disp.largest_px / settings.px_per_mm, 2) if disp else 0.0,
         homography=reg.homography)
 
 
