@@ -351,6 +351,14 @@ class _Collected:
         for name in ("voters", "turnout_count", "ballots", "votes"):
             getattr(self, name).append(getattr(part, name))
 
+    def take(self, name: str, empty_shape: tuple[int, ...], dtype) -> np.ndarray:
+        """The chunks' ``name`` arrays joined into one, the chunks' own arrays let go at once (so that no two
+        copies of every station's numbers are held together)."""
+        parts = getattr(self, name)
+        joined = concat_arrays(parts, empty_shape, dtype)
+        parts.clear()
+        return joined
+
 
 def left_out_keys(left_out: pd.DataFrame) -> np.ndarray:
     """What excluded rows are counted by: the exclusion's reason, else the status (each bad value's text
@@ -538,23 +546,26 @@ def _audit(results_path: Path, mapping_path: Path, mapping: TableMapping, out: P
     if acc.rows == 0:
         raise InputFileError(f"{results_path}: the table has a header but no station rows")
     pass1, pass1_flags = files.pass1_paths()
-    votes = concat_arrays(acc.votes, (0, len(mapping.choices)), np.int64)
-    rows = concat_arrays(acc.kept_rows, (0,), np.int64)
-    ballots = concat_arrays(acc.ballots, (0,), np.int64)
+    acc.seen = SeenIds()  # the ids were only needed to find repeated ones, in the first pass
+    votes = acc.take("votes", (0, len(mapping.choices)), np.int64)
+    rows = acc.take("kept_rows", (0,), np.int64)
+    ballots = acc.take("ballots", (0,), np.int64)
     leader = _leader(mapping, votes)
     lead_votes = votes[:, mapping.choices.index(leader)].astype(np.int64) if votes.size else np.zeros(0, np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(ballots > 0, lead_votes / ballots, np.nan)
     forensics: dict = {}
     station_p = np.full(len(rows), np.nan)
     if len(rows):
-        st = Stations(voters=concat_arrays(acc.voters, (0,), np.int64),
-                      turnout_count=concat_arrays(acc.turnout_count, (0,), np.int64), ballots=ballots,
-                      leader=lead_votes, scopes=acc.scopes.scopes(), votes=votes)
-        acc.votes = acc.voters = acc.turnout_count = acc.ballots = []
-        del votes
+        scopes = acc.scopes.scopes()
+        acc.scopes = ScopeCoder(mapping.forensic_levels)  # its chunks' codes, now joined in ``scopes``
+        st = Stations(voters=acc.take("voters", (0,), np.int64),
+                      turnout_count=acc.take("turnout_count", (0,), np.int64), ballots=ballots,
+                      leader=lead_votes, scopes=scopes, votes=votes)
+        del votes, scopes
         forensics, station_p = run_table_forensics(st, s.forensics)
         del st
+    with np.errstate(divide="ignore", invalid="ignore"):  # after the forensics: one array fewer while they run
+        share = np.where(ballots > 0, lead_votes / ballots, np.nan)
+    del ballots, lead_votes
     files.write_flags(scope_flags(forensics) if forensics else pd.DataFrame(columns=FLAG_COLUMNS))
     _second_pass(pass1, pass1_flags, rows, share, station_p, mapping, s, files)
     statuses = ordered_counts(acc.statuses)

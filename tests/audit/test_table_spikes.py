@@ -121,3 +121,83 @@ def test_clean_tables_can_correlate_turnout_and_share():
     assert rho > 0.25
     t0 = clean_table(replace(shape, rho=0.0), seed=7)
     assert abs(stats.spearmanr(t0["issued"] / t0["registered"], t0["choice_1"] / t0["valid"])[0]) < 0.06
+
+
+def stations_for_memory(n: int, seed: int = 0):
+    """``n`` stations made directly (no table): sizes 50-3,000 (some left out of the tests), ten regions."""
+    from pipeline.audit.table_forensics import Stations
+
+    rng = np.random.default_rng(seed)
+    voters = rng.integers(50, 3000, n).astype(np.int32)
+    issued = rng.binomial(voters, 0.6).astype(np.int32)
+    lead = rng.binomial(issued, 0.55).astype(np.int64)
+    codes = rng.integers(0, 10, n).astype(np.int32)
+    return Stations(voters=voters, turnout_count=issued, ballots=issued.copy(), leader=lead,
+                    scopes={"region": (codes, [f"region {i}" for i in range(10)])})
+
+
+def traced_peak(fn, *args) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn(*args)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_pairwise_blocks_add_as_numpy_sums():
+    from pipeline.audit.table_forensics import pairwise_blocks, tree_add
+
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 129, 8193, 100_003):
+        x = rng.random(n) ** 7 * rng.choice([1e-8, 1.0, 1e3], n)
+        for limit in (128, 1000, 16_384):
+            got = tree_add(pairwise_blocks(n, limit)[0], lambda lo, m, x=x: {"sum": np.sum(x[lo:lo + m])})
+            assert got["sum"] == np.sum(x)  # bit for bit, not approximately
+    assert pairwise_blocks(0, 128) == []
+
+
+def test_spike_test_in_blocks_is_bit_identical_and_flat_in_memory(monkeypatch):
+    """The spike test in blocks of stations gives the very figures of one block holding every station, and its
+    memory does not grow with the stations (it held ~180 bytes per station)."""
+    import json
+
+    import pipeline.audit.table_forensics as tf
+
+    st = stations_for_memory(40_000)
+    monkeypatch.setattr(tf, "SPIKE_BLOCK", 1_000_000)
+    whole = tf.spike_test(st, S)
+    monkeypatch.setattr(tf, "SPIKE_BLOCK", 1_000)
+    blocks = tf.spike_test(st, S)
+    assert json.dumps(blocks, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    assert blocks["excluded"] > 0 and blocks["included"] == sum(r["stations"] for r in blocks["scopes"]["region"])
+    small = traced_peak(tf.spike_test, stations_for_memory(10_000, seed=1), S)
+    large = traced_peak(tf.spike_test, st, S)
+    assert large - small < 0.5e6  # 30,000 stations more: under 17 bytes each (the inclusion mask is 1)
+
+
+def test_integer_test_keeps_fewer_arrays_per_station():
+    """The integer test's null keeps per station only the totals, the shares and the scope order (it kept the
+    counts too: ~46 bytes per station); the draws' blocks are the same size whatever the table."""
+    from pipeline.audit.table_forensics import integer_percentages
+
+    s = TableForensicsSettings(mc_draws=100)
+    small = traced_peak(integer_percentages, stations_for_memory(20_000, seed=2), s)
+    large = traced_peak(integer_percentages, stations_for_memory(100_000, seed=3), s)
+    assert (large - small) / 80_000 < 38
+
+
+def test_included_positions_map_to_their_stations(monkeypatch):
+    from pipeline.audit.table_forensics import _Included
+
+    monkeypatch.setattr(_Included, "CHUNK", 7)
+    mask = np.random.default_rng(4).random(100) < 0.4
+    mask[:9] = False  # a first chunk with no station included
+    kept = _Included(mask)
+    where = np.flatnonzero(mask)
+    assert kept.size == where.size
+    for lo in range(where.size):
+        for n in (1, 3, where.size - lo):
+            assert kept.indices(lo, n).tolist() == where[lo:lo + n].tolist()

@@ -239,3 +239,17 @@ def test_forensics_do_not_depend_on_vote_width_or_count_block(monkeypatch):
     other, p_other = run_table_forensics(narrow, s)
     assert json.dumps(other, default=str, sort_keys=True) == json.dumps(reference, default=str, sort_keys=True)
     assert np.array_equal(p_ref, p_other, equal_nan=True)
+
+
+def test_collected_numbers_are_joined_letting_go_of_the_chunks():
+    """The chunks' arrays are joined one name at a time and let go at once, so that the forensics never run
+    beside a second copy of every station's numbers."""
+    from pipeline.audit.table_audit import _Collected
+    from pipeline.audit.table_stream import ScopeCoder
+
+    acc = _Collected(scopes=ScopeCoder(("region",)))
+    acc.votes = [np.array([[1, 2]], np.int32), np.array([[3, 4], [5, 6]], np.int32)]
+    joined = acc.take("votes", (0, 2), np.int64)
+    assert joined.tolist() == [[1, 2], [3, 4], [5, 6]] and joined.dtype == np.int32
+    assert acc.votes == []
+    assert acc.take("ballots", (0,), np.int64).shape == (0,)
