@@ -13,6 +13,7 @@ Only the print of the form is used, never the handwriting, so the same sheet alw
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -283,6 +284,34 @@ def displaced(image: np.ndarray, disp: Displacement) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+#: How a pass finds each printed patch's shift: ``(registered, blank, patch, search) -> (centres, shifts)``.
+ShiftFinder = Callable[[np.ndarray, np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def coarse_displacement(registered: np.ndarray, blank: np.ndarray, px_per_mm: float, settings: ReadSettings,
+                        shifts_of: ShiftFinder = patch_shifts) -> Displacement | None:
+    """The coarse pass of :func:`measure_displacement`: large patches searched widely, a low-degree polynomial
+    through their shifts (found by ``shifts_of``); ``None`` if too few match."""
+    size = (blank.shape[1], blank.shape[0])
+    patch = max(MIN_PATCH_PX, round(settings.unbend_patch_mm * COARSE_PATCH_FACTOR * px_per_mm))
+    centres, shifts = shifts_of(registered, blank, patch, round(settings.unbend_search_mm * px_per_mm))
+    return fit_polynomial(centres, shifts, size, settings.unbend_grid_mm * px_per_mm, COARSE_DEGREE)
+
+
+def refined_displacement(registered: np.ndarray, blank: np.ndarray, coarse: Displacement, px_per_mm: float,
+                         settings: ReadSettings, shifts_of: ShiftFinder = patch_shifts) -> Displacement:
+    """The fine pass of :func:`measure_displacement`: ``coarse`` corrected locally on its grid from small patches
+    (found by ``shifts_of``) searched on the page unbent by it, the fine shifts carried back through ``coarse``."""
+    patch = max(MIN_PATCH_PX, round(settings.unbend_patch_mm * px_per_mm))
+    centres, shifts = shifts_of(displaced(registered, coarse), blank, patch,
+                                max(1, round(settings.unbend_refine_mm * px_per_mm)))
+    if len(centres) < MIN_PATCHES:
+        return coarse
+    at = centres + shifts
+    return refine_grid(coarse, centres, shifts + np.stack(coarse.at(at[:, 0], at[:, 1]), axis=1),
+                       settings.unbend_stiffness)
+
+
 def measure_displacement(registered: np.ndarray, blank: np.ndarray, px_per_mm: float,
                          settings: ReadSettings) -> Displacement | None:
     """The displacement of ``registered`` from ``blank`` (same size and resolution, ``px_per_mm``), in its pixels.
@@ -292,20 +321,8 @@ def measure_displacement(registered: np.ndarray, blank: np.ndarray, px_per_mm: f
     on the page unbent by it, then correct it locally on a grid with a bending penalty. The fine shifts are carried
     back through the coarse displacement before the fit.
     """
-    size = (blank.shape[1], blank.shape[0])
-    coarse_patch = max(MIN_PATCH_PX, round(settings.unbend_patch_mm * COARSE_PATCH_FACTOR * px_per_mm))
-    centres, shifts = patch_shifts(registered, blank, coarse_patch, round(settings.unbend_search_mm * px_per_mm))
-    coarse = fit_polynomial(centres, shifts, size, settings.unbend_grid_mm * px_per_mm, COARSE_DEGREE)
-    if coarse is None:
-        return None
-    fine_patch = max(MIN_PATCH_PX, round(settings.unbend_patch_mm * px_per_mm))
-    centres, shifts = patch_shifts(displaced(registered, coarse), blank, fine_patch,
-                                   max(1, round(settings.unbend_refine_mm * px_per_mm)))
-    if len(centres) < MIN_PATCHES:
-        return coarse
-    at = centres + shifts
-    return refine_grid(coarse, centres, shifts + np.stack(coarse.at(at[:, 0], at[:, 1]), axis=1),
-                       settings.unbend_stiffness)
+    coarse = coarse_displacement(registered, blank, px_per_mm, settings)
+    return None if coarse is None else refined_displacement(registered, blank, coarse, px_per_mm, settings)
 
 
 def _fit_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

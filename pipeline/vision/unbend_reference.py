@@ -37,15 +37,10 @@ from pipeline.vision import align
 from pipeline.vision.register import Registration, warp_from_source, warp_source
 from pipeline.vision.settings import ReadSettings
 from pipeline.vision.unbend import (
-    COARSE_DEGREE,
-    COARSE_PATCH_FACTOR,
-    MIN_PATCH_PX,
-    MIN_PATCHES,
     Displacement,
-    displaced,
-    fit_polynomial,
+    coarse_displacement,
     patch_shifts,
-    refine_grid,
+    refined_displacement,
     shrunk,
     unbend,
 )
@@ -136,31 +131,6 @@ def located_shifts(registered: np.ndarray, blank: np.ndarray, patch: int,
     return centres[keep], shifts[keep]
 
 
-def coarse_shifts(registered: np.ndarray, blank: np.ndarray, px_per_mm: float,
-                  settings: ReadSettings) -> Displacement | None:
-    """The coarse pass of :func:`pipeline.vision.unbend.measure_displacement` (large patches searched widely, a
-    low-degree polynomial through their shifts), from the patches that fix both coordinates only
-    (:func:`located_shifts`); ``None`` if too few match."""
-    size = (blank.shape[1], blank.shape[0])
-    patch = max(MIN_PATCH_PX, round(settings.unbend_patch_mm * COARSE_PATCH_FACTOR * px_per_mm))
-    centres, shifts = located_shifts(registered, blank, patch, round(settings.unbend_search_mm * px_per_mm))
-    return fit_polynomial(centres, shifts, size, settings.unbend_grid_mm * px_per_mm, COARSE_DEGREE)
-
-
-def refined_shifts(registered: np.ndarray, blank: np.ndarray, coarse: Displacement, px_per_mm: float,
-                   settings: ReadSettings) -> Displacement:
-    """The fine pass of :func:`pipeline.vision.unbend.measure_displacement`: ``coarse`` corrected locally on its
-    grid from small patches searched on the page unbent by it (patches that fix both coordinates only)."""
-    patch = max(MIN_PATCH_PX, round(settings.unbend_patch_mm * px_per_mm))
-    centres, shifts = located_shifts(displaced(registered, coarse), blank, patch,
-                                     max(1, round(settings.unbend_refine_mm * px_per_mm)))
-    if len(centres) < MIN_PATCHES:
-        return coarse
-    at = centres + shifts
-    return refine_grid(coarse, centres, shifts + np.stack(coarse.at(at[:, 0], at[:, 1]), axis=1),
-                       settings.unbend_stiffness)
-
-
 def measure_reference_displacement(registered: np.ndarray, template: Template, settings: ReadSettings,
                                    coarse_below_mm: float = 0.0) -> Displacement | None:
     """The displacement (registered px) of ``registered`` (the page on the template at the reading dpi) from the
@@ -171,14 +141,14 @@ def measure_reference_displacement(registered: np.ndarray, template: Template, s
     small = align.print_layer(shrunk(registered, scale))
     blank = reference_print(template, (small.shape[1], small.shape[0]))
     full = (registered.shape[1], registered.shape[0])
-    coarse = coarse_shifts(small, blank, settings.px_per_mm * scale, settings)
+    coarse = coarse_displacement(small, blank, settings.px_per_mm * scale, settings, located_shifts)
     if coarse is None:
         return None
     scaled = coarse.scaled(full)
     if (field_residual_mm(scaled, template, settings) < coarse_below_mm
             and scaled.largest_px / settings.px_per_mm < COARSE_PAGE_MM):
         return scaled
-    return refined_shifts(small, blank, coarse, settings.px_per_mm * scale, settings).scaled(full)
+    return refined_displacement(small, blank, coarse, settings.px_per_mm * scale, settings, located_shifts).scaled(full)
 
 
 def outline_agreement(registered: np.ndarray, template: Template) -> float:

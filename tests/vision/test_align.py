@@ -79,17 +79,21 @@ def draw_reference(seed: int = 7) -> np.ndarray:
     return page
 
 
+def synthetic_form_raw(name: str) -> dict:
+    """The synthetic form's template (its reference image ``ref.png`` beside it): the combs and the tick box."""
+    return {"name": name, "geometry": "reference_image", "reference": "ref.png",
+            "reference_size": [REF_W, REF_H], "reference_dpi": REF_DPI, "registration": "reference_features",
+            "fields": [{"name": field, "kind": "count", "role": "candidate", "comb": list(rect), "split": 3}
+                       for field, rect in COMBS.items()] + [{"name": "witness", "kind": "tick", "boxes": [list(TICK)]}]}
+
+
 @pytest.fixture(scope="module")
 def form(tmp_path_factory):
     """The synthetic form's reference image and template (written side by side), and its blank page."""
     folder = tmp_path_factory.mktemp("form")
     blank = draw_reference()
     cv2.imwrite(str(folder / "ref.png"), blank)
-    raw = {"name": "synthetic_x1", "geometry": "reference_image", "reference": "ref.png",
-           "reference_size": [REF_W, REF_H], "reference_dpi": REF_DPI, "registration": "reference_features",
-           "filler_marks": ["x", "dash", "zero"],
-           "fields": [{"name": name, "kind": "count", "role": "candidate", "comb": list(rect), "split": 3}
-                      for name, rect in COMBS.items()] + [{"name": "witness", "kind": "tick", "boxes": [list(TICK)]}],
+    raw = {**synthetic_form_raw("synthetic_x1"), "filler_marks": ["x", "dash", "zero"],
            "rules": ["left + right == total"]}
     (folder / "x1.yaml").write_text(yaml.safe_dump(raw))
     return load_template(folder / "x1.yaml"), blank

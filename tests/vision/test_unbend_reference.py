@@ -19,7 +19,7 @@ from pipeline.vision.register import warp_to_template
 from pipeline.vision.unbend import Displacement
 
 from .conftest import place, scan_noise, similarity
-from .test_align import COMBS, REF_DPI, REF_H, REF_W, TICK, draw_reference
+from .test_align import COMBS, REF_DPI, REF_H, REF_W, draw_reference, synthetic_form_raw
 
 #: Curl amplitude (mm) of the bent page: a sheet that bows by 3 mm at its edges.
 CURL_MM = 3.0
@@ -35,10 +35,7 @@ def form(tmp_path_factory):
     folder = tmp_path_factory.mktemp("unbend_ref")
     blank = draw_reference()
     cv2.imwrite(str(folder / "ref.png"), blank)
-    raw = {"name": "synthetic_x1_curl", "geometry": "reference_image", "reference": "ref.png",
-           "reference_size": [REF_W, REF_H], "reference_dpi": REF_DPI, "registration": "reference_features",
-           "fields": [{"name": name, "kind": "count", "role": "candidate", "comb": list(rect), "split": 3}
-                      for name, rect in COMBS.items()] + [{"name": "witness", "kind": "tick", "boxes": [list(TICK)]}]}
+    raw = synthetic_form_raw("synthetic_x1_curl")
     (folder / "x1.yaml").write_text(yaml.safe_dump(raw))
     return load_template(folder / "x1.yaml"), blank
 
