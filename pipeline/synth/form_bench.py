@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from pipeline.engine.pool import resolve_workers
 from pipeline.forms.template import MM_PER_INCH, Template, load_template
 
 OK_STATUS = "ok"
@@ -290,7 +291,7 @@ def run_form_bench(template_path: Path, sheets: int, batches: tuple[tuple[str, i
             generate_batch(SynthSettings(sheets=sheets, seed=seed, dpi=dpi, workers=workers, style_set=style_set),
                            batch, digits, template)
             made = time.perf_counter()
-            settings = ReadSettings(template=str(batch / "template.yaml"), workers=workers)
+            settings = ReadSettings(template=str(batch / "template.yaml"), workers=resolve_workers(workers))
             read_batch([batch / "sheets"], run, settings)
             read = time.perf_counter()
             recognise_run(run, None, RecogniseSettings(), 100)

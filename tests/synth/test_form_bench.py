@@ -135,7 +135,7 @@ def test_the_actas_figures_are_copied_from_the_audit_stage(tmp_path):
 @pytest.mark.skipif(not cfg.CURRENT_MODEL.exists() or load_template(LAMPIRAN).reference is None,
                     reason="needs the digit model (models/current) and the Lampiran reference image")
 def test_quick_form_bench_reads_and_audits_a_couple_of_lampiran_sheets(tmp_path):
-    out = run_form_bench(LAMPIRAN, 2, (("classic", 4101),), dpi=100, workers=1, work=tmp_path,
+    out = run_form_bench(LAMPIRAN, 2, (("classic", 4101),), dpi=100, workers=0, work=tmp_path,
                          detectors={"none": None})
     score = out["classic"]
     assert score["seed"] == 4101 and score["sheets"] == 2 and score["registration"]["n"] == 2
