@@ -221,11 +221,14 @@ def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, s
     return image, SegmentedField(geom, reads, dark)
 
 
-def field_darkness(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings) -> np.ndarray:
+def field_darkness(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
+                   band_slope: float = 0.0) -> np.ndarray:
     """The ink darkness of a field image with the bands across its rows taken out (:func:`darkness`,
-    :func:`flatten_rows`); the ink thresholds play no part in it."""
+    :func:`flatten_rows`); the ink thresholds play no part in it. ``band_slope`` is the slope (rows per column) of
+    the scanner's rows across the field image: a page fed in skewed has its toner bands skewed the same way."""
     return flatten_rows(darkness(image, black, settings), geom.local_boxes(),
-                        round(settings.px(settings.fold_clear_mm)), round(settings.px(settings.band_sample_mm)))
+                        round(settings.px(settings.fold_clear_mm)), round(settings.px(settings.band_sample_mm)),
+                        band_slope)
 
 
 def _segment_dark(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
@@ -247,9 +250,13 @@ def _segment_flat(dark: np.ndarray, geom: FieldGeometry, settings: ReadSettings,
     return np.where(removed, 0.0, dark), segment_field(clean, boxes, geom.beside_x0, params, band)
 
 
-def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear: int, min_sample: int
-                 ) -> np.ndarray:
+def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear: int, min_sample: int,
+                 slope: float = 0.0) -> np.ndarray:
     """``dark`` less, in each row, the median darkness of that row away from the boxes.
+
+    A band runs along the scanner's rows, which cross a page fed in skewed at ``slope`` (rows per column) to the
+    form's rows: the rows are then taken along that slope (:func:`flatten_skewed_rows`). A slope that moves no
+    pixel by half a row across the image is no slope.
 
     Toner bands and scanner streaks run across the whole page; where they are narrower than the paper window they
     survive :func:`darkness` and, cut by the box walls and rejoined, read as a strike-through of every box. Their
@@ -264,6 +271,8 @@ def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear
     without bands comes back unchanged (``dark`` itself).
     """
     x0, x1 = min(b[0] for b in boxes) - clear, max(b[2] for b in boxes) + clear
+    if row_shifts(dark.shape[1], slope).any():
+        return flatten_skewed_rows(dark, (x0, x1), min_sample, slope)
     left, right = dark[:, :max(0, x0)], dark[:, max(0, x1):]
     n = left.shape[1] + right.shape[1]
     if n < min_sample:
@@ -275,6 +284,38 @@ def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear
     level = np.zeros(dark.shape[0], np.float32)
     level[banded] = row_medians(np.concatenate([left[banded], right[banded]], axis=1))
     return np.clip(dark - level[:, None], 0.0, 1.0)
+
+
+def row_shifts(width: int, slope: float) -> np.ndarray:
+    """Rows (whole pixels) by which a line of ``slope`` (rows per column) through the middle of an image ``width``
+    columns wide lies off each column's row."""
+    return np.rint(slope * (np.arange(width) - (width - 1) / 2)).astype(np.int64)
+
+
+def flatten_skewed_rows(dark: np.ndarray, boxed: tuple[int, int], min_sample: int, slope: float) -> np.ndarray:
+    """:func:`flatten_rows` along lines of ``slope``: each pixel belongs to the line through it, and a line's level
+    is the median of its pixels outside the columns ``boxed`` (x0, x1), taken where it has at least
+    ``min_sample`` of them and at least half of them are dark (as :func:`flatten_rows` takes it)."""
+    height, width = dark.shape
+    shifts = row_shifts(width, slope)
+    line = np.arange(height)[:, None] + (shifts.max() - shifts)[None, :]  # y - slope x, counted from 0
+    n_lines = height + int(shifts.max() - shifts.min())
+    away = np.ones(width, bool)
+    away[max(0, boxed[0]):max(0, boxed[1])] = False
+    lines, values = line[:, away].ravel(), dark[:, away].ravel()
+    n = np.bincount(lines, minlength=n_lines)
+    inked = np.bincount(lines, weights=values > 0, minlength=n_lines)
+    banded = (n >= min_sample) & (inked >= (n + 1) // 2)
+    if not banded.any():
+        return dark
+    keep = banded[lines]
+    order = np.lexsort((values[keep], lines[keep]))
+    lines, values = lines[keep][order], values[keep][order]
+    starts = np.searchsorted(lines, np.flatnonzero(banded))
+    counts = n[banded]
+    level = np.zeros(n_lines, np.float32)
+    level[banded] = (values[starts + (counts - 1) // 2] + values[starts + counts // 2]) / np.float32(2)
+    return np.clip(dark - level[line], 0.0, 1.0)
 
 
 def row_medians(values: np.ndarray) -> np.ndarray:

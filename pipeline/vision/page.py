@@ -61,6 +61,7 @@ from pipeline.vision.register import (
     RegistrationError,
     line_agreement,
     register,
+    scan_axis_slope,
     warp_from_source,
     warp_source,
 )
@@ -237,7 +238,8 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
             flat = None if flats is None else flats.get(key)
             if flat is None:
                 x0, y0, x1, y1 = geom.region
-                flat = field_darkness(registered[y0:y1, x0:x1], geom, reg.black, settings)
+                flat = field_darkness(registered[y0:y1, x0:x1], geom, reg.black, settings,
+                                      scan_axis_slope(reg.homography, ((x0 + x1) / 2, (y0 + y1) / 2)))
                 if flats is not None:
                     flats[key] = flat
             images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params, flat)

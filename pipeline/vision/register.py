@@ -472,6 +472,18 @@ def register(grey: np.ndarray, template: Template, settings: ReadSettings) -> Re
     return layout_homography(grey, layout, template, settings, margin)
 
 
+def scan_axis_slope(homography: np.ndarray, at: tuple[float, float]) -> float:
+    """Slope (template rows per column) at ``at`` (template px) of whichever axis of the scan, its rows or its
+    columns, lies nearer the template's rows there; 0 where both lie at 45 degrees. Toner bands and sensor
+    streaks run along an axis of the scan, so this is how they cross a form fed in skewed.
+
+    ``homography`` maps scan pixels to template pixels (:class:`Registration`)."""
+    scan = cv2.perspectiveTransform(np.array([[at]], np.float64), np.linalg.inv(homography))[0, 0]
+    ends = cv2.perspectiveTransform(np.array([[scan, scan + (1.0, 0.0), scan + (0.0, 1.0)]]), homography)[0]
+    slopes = [dy / dx for dx, dy in (ends[1] - ends[0], ends[2] - ends[0]) if abs(dx) > abs(dy)]
+    return float(slopes[0]) if slopes else 0.0
+
+
 def warp_source(grey: np.ndarray, reg: Registration, settings: ReadSettings) -> tuple[np.ndarray, np.ndarray]:
     """The image to warp from and its homography onto the template: scans much finer than the reading dpi are
     shrunk first (linear warping would alias)."""

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.vision import lines as ln
-from pipeline.vision.fields import faint_writing, flatten_rows, row_medians
+from pipeline.vision.fields import faint_writing, flatten_rows, flatten_skewed_rows, row_medians, row_shifts
 from pipeline.vision.segment import BoxRead, Component, SegmentParams, find_components
 from pipeline.vision.settings import BOX_DIGIT, BOX_EMPTY, ReadSettings
 from pipeline.vision.unbend import Displacement, grid_shape
@@ -29,6 +29,22 @@ def test_flatten_rows_takes_out_the_median_of_each_row_away_from_the_boxes():
         away = np.concatenate([dark[:, :40], dark[:, 130:]], axis=1)
         expected = np.clip(dark - np.median(away, axis=1).astype(np.float32)[:, None], 0.0, 1.0)
         assert np.array_equal(flatten_rows(dark, boxes, clear=20, min_sample=10), expected)
+
+
+def test_skewed_rows_take_out_the_median_of_each_line_away_from_the_boxes():
+    rng = np.random.default_rng(2)
+    for slope in (-0.11, -0.03, 0.02, 0.08):
+        dark = (rng.random((50, 200)) * (rng.random((50, 200)) < 0.6)).astype(np.float32)
+        line = np.arange(50)[:, None] - row_shifts(200, slope)[None, :]
+        away = np.zeros(200, bool)
+        away[:40] = away[130:] = True
+        expected = dark.copy()
+        for k in np.unique(line):
+            values = dark[(line == k) & away[None, :]]
+            if values.size >= 10 and np.count_nonzero(values) >= (values.size + 1) // 2:
+                on = line == k
+                expected[on] = np.clip(dark[on] - np.median(values).astype(np.float32), 0.0, 1.0)
+        assert np.array_equal(flatten_skewed_rows(dark, (40, 130), 10, slope), expected)
 
 
 def _old_lines(profile, expected, search, min_fill, halo):

@@ -67,6 +67,38 @@ def test_a_band_across_the_page_is_taken_out_of_the_rows_but_the_writing_stays()
     assert flat[15:28, 30:33].min() == pytest.approx(0.8) and flat[28:32, 30:33].min() == pytest.approx(0.5)
 
 
+def skewed_band(shape, slope, row, width, level):
+    """A float32 image holding one band ``width`` rows wide along ``slope`` (rows per column), through ``row`` at
+    the middle column."""
+    ys, xs = np.mgrid[:shape[0], :shape[1]]
+    centre = row + slope * (xs - (shape[1] - 1) / 2)
+    return np.where(np.abs(ys - centre) <= width / 2, level, 0.0).astype(np.float32)
+
+
+def test_a_band_of_a_page_fed_in_skewed_is_taken_out_along_its_slope():
+    from pipeline.vision.fields import flatten_rows
+
+    boxes = [(10, 10, 50, 50), (60, 10, 100, 50)]
+    dark = skewed_band((60, 400), -0.06, 30, 5, 0.3)
+    dark[15:45, 30:33] = 0.8  # a "1" in the first box
+    along_rows = flatten_rows(dark, boxes, clear=20, min_sample=100)
+    along_band = flatten_rows(dark, boxes, clear=20, min_sample=100, slope=-0.06)
+    inside = (slice(12, 48), slice(62, 98))  # the second box, empty but for the band
+    assert along_rows[inside].max() > 0.25  # rows cut the skewed band, which stays in the box as ink
+    assert along_band[inside].max() == 0
+    assert along_band[15:45, 30:33].max() == pytest.approx(0.8)
+
+
+def test_a_slope_that_moves_no_pixel_by_half_a_row_is_no_slope():
+    from pipeline.vision.fields import flatten_rows
+
+    rng = np.random.default_rng(3)
+    dark = (rng.random((60, 400)) * (rng.random((60, 400)) < 0.7)).astype(np.float32)
+    boxes = [(10, 10, 50, 50), (60, 10, 100, 50)]
+    assert np.array_equal(flatten_rows(dark, boxes, 20, 100, slope=0.4 / 400),
+                          flatten_rows(dark, boxes, 20, 100))
+
+
 def test_rows_too_short_beside_the_boxes_are_left_alone():
     from pipeline.vision.fields import flatten_rows
 

@@ -205,3 +205,13 @@ def test_four_corner_squares_are_preferred_to_three_that_fit_slightly_better():
     clearly_better_three = Layout(blobs[:3], (0, 1, 2), 1.0, 0.0, np.eye(3), fit=0.95 + 2 * FOUR_CORNER_BONUS)
     assert sorted([three, four], key=_preference)[0] is four
     assert sorted([four, clearly_better_three], key=_preference)[0] is clearly_better_three
+
+
+@pytest.mark.parametrize("degrees", [-4.0, 0.0, 3.0, 87.0, 180.0, -93.0])
+def test_the_scan_axis_nearest_the_forms_rows_gives_the_slope_bands_cross_it_at(degrees):
+    from pipeline.vision.register import scan_axis_slope
+
+    turn = np.vstack([cv2.getRotationMatrix2D((500.0, 700.0), degrees, 1.0), [0.0, 0.0, 1.0]])
+    # cv2 turns counter-clockwise on screen for positive degrees: a scan row then rises to the right (-tan).
+    expected = -np.tan(np.radians(((degrees + 45) % 90) - 45))
+    assert scan_axis_slope(turn, (300.0, 200.0)) == pytest.approx(expected, abs=1e-9)
