@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from pipeline.forms.template import Field, Rect, Template
-from pipeline.vision.lines import crossing_lines, remove_lines
+from pipeline.vision.lines import crossing_lines, remove_lines, strokes_on_lines
 from pipeline.vision.normalise import IDENTITY_STYLE, WriterStyle, binary_shape, estimate_writer_style, to_mnist
 from pipeline.vision.segment import BoxRead, Piece, SegmentParams, segment_field
 from pipeline.vision.settings import BOX_AMBIGUOUS, BOX_DIGIT, BOX_EMPTY, ReadSettings
@@ -26,6 +26,11 @@ MAX_WRITING_FILL = 0.6
 #: ... and runs along the inside's edges for at most this share of its length: the box outline bled or blurred
 #: inwards lies along an edge all the way, a digit that comes close only touches it.
 MAX_EDGE_CONTACT = 0.25
+#: Darkness of the faintest band worth following across a skewed page (:func:`flatten_rows`): a fraction of the
+#: faintest ink a faint writer's sheet is read with (0.12 x 0.6); the paper's own noise is about 0.01-0.03.
+BAND_MIN_DARKNESS = 0.05
+#: Padding of the lines of a sheared image (:func:`flatten_skewed_rows`): above any darkness, so it sorts last.
+PAST_DARKEST = 2.0
 #: Pixels of anti-aliased edge kept around a digit's thresholded ink when its grey levels are cut out.
 EDGE_PAD = 1
 
@@ -245,6 +250,8 @@ def _segment_flat(dark: np.ndarray, geom: FieldGeometry, settings: ReadSettings,
     ink = ink_mask(dark, settings, boxes, round(settings.px(settings.fold_clear_mm)) + search, search)
     clean, removed, band = remove_lines(ink, boxes, search, settings.line_min_fill,
                                         round(settings.px(settings.line_halo_mm)))
+    kept = strokes_on_lines(dark, removed, clean, boxes, search, settings.ink_threshold)
+    clean, removed = clean | kept, removed & ~kept
     if not geom.field.beside:
         clean = clear_outside(clean, boxes)
     return np.where(removed, 0.0, dark), segment_field(clean, boxes, geom.beside_x0, params, band)
@@ -256,7 +263,10 @@ def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear
 
     A band runs along the scanner's rows, which cross a page fed in skewed at ``slope`` (rows per column) to the
     form's rows: the rows are then taken along that slope (:func:`flatten_skewed_rows`). A slope that moves no
-    pixel by half a row across the image is no slope.
+    pixel by half a row across the image is no slope; and where no line along it can hold a band of at least
+    :data:`BAND_MIN_DARKNESS` (fewer than half of ``min_sample`` pixels away from the boxes are that dark, so no
+    line's median is), the rows are taken as they are, as cheaply as on an unskewed page: what is left there is
+    the paper's noise, the same along any line.
 
     Toner bands and scanner streaks run across the whole page; where they are narrower than the paper window they
     survive :func:`darkness` and, cut by the box walls and rejoined, read as a strike-through of every box. Their
@@ -271,9 +281,11 @@ def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear
     without bands comes back unchanged (``dark`` itself).
     """
     x0, x1 = min(b[0] for b in boxes) - clear, max(b[2] for b in boxes) + clear
-    if row_shifts(dark.shape[1], slope).any():
-        return flatten_skewed_rows(dark, (x0, x1), min_sample, slope)
     left, right = dark[:, :max(0, x0)], dark[:, max(0, x1):]
+    if row_shifts(dark.shape[1], slope).any() and (np.count_nonzero(left > BAND_MIN_DARKNESS)
+                                                   + np.count_nonzero(right > BAND_MIN_DARKNESS)
+                                                   >= (min_sample + 1) // 2):
+        return flatten_skewed_rows(dark, (x0, x1), min_sample, slope)
     n = left.shape[1] + right.shape[1]
     if n < min_sample:
         return dark
@@ -295,27 +307,40 @@ def row_shifts(width: int, slope: float) -> np.ndarray:
 def flatten_skewed_rows(dark: np.ndarray, boxed: tuple[int, int], min_sample: int, slope: float) -> np.ndarray:
     """:func:`flatten_rows` along lines of ``slope``: each pixel belongs to the line through it, and a line's level
     is the median of its pixels outside the columns ``boxed`` (x0, x1), taken where it has at least
-    ``min_sample`` of them and at least half of them are dark (as :func:`flatten_rows` takes it)."""
+    ``min_sample`` of them and at least half of them are dark (as :func:`flatten_rows` takes it).
+
+    The lines are the rows of the image sheared by whole pixels: the columns fall in runs that move by the same
+    number of rows, so the shear is a few slice copies. Lines cut short by the image's top or bottom are padded
+    with a value above any darkness (:data:`PAST_DARKEST`), which sorts last, so each line's median is taken from
+    its sorted row at the middle of its own pixels, all lines at once."""
     height, width = dark.shape
     shifts = row_shifts(width, slope)
-    line = np.arange(height)[:, None] + (shifts.max() - shifts)[None, :]  # y - slope x, counted from 0
-    n_lines = height + int(shifts.max() - shifts.min())
-    away = np.ones(width, bool)
-    away[max(0, boxed[0]):max(0, boxed[1])] = False
-    lines, values = line[:, away].ravel(), dark[:, away].ravel()
-    n = np.bincount(lines, minlength=n_lines)
-    inked = np.bincount(lines, weights=values > 0, minlength=n_lines)
-    banded = (n >= min_sample) & (inked >= (n + 1) // 2)
-    if not banded.any():
+    offset = shifts.max() - shifts  # how far down each column's pixels sit in the sheared image
+    starts = np.flatnonzero(np.diff(offset, prepend=offset[0] - 1))
+    runs = [(int(a), int(b), int(offset[a])) for a, b in zip(starts, [*starts[1:], width], strict=True)]
+    away = [(max(a, lo), min(b, hi)) for a, b, _ in runs for lo, hi in ((0, boxed[0]), (max(0, boxed[1]), width))]
+    away_offsets = [int(offset[a]) for a, b in away if b > a]
+    away = [(a, b) for a, b in away if b > a]
+    sheared = np.full((height + int(offset.max()), sum(b - a for a, b in away)), PAST_DARKEST, np.float32)
+    n = np.zeros(sheared.shape[0], np.int64)
+    col = 0
+    for (a, b), off in zip(away, away_offsets, strict=True):
+        sheared[off:off + height, col:col + b - a] = dark[:, a:b]
+        n[off:off + height] += b - a
+        col += b - a
+    inked = np.count_nonzero(sheared > 0, axis=1) - (sheared.shape[1] - n)  # less the padding
+    banded = np.flatnonzero((n >= min_sample) & (inked >= (n + 1) // 2))
+    if banded.size == 0:
         return dark
-    keep = banded[lines]
-    order = np.lexsort((values[keep], lines[keep]))
-    lines, values = lines[keep][order], values[keep][order]
-    starts = np.searchsorted(lines, np.flatnonzero(banded))
+    ordered = np.sort(sheared[banded], axis=1)
     counts = n[banded]
-    level = np.zeros(n_lines, np.float32)
-    level[banded] = (values[starts + (counts - 1) // 2] + values[starts + counts // 2]) / np.float32(2)
-    return np.clip(dark - level[line], 0.0, 1.0)
+    rows = np.arange(banded.size)
+    level = np.zeros(sheared.shape[0], np.float32)
+    level[banded] = (ordered[rows, (counts - 1) // 2] + ordered[rows, counts // 2]) / np.float32(2)
+    out = np.empty_like(dark)
+    for a, b, off in runs:
+        out[:, a:b] = dark[:, a:b] - level[off:off + height, None]
+    return np.clip(out, 0.0, 1.0)
 
 
 def row_medians(values: np.ndarray) -> np.ndarray:

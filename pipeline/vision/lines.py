@@ -7,7 +7,8 @@ by correction fluid). Those pixels are removed; then ink is restored inside the 
 crosses the line, i.e. where a closing across the band joins ink on both sides, and where a stroke running
 beside the line spills into its band: band ink reached straight across the band from the stroke, up to the
 line's core (only pixels that were ink to begin with are restored). Faint lines crossing a whole field (paper
-folds) are found by :func:`crossing_lines`.
+folds) are found by :func:`crossing_lines`. Where a line's blurred edge (a bled or blurred print) swallows a stroke
+running along it, the stroke is told from the line by its darkness: :func:`strokes_on_lines`.
 """
 
 from __future__ import annotations
@@ -301,3 +302,55 @@ def _window(shape: tuple[int, ...], boxes: Sequence[Box], margin: int) -> tuple[
     """The boxes' bounding box widened by ``margin`` px, clipped to an image of ``shape``."""
     return (slice(max(0, min(b[1] for b in boxes) - margin), min(shape[0], max(b[3] for b in boxes) + margin)),
             slice(max(0, min(b[0] for b in boxes) - margin), min(shape[1], max(b[2] for b in boxes) + margin)))
+
+
+def strokes_on_lines(dark: np.ndarray, removed: np.ndarray, clean: np.ndarray, boxes: Sequence[Box], search: int,
+                     threshold: float) -> np.ndarray:
+    """Pixels of ``removed`` (taken out as printed line) that are darker than the line itself there by more than
+    ``threshold``: a stroke lying on a line's blurred edge.
+
+    A printed line is the same all along a box edge, so its darkness profile across the edge is the median, along
+    the edge, of each column (vertical edges: along the box's rows) or row (horizontal edges: along the boxes'
+    columns) within ``search`` of where the template draws it, clear of the crossing edges (a corner is line both
+    ways); a pen stroke adds to that profile where it runs. Where the line is print black nothing can be darker,
+    so only its edges give strokes back; a crossing stroke is rejoined by :func:`remove_lines` anyway. Only the
+    edges of boxes holding some ``clean`` ink (what is left of the writing) are looked at: a stroke on an edge
+    belongs to a digit whose other strokes are in the box. Boxes on the same rows are measured together (the
+    median of each column is its own), one call per row of boxes.
+    """
+    out = np.zeros_like(removed)
+    height, width = dark.shape
+    walls: dict[tuple[int, int], list[np.ndarray]] = {}
+    edges: dict[int, list[np.ndarray]] = {}
+    for x0, y0, x1, y1 in boxes:
+        if not clean[max(0, y0):max(0, y1), max(0, x0):max(0, x1)].any():
+            continue
+        inner_rows = (max(0, y0 + search + 1), min(height, y1 - 1 - search))
+        walls.setdefault(inner_rows, []).extend(
+            np.arange(max(0, x - search), min(width, x + search + 1)) for x in (x0, x1 - 1))
+        inner_cols = np.arange(max(0, x0 + search + 1), min(width, x1 - 1 - search))
+        for y in (y0, y1 - 1):
+            edges.setdefault(y, []).append(inner_cols)
+    for (top, bottom), cols in walls.items():
+        columns = np.unique(np.concatenate(cols))
+        if bottom > top and columns.size:
+            out[top:bottom, columns] |= _above_profile(dark[top:bottom, columns], removed[top:bottom, columns],
+                                                       threshold, axis=0)
+    for y, cols in edges.items():
+        columns = np.unique(np.concatenate(cols))
+        top, bottom = max(0, y - search), min(height, y + search + 1)
+        if bottom > top and columns.size:
+            out[top:bottom, columns] |= _above_profile(dark[top:bottom, columns], removed[top:bottom, columns],
+                                                       threshold, axis=1)
+    return out
+
+
+def _above_profile(dark: np.ndarray, removed: np.ndarray, threshold: float, axis: int) -> np.ndarray:
+    """``removed`` pixels darker by more than ``threshold`` than the median of their row/column along ``axis``."""
+    if not removed.any():
+        return np.zeros_like(removed)
+    n = dark.shape[axis]
+    low, high = (n - 1) // 2, n // 2
+    middle = np.partition(dark, (low, high), axis=axis)
+    profile = (np.take(middle, [low], axis=axis) + np.take(middle, [high], axis=axis)) / np.float32(2)
+    return removed & (dark - profile > threshold)

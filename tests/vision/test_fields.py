@@ -104,3 +104,26 @@ def test_rows_too_short_beside_the_boxes_are_left_alone():
 
     dark = np.full((60, 130), 0.3, np.float32)
     assert flatten_rows(dark, [(10, 10, 50, 50), (60, 10, 100, 50)], clear=20, min_sample=100) is dark
+
+
+def test_a_bled_stroke_lying_against_a_bled_box_line_keeps_its_darkness():
+    from pipeline.vision.fields import darkness
+    from pipeline.vision.settings import ReadSettings
+
+    settings = ReadSettings()
+    line, stroke = round(settings.px(1.0)), round(settings.px(1.6))
+    grey = np.full((120, 200), 230, np.uint8)
+    grey[:, 100:100 + line] = 20  # a printed box line, bled to 1 mm
+    grey[20:100, 100 + line:100 + line + stroke] = 110  # a bled pen stroke lying against it
+    dark = darkness(grey, 20.0, settings)
+    assert dark[20:100, 100 + line:100 + line + stroke].min() > settings.ink_threshold
+
+
+def test_a_skewed_page_without_a_visible_band_is_flattened_along_its_rows_as_before():
+    from pipeline.vision.fields import BAND_MIN_DARKNESS, flatten_rows
+
+    rng = np.random.default_rng(5)
+    dark = (rng.random((60, 400)) * BAND_MIN_DARKNESS).astype(np.float32)  # paper noise only
+    dark[15:45, 30:33] = 0.8  # a "1" in the first box
+    boxes = [(10, 10, 50, 50), (60, 10, 100, 50)]
+    assert np.array_equal(flatten_rows(dark, boxes, 20, 100, slope=0.05), flatten_rows(dark, boxes, 20, 100))

@@ -96,3 +96,21 @@ def test_a_line_partly_painted_over_is_still_removed_where_the_template_puts_it(
     assert not clean.any()
     without_halo, _, _ = remove_lines(faded, BOXES, search=6, min_fill=0.85)
     assert without_halo.any()  # the fill test alone misses them
+
+
+def test_a_stroke_lying_on_a_lines_blurred_edge_is_given_back_and_the_edge_is_not():
+    from pipeline.vision.lines import strokes_on_lines
+
+    dark = np.zeros((80, 120), np.float32)
+    box = (20, 10, 80, 70)
+    dark[:, 18:20] = dark[:, 23:25] = 0.35  # the blurred edges of the box's left line
+    dark[:, 20:23] = 1.0  # its core
+    dark[30:50, 23:25] = 0.9  # a stroke lying on the right edge
+    removed = np.zeros(dark.shape, bool)
+    removed[:, 18:25] = True  # what line removal took out
+    clean = np.zeros(dark.shape, bool)
+    clean[30:32, 25:40] = True  # the rest of the digit, in the box
+    kept = strokes_on_lines(dark, removed, clean, [box], search=4, threshold=0.25)
+    assert kept[30:50, 23:25].all()
+    assert kept.sum() == 40
+    assert not strokes_on_lines(dark, removed, np.zeros_like(clean), [box], search=4, threshold=0.25).any()
