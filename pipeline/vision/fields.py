@@ -227,13 +227,17 @@ def segment_numeric(registered: np.ndarray, geom: FieldGeometry, black: float, s
 
 
 def field_darkness(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,
-                   band_slope: float = 0.0) -> np.ndarray:
+                   band_slope: float = 0.0, streaks: np.ndarray | None = None) -> np.ndarray:
     """The ink darkness of a field image with the bands across its rows taken out (:func:`darkness`,
     :func:`flatten_rows`); the ink thresholds play no part in it. ``band_slope`` is the slope (rows per column) of
-    the scanner's rows across the field image: a page fed in skewed has its toner bands skewed the same way."""
-    return flatten_rows(darkness(image, black, settings), geom.local_boxes(),
-                        round(settings.px(settings.fold_clear_mm)), round(settings.px(settings.band_sample_mm)),
-                        band_slope)
+    the scanner's rows across the field image: a page fed in skewed has its toner bands skewed the same way.
+    ``streaks`` is the darkness of the streaks down the page over the field image, measured on the page
+    (:mod:`pipeline.vision.streaks`), taken out first."""
+    dark = darkness(image, black, settings)
+    if streaks is not None:
+        dark = np.clip(dark - streaks, 0.0, 1.0)
+    return flatten_rows(dark, geom.local_boxes(), round(settings.px(settings.fold_clear_mm)),
+                        round(settings.px(settings.band_sample_mm)), band_slope)
 
 
 def _segment_dark(image: np.ndarray, geom: FieldGeometry, black: float, settings: ReadSettings,

@@ -67,6 +67,7 @@ from pipeline.vision.register import (
 )
 from pipeline.vision.segment import SegmentParams
 from pipeline.vision.settings import ReadSettings
+from pipeline.vision.streaks import Streaks, find_streaks
 from pipeline.vision.unbend import Displacement, estimate_displacement, unbend
 from pipeline.vision.unbend_reference import unbent_reference_page
 
@@ -224,6 +225,7 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
     (the same field image, the same darkness).
     """
     params = SegmentParams.from_settings(settings)
+    streaks = page_streaks(registered, reg, template, settings)
     segmented: list[SegmentedField] = []
     ticks: list[TickRead] = []
     images: dict[str, np.ndarray] = {}
@@ -239,7 +241,8 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
             if flat is None:
                 x0, y0, x1, y1 = geom.region
                 flat = field_darkness(registered[y0:y1, x0:x1], geom, reg.black, settings,
-                                      scan_axis_slope(reg.homography, ((x0 + x1) / 2, (y0 + y1) / 2)))
+                                      scan_axis_slope(reg.homography, ((x0 + x1) / 2, (y0 + y1) / 2)),
+                                      None if streaks is None else streaks.over(geom.region))
                 if flats is not None:
                     flats[key] = flat
             images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params, flat)
@@ -250,6 +253,17 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
             images[f.name], marks = read_ticks(registered, geom, reg.black, settings)
             ticks += marks
     return segmented, ticks, images, geoms
+
+
+def page_streaks(registered: np.ndarray, reg: Registration, template: Template,
+                 settings: ReadSettings) -> Streaks | None:
+    """The streaks down a page registered on its fiducials (:mod:`pipeline.vision.streaks`), if any; a
+    reference-image form's page is not looked at (its blank paper is not known from a rendered form)."""
+    if template.uses_reference:
+        return None
+    height, width = registered.shape[:2]
+    slope = scan_axis_slope(reg.homography, ((width - 1) / 2, (height - 1) / 2), down=True)
+    return find_streaks(registered, reg.black, template, settings, slope)
 
 
 def with_fillers(field: SegmentedField, marks: tuple[str, ...]) -> SegmentedField:

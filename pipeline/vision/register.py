@@ -244,7 +244,7 @@ def candidate_layouts(fids: list[Blob], size: int, template: Template, settings:
 _PRINT_MASKS: dict[tuple, np.ndarray] = {}
 
 
-def _print_mask(template: Template, dpi: float) -> np.ndarray:
+def print_mask(template: Template, dpi: float) -> np.ndarray:
     """The blank form's print at ``dpi`` (1 = print), fiducials cleared: what a right registration must hit."""
     key = (*template_key(template), dpi)
     if key not in _PRINT_MASKS:
@@ -259,10 +259,10 @@ _PRINT_POINTS: dict[tuple[int, float], tuple[Template, np.ndarray, np.ndarray, t
 
 
 def _print_points(template: Template, dpi: float) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """``np.nonzero(_print_mask(template, dpi))`` and the mask's ``(width, height)``, once per template and dpi."""
+    """``np.nonzero(print_mask(template, dpi))`` and the mask's ``(width, height)``, once per template and dpi."""
     entry = _PRINT_POINTS.get((id(template), dpi))
     if entry is None or entry[0] is not template:
-        printed = _print_mask(template, dpi)
+        printed = print_mask(template, dpi)
         ys, xs = np.nonzero(printed)
         ys.setflags(write=False)
         xs.setflags(write=False)
@@ -472,15 +472,17 @@ def register(grey: np.ndarray, template: Template, settings: ReadSettings) -> Re
     return layout_homography(grey, layout, template, settings, margin)
 
 
-def scan_axis_slope(homography: np.ndarray, at: tuple[float, float]) -> float:
+def scan_axis_slope(homography: np.ndarray, at: tuple[float, float], down: bool = False) -> float:
     """Slope (template rows per column) at ``at`` (template px) of whichever axis of the scan, its rows or its
     columns, lies nearer the template's rows there; 0 where both lie at 45 degrees. Toner bands and sensor
-    streaks run along an axis of the scan, so this is how they cross a form fed in skewed.
+    streaks run along an axis of the scan, so this is how they cross a form fed in skewed. With ``down``, the
+    slope (template columns per row) of the scan axis nearer the template's columns: how streaks run down it.
 
     ``homography`` maps scan pixels to template pixels (:class:`Registration`)."""
     scan = cv2.perspectiveTransform(np.array([[at]], np.float64), np.linalg.inv(homography))[0, 0]
     ends = cv2.perspectiveTransform(np.array([[scan, scan + (1.0, 0.0), scan + (0.0, 1.0)]]), homography)[0]
-    slopes = [dy / dx for dx, dy in (ends[1] - ends[0], ends[2] - ends[0]) if abs(dx) > abs(dy)]
+    steps = [(dy, dx) if down else (dx, dy) for dx, dy in (ends[1] - ends[0], ends[2] - ends[0])]
+    slopes = [cross / along for along, cross in steps if abs(along) > abs(cross)]
     return float(slopes[0]) if slopes else 0.0
 
 

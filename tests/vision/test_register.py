@@ -215,3 +215,13 @@ def test_the_scan_axis_nearest_the_forms_rows_gives_the_slope_bands_cross_it_at(
     # cv2 turns counter-clockwise on screen for positive degrees: a scan row then rises to the right (-tan).
     expected = -np.tan(np.radians(((degrees + 45) % 90) - 45))
     assert scan_axis_slope(turn, (300.0, 200.0)) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("degrees", [-4.0, 0.0, 3.0, 87.0, 180.0])
+def test_the_scan_axis_nearest_the_forms_columns_gives_the_slope_streaks_run_down_it_at(degrees):
+    from pipeline.vision.register import scan_axis_slope
+
+    turn = np.vstack([cv2.getRotationMatrix2D((500.0, 700.0), degrees, 1.0), [0.0, 0.0, 1.0]])
+    # a scan column turned counter-clockwise on screen leans right going down: +tan (columns per row)
+    expected = np.tan(np.radians(((degrees + 45) % 90) - 45))
+    assert scan_axis_slope(turn, (300.0, 200.0), down=True) == pytest.approx(expected, abs=1e-9)
