@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.forms.template import Field, Rect, Template
 from pipeline.vision.lines import crossing_lines, remove_lines, strokes_on_lines
+from pipeline.vision.medians import line_shifts, row_medians
 from pipeline.vision.normalise import IDENTITY_STYLE, WriterStyle, binary_shape, estimate_writer_style, to_mnist
 from pipeline.vision.segment import BoxRead, Piece, SegmentParams, segment_field
 from pipeline.vision.settings import BOX_AMBIGUOUS, BOX_DIGIT, BOX_EMPTY, ReadSettings
@@ -305,7 +306,7 @@ def flatten_rows(dark: np.ndarray, boxes: list[tuple[int, int, int, int]], clear
 def row_shifts(width: int, slope: float) -> np.ndarray:
     """Rows (whole pixels) by which a line of ``slope`` (rows per column) through the middle of an image ``width``
     columns wide lies off each column's row."""
-    return np.rint(slope * (np.arange(width) - (width - 1) / 2)).astype(np.int64)
+    return line_shifts(np.arange(width), slope, (width - 1) / 2)
 
 
 def flatten_skewed_rows(dark: np.ndarray, boxed: tuple[int, int], min_sample: int, slope: float) -> np.ndarray:
@@ -336,26 +337,12 @@ def flatten_skewed_rows(dark: np.ndarray, boxed: tuple[int, int], min_sample: in
     banded = np.flatnonzero((n >= min_sample) & (inked >= (n + 1) // 2))
     if banded.size == 0:
         return dark
-    ordered = np.sort(sheared[banded], axis=1)
-    counts = n[banded]
-    rows = np.arange(banded.size)
     level = np.zeros(sheared.shape[0], np.float32)
-    level[banded] = (ordered[rows, (counts - 1) // 2] + ordered[rows, counts // 2]) / np.float32(2)
+    level[banded] = row_medians(sheared[banded], n[banded])
     out = np.empty_like(dark)
     for a, b, off in runs:
         out[:, a:b] = dark[:, a:b] - level[off:off + height, None]
     return np.clip(out, 0.0, 1.0)
-
-
-def row_medians(values: np.ndarray) -> np.ndarray:
-    """``np.median(values, axis=1)`` of a float32 array, as float32, bit for bit: the middle of each sorted row
-    (the mean of the two middle values, in float32 as ``np.median`` takes it, for an even row length). Sorting the
-    rows is several times faster than the partition ``np.median`` runs on rows of a few hundred values."""
-    ordered = np.sort(values, axis=1)
-    half = values.shape[1] // 2
-    if values.shape[1] % 2:
-        return ordered[:, half]
-    return (ordered[:, half - 1] + ordered[:, half]) / np.float32(2)
 
 
 def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int, int, int, int]],

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.vision.medians import row_medians
+
 #: Pixels beyond a printed line's core that may still be its blurred edge.
 LINE_EDGE_PX = 2
 #: Fraction of the line fill at which a row/column next to a line still belongs to it (its blurred edge).
@@ -354,8 +356,5 @@ def _above_profile(dark: np.ndarray, removed: np.ndarray, threshold: float, axis
     # far above the median either (safe to skip; most edges hold no stroke, and the least is cheap)
     if not (removed & (dark - dark.min(axis=axis, keepdims=True) > threshold)).any():
         return np.zeros_like(removed)
-    n = dark.shape[axis]
-    low, high = (n - 1) // 2, n // 2
-    middle = np.partition(dark, (low, high), axis=axis)
-    profile = (np.take(middle, [low], axis=axis) + np.take(middle, [high], axis=axis)) / np.float32(2)
-    return removed & (dark - profile > threshold)
+    profile = row_medians(dark.T if axis == 0 else dark)
+    return removed & (dark - (profile[None, :] if axis == 0 else profile[:, None]) > threshold)

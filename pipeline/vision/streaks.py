@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.forms.template import Template
 from pipeline.vision.fields import BAND_MIN_DARKNESS, geometry_of
+from pipeline.vision.medians import line_shifts, row_medians
 from pipeline.vision.register import print_mask
 from pipeline.vision.settings import ReadSettings
 from pipeline.vision.unbend import template_key
@@ -49,7 +50,7 @@ class Streaks:
     def over(self, region: tuple[int, int, int, int]) -> np.ndarray:
         """The streaks' darkness over ``region`` (x0, y0, x1, y1) of the page, float32 of its shape."""
         x0, y0, x1, y1 = region
-        shift = np.rint(self.slope * (np.arange(y0, y1) - self.centre)).astype(np.int64)
+        shift = line_shifts(np.arange(y0, y1), self.slope, self.centre)
         index = np.arange(x0, x1)[None, :] - shift[:, None] + self.pad
         return self.level[np.clip(index, 0, self.level.size - 1)]
 
@@ -89,7 +90,7 @@ def find_streaks(registered: np.ndarray, black: float, template: Template, setti
     inside = rows < height
     rows, paper = rows[inside], paper[inside, :width]
     centre = (height - 1) / 2
-    shifts = np.rint(slope * (rows - centre)).astype(np.int64)
+    shifts = line_shifts(rows, slope, centre)
     pad = int(np.abs(shifts).max(initial=0))
     samples = np.full((rows.size, width + 2 * pad), PAST_WHITE, np.float32)
     for i, (row, shift) in enumerate(zip(rows, shifts, strict=True)):
@@ -99,10 +100,8 @@ def find_streaks(registered: np.ndarray, black: float, template: Template, setti
     measured = counts >= MIN_PAPER_SHARE * rows.size
     if not measured.any():
         return None
-    ordered = np.sort(samples[:, measured], axis=0)
-    n, cols = counts[measured], np.arange(int(measured.sum()))
     profile = np.interp(np.arange(samples.shape[1]), np.flatnonzero(measured),
-                        (ordered[(n - 1) // 2, cols] + ordered[n // 2, cols]) / 2).astype(np.float32)
+                        row_medians(samples[:, measured].T, counts[measured])).astype(np.float32)
     side = 2 * round(settings.px(settings.paper_window_mm) / 2) + 1
     white = cv2.morphologyEx(profile[None, :], cv2.MORPH_CLOSE, np.ones((1, side), np.uint8))[0]
     level = np.clip((white - profile) / np.maximum(white - black, settings.min_contrast), 0.0, 1.0)

@@ -21,6 +21,17 @@ def test_row_medians_are_numpys_medians_bit_for_bit():
         assert np.array_equal(row_medians(values), np.median(values, axis=1).astype(np.float32))
 
 
+def test_row_medians_of_padded_rows_are_the_medians_of_their_own_values():
+    rng = np.random.default_rng(4)
+    values = rng.random((40, 30)).astype(np.float32)
+    counts = rng.integers(1, 31, 40)
+    padded = values.copy()
+    for i, n in enumerate(counts):
+        padded[i, n:] = 2.0  # sorts after every value
+    expected = np.array([np.median(values[i, :n]) for i, n in enumerate(counts)], np.float32)
+    assert np.array_equal(row_medians(padded, counts), expected)
+
+
 def test_flatten_rows_takes_out_the_median_of_each_row_away_from_the_boxes():
     rng = np.random.default_rng(1)
     boxes = [(60, 10, 80, 40), (90, 10, 110, 40)]
