@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 
 import cv2
 import numpy as np
@@ -225,7 +226,9 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
     (the same field image, the same darkness).
     """
     params = SegmentParams.from_settings(settings)
-    streaks = page_streaks(registered, reg, template, settings)
+    # the streaks are looked for once, when a field's darkness is first needed (a faint writer's second reading
+    # reuses every darkness, so it never needs them)
+    streaks = cache(lambda: page_streaks(registered, reg, template, settings))
     segmented: list[SegmentedField] = []
     ticks: list[TickRead] = []
     images: dict[str, np.ndarray] = {}
@@ -240,9 +243,10 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
             flat = None if flats is None else flats.get(key)
             if flat is None:
                 x0, y0, x1, y1 = geom.region
+                down = streaks()
                 flat = field_darkness(registered[y0:y1, x0:x1], geom, reg.black, settings,
                                       scan_axis_slope(reg.homography, ((x0 + x1) / 2, (y0 + y1) / 2)),
-                                      None if streaks is None else streaks.over(geom.region))
+                                      None if down is None else down.over(geom.region))
                 if flats is not None:
                     flats[key] = flat
             images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params, flat)
