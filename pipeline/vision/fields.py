@@ -115,13 +115,18 @@ def geometry_of(field: Field, template: Template, settings: ReadSettings) -> Fie
     return field_geometry(field, template.size_px(settings.dpi), settings)
 
 
+def paper_window_px(settings: ReadSettings) -> int:
+    """Side (odd, pixels) of the neighbourhood whose lightest grey is the local paper white (``paper_window_mm``)."""
+    return 2 * round(settings.px(settings.paper_window_mm) / 2) + 1
+
+
 def darkness(grey: np.ndarray, black: float, settings: ReadSettings) -> np.ndarray:
     """Ink darkness, 0 (paper) to 1 (print black), of a field image against its local paper white.
 
     The paper white around each pixel is a grey closing wider than any pen stroke, so shading, stains and fold
     lines (all broader than a stroke) drop out while strokes and printed lines keep their full contrast.
     """
-    side = 2 * round(settings.px(settings.paper_window_mm) / 2) + 1
+    side = paper_window_px(settings)
     paper = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
     contrast = np.maximum(paper.astype(np.float32) - black, settings.min_contrast)
     return np.clip(cv2.subtract(paper, grey).astype(np.float32) / contrast, 0.0, 1.0)

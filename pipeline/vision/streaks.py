@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline.forms.template import Template
-from pipeline.vision.fields import BAND_MIN_DARKNESS, geometry_of
+from pipeline.vision.fields import BAND_MIN_DARKNESS, geometry_of, paper_window_px
 from pipeline.vision.medians import line_shifts, row_medians
 from pipeline.vision.register import print_mask
 from pipeline.vision.settings import ReadSettings
@@ -102,7 +102,7 @@ def find_streaks(registered: np.ndarray, black: float, template: Template, setti
         return None
     profile = np.interp(np.arange(samples.shape[1]), np.flatnonzero(measured),
                         row_medians(samples[:, measured].T, counts[measured])).astype(np.float32)
-    side = 2 * round(settings.px(settings.paper_window_mm) / 2) + 1
+    side = paper_window_px(settings)
     white = cv2.morphologyEx(profile[None, :], cv2.MORPH_CLOSE, np.ones((1, side), np.uint8))[0]
     level = np.clip((white - profile) / np.maximum(white - black, settings.min_contrast), 0.0, 1.0)
     # line k crosses the centre row at column k - pad and the page within pad of it: keep the fields' lines
