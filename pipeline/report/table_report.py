@@ -46,8 +46,25 @@ EXPLAIN["spikes"] = (
     "histograms at 0.1-point resolution. Each station's count is redrawn at random from its own total and share "
     "(the resampling Rozenas used), which spreads any written-in spike over its neighbours and gives the number "
     "of stations expected on the round values if nothing was written in.")
+EXPLAIN["stuffing_tail"] = (
+    "Stuffing tail (after the fraud model of Klimek et al. 2012 and Shpilkin). Ballots stuffed for the leader "
+    "raise a station's turnout and its leader share together, pushing it out of its region's blob of stations "
+    "towards the top right. In each region every station's turnout and leader share (on the logit scale) are "
+    "measured from the region's medians in units of its robust spread, and projected on that direction. An honest "
+    "blob is symmetric, so the stations more than the threshold out on the stuffing side (observed) are compared "
+    "with those as far out on the opposite side (the mirror, shown as expected). Stations with fewer than the "
+    "minimum registered voters are left out. A region made of two honest blobs (towns and villages) is not "
+    "symmetric and can alarm too: look at its histogram.")
+EXPLAIN["switching_tail"] = (
+    "Switching tail. Votes moved from the other choices to the leader raise the leader's share and leave the "
+    "turnout where it was. The same comparison as the stuffing tail, along the leader-share direction: stations "
+    "far out on the high-share side against the mirror count on the low-share side.")
 TITLES = {"integer_percentages": "Integer percentages", "klimek_corner": "Klimek corner (>= 95% / >= 95%)",
-          "full_turnout": "100% turnout by station size", "spikes": "Spikes at round shares"}
+          "full_turnout": "100% turnout by station size", "spikes": "Spikes at round shares",
+          "stuffing_tail": "Stuffing tail (turnout and share up vs mirror)",
+          "switching_tail": "Switching tail (share up vs mirror)"}
+#: The tail-excess tests (pipeline.audit.table_shift): the key prefix of their columns in the ranked scopes.
+TAIL_TESTS = {"stuffing_tail": "stuffing", "switching_tail": "switching"}
 #: Digit tests: titles, and the caveat shown above them (weak evidence).
 DIGIT_TITLES = {"digit_last_digit_uniform": "Last digits uniform (chi-square)",
                 "digit_last_digit_mean": "Mean of the last digit",
@@ -150,6 +167,56 @@ def spike_card(spikes: dict, alpha: float) -> dict:
             "per_round": [r for r in spikes.get("per_round", []) if r["percent"] >= 50]}
 
 
+def tail_figure(tests: dict) -> Figure:
+    """For each tail test, the stations' projections on its direction (robust spreads from their scope's centre):
+    the histogram (bars) and its mirror image (line), the tails beyond the threshold shaded. An excess of the bars
+    over the line on the right is the test's excess."""
+    names = [n for n in TAIL_TESTS if n in tests]
+    fig = Figure(figsize=(8, 2.8 * len(names)))
+    for k, name in enumerate(names):
+        test = tests[name]
+        ax = fig.add_subplot(len(names), 1, k + 1)
+        edges = np.asarray(test["histogram"]["edges_sd"], float)
+        counts = np.asarray(test["histogram"]["stations"], float)
+        mids, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        ax.bar(mids, counts, width=width, color="#2563eb", alpha=0.55, label="stations")
+        ax.step(mids, counts[::-1], where="mid", color="#111827", lw=0.9, label="mirror image")
+        for side in (-1, 1):
+            ax.axvspan(side * test["tail_sd"], side * edges[-1], color="#fca5a5" if side > 0 else "#e5e7eb",
+                       alpha=0.35, zorder=0)
+        ax.set_yscale("symlog", linthresh=10)
+        ax.set_xlabel(f"{TITLES[name]}: position along the direction ({test['angle_deg']:g} degrees from turnout), "
+                      "robust spreads", fontsize=8)
+        ax.set_ylabel("stations")
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def tail_cards(tests: dict, alpha: float, min_effect: float) -> list[dict]:
+    """One card per tail test: tail vs mirror, the effect and the verdict in words."""
+    cards = []
+    for name in (n for n in TAIL_TESTS if n in tests):
+        test, nat = tests[name], tests[name]["national"]
+        scoped = [r for rows in test["scopes"].values() for r in rows]
+        if nat.get("alarm"):
+            verdict = (f"Stations pushed out: {nat['observed']:,} stations lie more than {test['tail_sd']:g} spreads "
+                       f"out on this side and {nat['mirror']:,} on the mirror side, an excess of "
+                       f"{nat['excess']:+,.0f} ({100 * nat['effect']:.2f}% of the {nat['stations']:,} stations "
+                       f"tested; Holm p = {nat['p_holm']:.2g}). Fraud of this kind is one explanation; an honest "
+                       "second blob of stations is another.")
+        elif nat.get("tested"):
+            verdict = (f"No excess beyond chance: {nat['observed']:,} stations in the tail, {nat['mirror']:,} in "
+                       f"the mirror (Holm p = {nat.get('p_holm', float('nan')):.2g}; an alarm needs p < {alpha} "
+                       f"and an excess of at least {100 * min_effect:.2f}% of the stations).")
+        else:
+            verdict = "Not tested: too few stations."
+        cards.append({"test": name, "title": TITLES[name], "explain": EXPLAIN[name], "verdict": verdict,
+                      "alarm": bool(nat.get("alarm")), "regions_alarming": sum(bool(r.get("alarm")) for r in scoped),
+                      "unmodelled": nat.get("unmodelled_stations", 0), "min_registered": test["min_registered"]})
+    return cards
+
+
 def digit_rows(tests: dict) -> list[dict]:
     """One row per digit test (national figures), with its minimum effect and how many scopes alarmed."""
     out = []
@@ -185,10 +252,12 @@ def scope_rows(tests: dict) -> list[dict]:
                     row.update(corner_observed=r["observed"], corner_expected=r["expected"])
                 elif name == "spikes":
                     row.update(spike_observed=r["observed"], spike_expected=r["expected"])
-                else:
+                elif name in TAIL_TESTS:
+                    row.update({f"{TAIL_TESTS[name]}_tail": r["observed"], f"{TAIL_TESTS[name]}_mirror": r["mirror"]})
+                elif name == "full_turnout":
                     row.update(full_observed=r["observed"], full_expected=r["expected"])
     keys = ("integer_excess", "integer_z", "corner_observed", "corner_expected", "full_observed", "full_expected",
-            "spike_observed", "spike_expected")
+            "spike_observed", "spike_expected", *(f"{k}_{w}" for k in TAIL_TESTS.values() for w in ("tail", "mirror")))
     out = [{**dict.fromkeys(keys), **r} for r in rows.values()]
     return sorted(out, key=lambda r: (-r["alarms"], -(r["integer_z"] or 0)))
 
@@ -250,6 +319,11 @@ def build_table_report(audit_dir: Path, out: Path) -> Path:
         spikes = spike_card(spike, alpha)
         _save(spike_figure(spike), out / "figures" / "table_spikes.png")
         spikes["figure"] = "table_spikes.png"
+    tails = tail_cards(tests, alpha, summary.get("settings", {}).get("shift_min_effect", 0))
+    tail_plot = None
+    if tails:
+        _save(tail_figure(tests), out / "figures" / "table_tails.png")
+        tail_plot = "table_tails.png"
     ranked = scope_rows(tests)
     region_figure = None
     if levels:
@@ -272,6 +346,7 @@ def build_table_report(audit_dir: Path, out: Path) -> Path:
         statuses=sorted(summary.get("statuses", {}).items()), rules=summary.get("rules", []),
         excluded=sorted(summary.get("excluded", {}).get("by_reason", {}).items()), leader=summary.get("leader", ""),
         alpha=alpha, tests=test_rows, figures=figures, scopes=ranked, spikes=spikes, region_figure=region_figure,
+        tails=tails, tail_figure=tail_plot,
         digits=digit_rows(tests), digit_caveat=DIGIT_CAVEAT,
         station_flags=station_flags.head(MAX_STATION_FLAGS).to_dict("records"), n_station_flags=len(station_flags),
         version=__version__, built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))

@@ -83,7 +83,7 @@ def test_clean_table_audits_without_arithmetic_flags(tmp_path, table, mapping_fi
     summary = json.loads((out / "forensics.json").read_text())
     assert summary["leader"] == "choice_1"
     assert set(summary["tests"]) == {"integer_percentages", "klimek_corner", "full_turnout", "spikes",
-                                     *(f"digit_{t}" for t in DIGIT_TESTS)}
+                                     "stuffing_tail", "switching_tail", *(f"digit_{t}" for t in DIGIT_TESTS)}
 
 
 def test_failed_identity_is_worded_for_published_numbers(tmp_path, table, mapping_file):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.audit.table_bench import MEMORY_UNIT, memory_growth
+from pipeline.audit.table_bench import CORRELATED_RHO, MEMORY_UNIT, false_alarms, memory_growth, power
+from pipeline.audit.table_forensics import TableForensicsSettings
 from pipeline.audit.table_synth import FABRICATED_STEP, clean_table, plant_fraud, random_shape
 
 
@@ -49,3 +50,14 @@ def test_child_peak_memory_is_its_own_not_its_parents():
     own, inherited = float(out[0]), float(out[1])
     assert held.sum() > 0
     assert own < 250 < inherited  # its own imports (~160 MB) vs this process's 200 MB more, as the bench read before
+
+
+def test_false_alarms_and_power_cover_every_test_and_the_correlated_tables():
+    """Every test runs on the honestly correlated clean tables too (``<test>_rho_<rho>``), the tail tests
+    included, and the power section lists them (a small run: one table of each)."""
+    shape, s = random_shape(600, 3, seed=1), TableForensicsSettings(mc_draws=10, digit_mc_draws=0)
+    rates = false_alarms(shape, 1, 300, s)["tests"]
+    for name in ("stuffing_tail", "switching_tail", "klimek_corner", "klimek_rank"):
+        assert {name, f"{name}_rho_{CORRELATED_RHO}"} <= set(rates)
+    found = power(shape, 1, 300, s)
+    assert {"stuffing_tail", "switching_tail"} <= set(found["stuffing"]["national_alarm_rate_at_5pct_of_stations"])
