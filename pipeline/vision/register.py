@@ -164,20 +164,28 @@ def find_candidates(grey: np.ndarray, template: Template, settings: ReadSettings
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Least-squares similarity ``dst ~ s R src + t`` (Umeyama); ``None`` if it needs a mirror image.
+    """Least-squares similarity ``dst ~ s R src + t``; ``None`` if it needs a mirror image.
+
+    Umeyama's fit written out for the plane: with ``M`` the cross-covariance of the centred points, the best
+    rotation turns by ``atan2(M10 - M01, M00 + M11)`` and the sum of ``M``'s singular values is the length of
+    that vector, so no SVD is needed (a 2x2 SVD through LAPACK cost ~0.2 ms, 20-odd times a page). ``M`` with a
+    negative determinant is a mirror image (Umeyama's ``det(U V^T) < 0``).
 
     Returns the 2x3 matrix and the largest point residual (in ``dst`` units).
     """
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
-    if np.linalg.det(u @ vt) < 0:
+    m = d.T @ s
+    if m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0] < 0:
         return None
-    rot = u @ vt
-    scale = sig.sum() / ((s ** 2).sum() / len(src))
-    mat = np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
-    residual = np.linalg.norm(src @ mat[:, :2].T + mat[:, 2] - dst, axis=1).max()
-    return mat, float(residual)
+    p, q = m[0, 0] + m[1, 1], m[1, 0] - m[0, 1]
+    norm = math.hypot(p, q)
+    cos, sin = (p / norm, q / norm) if norm > 0 else (1.0, 0.0)
+    scale = norm / float((s ** 2).sum())
+    lin = scale * np.array([[cos, -sin], [sin, cos]])
+    shift = mu_d - lin @ mu_s
+    residual = np.sqrt(((src @ lin.T + shift - dst) ** 2).sum(1)).max()
+    return np.column_stack([lin, shift]), float(residual)
 
 
 def _clockwise(blobs: tuple[Blob, ...]) -> tuple[Blob, ...]:

@@ -225,3 +225,32 @@ def test_the_scan_axis_nearest_the_forms_columns_gives_the_slope_streaks_run_dow
     # a scan column turned counter-clockwise on screen leans right going down: +tan (columns per row)
     expected = np.tan(np.radians(((degrees + 45) % 90) - 45))
     assert scan_axis_slope(turn, (300.0, 200.0), down=True) == pytest.approx(expected, abs=1e-9)
+
+
+def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The textbook SVD form of the similarity fit, to check the closed form against."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
+    if np.linalg.det(u @ vt) < 0:
+        return None
+    scale = sig.sum() / ((s ** 2).sum() / len(src))
+    mat = np.hstack([scale * u @ vt, (mu_d - scale * u @ vt @ mu_s)[:, None]])
+    return mat, float(np.linalg.norm(src @ mat[:, :2].T + mat[:, 2] - dst, axis=1).max())
+
+
+def test_similarity_fit_is_umeyamas_and_refuses_mirror_images():
+    from pipeline.vision.register import fit_similarity
+
+    rng = np.random.default_rng(5)
+    for k in range(300):
+        src = rng.random((3 + k % 2, 2)) * 2000
+        dst = src @ np.array([[0.08, -0.03], [0.03, 0.08]]) + 7 + rng.normal(0, 2, src.shape)
+        if k % 3 == 0:
+            dst[:, 0] = -dst[:, 0]  # a mirror image: no rotation gives it
+        expected, got = _umeyama(src, dst), fit_similarity(src, dst)
+        assert (expected is None) == (got is None)
+        if expected is not None:
+            np.testing.assert_allclose(got[0], expected[0], rtol=1e-9, atol=1e-9)
+            assert got[1] == pytest.approx(expected[1], rel=1e-9, abs=1e-9)
+    assert fit_similarity(np.array([[0.0, 0], [1, 0], [0, 1]]), np.array([[0.0, 0], [0, 1], [1, 0]])) is None
