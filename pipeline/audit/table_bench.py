@@ -8,6 +8,13 @@ and its figures on the two real elections next to the published ones.
 * Honestly correlated clean tables: the same tables with turnout and leader share correlated within regions
   (``CORRELATED_RHO``, as urban and rural stations honestly are); every test's alarm rate on them is reported as
   ``<test>_rho_<rho>`` (the tail tests of :mod:`pipeline.audit.table_shift` must pass there too).
+* Honest mixtures: the same tables with a share ``MIXTURE[0]`` of each region's stations drawn from a second honest
+  component ``MIXTURE[1]`` spreads out along the stuffing direction (:class:`TableShape` ``mix_weight`` /
+  ``mix_shift``: towns and villages), reported as ``<test>_mix_<weight>_<shift>``. The tail tests of
+  :mod:`pipeline.audit.table_shift` alarm on them (which is why they are reported only by default).
+* The tail tests are measured as if their alarm were on (``shift_alarm``): :func:`bench_tests` re-applies the Holm
+  families to the same results with it on, for them only (the other tests keep their default families), so their
+  false-alarm rates and power say what turning the alarm on would give.
 * The Klimek rank correlation (the scanned-sheet audit's ``klimek_turnout_winner``: Spearman rho of turnout and
   leader share, each centred on its region's median, Holm per level): its alarm rate on the same clean tables,
   and on clean tables whose turnout and share correlate within regions (``CORRELATED_RHO``, as urban and rural
@@ -25,6 +32,7 @@ and its figures on the two real elections next to the published ones.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -40,7 +48,8 @@ import numpy as np
 from scipy import stats
 
 from pipeline import config as cfg
-from pipeline.audit.table_forensics import TableForensicsSettings, run_table_forensics
+from pipeline.audit.table_forensics import TableForensicsSettings, apply_families, run_table_forensics
+from pipeline.audit.table_shift import SHIFT_TESTS
 from pipeline.audit.table_synth import (
     FRAUD_KINDS,
     TableShape,
@@ -67,6 +76,10 @@ STRENGTH = {"stuffing": 0.5, "switching": 0.5, "extreme": 0.95, "rounding": 1.0,
             "fabricated": 1.0}
 #: Within-region correlation of logit turnout and logit leader share of the "clean, correlated" tables.
 CORRELATED_RHO = 0.3
+#: The honest mixture of the "clean, mixture" tables: the share of each region's stations in the second component
+#: and its shift in the region's spreads along the stuffing direction (:class:`TableShape` ``mix_weight``,
+#: ``mix_shift``, ``mix_angle_deg`` 30).
+MIXTURE = (0.1, 1.5)
 FULL = {"clean_tables": 200, "power_tables": 20, "stations": 4000, "draws": 200,
         "scaling": (10_000, 100_000, 500_000)}
 QUICK = {"clean_tables": 10, "power_tables": 3, "stations": 2000, "draws": 50, "scaling": (2_000, 10_000)}
@@ -133,24 +146,44 @@ def klimek_rank_alarms(table, alpha: float, min_stations: int = 25) -> tuple[boo
     return bool(national.p_value is not None and national.p_value < alpha), bool(np.nanmin(holm(p), initial=1) < alpha)
 
 
+def bench_tests(st, s: TableForensicsSettings) -> dict:
+    """Every test's results on ``st`` (name -> result), the tail tests (:data:`SHIFT_TESTS`) as if their alarm were
+    on: the Holm families re-applied with ``shift_alarm`` on, their rows taken from that (the other tests' rows
+    are those of the settings ``s``)."""
+    results, _ = run_table_forensics(st, s)
+    tests = dict(results["tests"])
+    if not s.shift_alarm:
+        on = copy.deepcopy(list(tests.values()))
+        apply_families(on, replace(s, shift_alarm=True))
+        tests.update({r["test"]: r for r in on if r["test"] in SHIFT_TESTS})
+    return tests
+
+
+def _alarming_scopes(test: dict, level: str) -> set[str]:
+    return {r["scope"] for r in test["scopes"].get(level, []) if r["alarm"]}
+
+
 def false_alarms(shape: TableShape, n_tables: int, stations: int, s: TableForensicsSettings) -> dict:
-    """Each test's alarm rate on clean tables, nationally and in any region, and on clean tables whose turnout and
-    leader share are honestly correlated within regions (``CORRELATED_RHO``; keys ``<test>_rho_<rho>``), the
-    Klimek rank correlation's included."""
+    """Each test's alarm rate on clean tables, nationally and in any region, on clean tables whose turnout and
+    leader share are honestly correlated within regions (``CORRELATED_RHO``; keys ``<test>_rho_<rho>``), and on
+    clean honest mixtures (``MIXTURE``; keys ``<test>_mix_<weight>_<shift>``), the Klimek rank correlation's
+    included; the tail tests as if their alarm were on (:func:`bench_tests`)."""
     counts: dict[str, dict[str, int]] = {}
     start = time.perf_counter()
     correlated = replace(shape, rho=CORRELATED_RHO)
-    suffix = f"_rho_{CORRELATED_RHO}"
+    mixed = replace(shape, mix_weight=MIXTURE[0], mix_shift=MIXTURE[1])
+    suffix, mix_suffix = f"_rho_{CORRELATED_RHO}", f"_mix_{MIXTURE[0]}_{MIXTURE[1]}"
     for i in range(n_tables):
         table = clean_table(subsample_shape(shape, stations, seed=i), seed=10_000 + i)
         related = clean_table(subsample_shape(correlated, stations, seed=i), seed=10_000 + i)
-        for frame, tag in ((table, ""), (related, suffix)):
-            results, _ = run_table_forensics(stations_from_table(frame), s)
-            for name, test in results["tests"].items():
+        mixture = clean_table(subsample_shape(mixed, stations, seed=i), seed=10_000 + i)
+        for frame, tag in ((table, ""), (related, suffix), (mixture, mix_suffix)):
+            for name, test in bench_tests(stations_from_table(frame), s).items():
                 c = counts.setdefault(name + tag, {"national": 0, "any_region": 0})
                 c["national"] += int(test["national"]["alarm"])
                 c["any_region"] += int(any(r["alarm"] for rows in test["scopes"].values() for r in rows))
-        for name, frame in (("klimek_rank", table), ("klimek_rank" + suffix, related)):
+        for name, frame in (("klimek_rank", table), ("klimek_rank" + suffix, related),
+                            ("klimek_rank" + mix_suffix, mixture)):
             national, regional = klimek_rank_alarms(frame, s.alpha)
             c = counts.setdefault(name, {"national": 0, "any_region": 0})
             c["national"] += int(national)
@@ -168,7 +201,7 @@ def false_alarms(shape: TableShape, n_tables: int, stations: int, s: TableForens
 
 def power(shape: TableShape, n_tables: int, stations: int, s: TableForensicsSettings) -> dict:
     """For each fraud kind: national alarm rate per test at 5% of all stations, and the share of planted regions
-    found per test at 30% of the stations of three regions."""
+    found per test at 30% of the stations of three regions (the tail tests as if their alarm were on)."""
     out = {}
     for kind in FRAUD_KINDS:
         national: dict[str, int] = {}
@@ -176,16 +209,13 @@ def power(shape: TableShape, n_tables: int, stations: int, s: TableForensicsSett
         for i in range(n_tables):
             table = clean_table(subsample_shape(shape, stations, seed=500 + i), seed=20_000 + i)
             spread, _ = plant_fraud(table, kind, 0.05, seed=i, strength=STRENGTH[kind])
-            results, _ = run_table_forensics(stations_from_table(spread), s)
-            for name, test in results["tests"].items():
+            for name, test in bench_tests(stations_from_table(spread), s).items():
                 national[name] = national.get(name, 0) + int(test["national"]["alarm"])
             national["klimek_rank"] = national.get("klimek_rank", 0) + int(klimek_rank_alarms(spread, s.alpha)[0])
             regions = tuple(sorted(table["region"].value_counts().index[:3]))
             local, _ = plant_fraud(table, kind, 0.30, seed=i, strength=STRENGTH[kind], regions=regions)
-            results, _ = run_table_forensics(stations_from_table(local), s)
-            for name in results["tests"]:
-                found = set(results["alarms"][name].get("region", []))
-                regional[name] = regional.get(name, 0) + len(found & set(regions))
+            for name, test in bench_tests(stations_from_table(local), s).items():
+                regional[name] = regional.get(name, 0) + len(_alarming_scopes(test, "region") & set(regions))
         out[kind] = {"strength": STRENGTH[kind], "tables": n_tables,
                      "national_alarm_rate_at_5pct_of_stations": {k: v / n_tables for k, v in national.items()},
                      "planted_regions_found_at_30pct_in_3_regions": {k: v / (3 * n_tables)
@@ -293,6 +323,23 @@ def real_tables(draws: int) -> dict:
     return out
 
 
+def tail_figures(test: dict, settings: dict) -> dict:
+    """A tail test's national tail and mirror counts, effect and raw p, whether it is reported only, and the
+    regions it alarms in, or would alarm in with ``shift_alarm`` on (Holm over the regions, as
+    :func:`pipeline.audit.table_forensics.apply_families` does)."""
+    from pipeline.audit.table_forensics import holm
+
+    nat = test["national"]
+    rows = test["scopes"].get("region", [])
+    p = np.array([r["p"] if r["stations"] >= settings["min_scope_stations"] else math.nan for r in rows], float)
+    q = holm(p)
+    would = sum(bool(x < settings["alpha"] and r["effect"] >= settings["shift_min_effect"])
+                for r, x in zip(rows, q, strict=True) if not math.isnan(x))
+    return {"stations": nat["stations"], "tail": nat["observed"], "mirror": nat["mirror"], "effect": nat["effect"],
+            "p": nat["p"], "report_only": bool(test.get("report_only")), "regions": len(rows),
+            "regions_alarming": sum(bool(r["alarm"]) for r in rows), "regions_alarming_if_on": would}
+
+
 def _real_figures(summary: dict, run: dict, draws: int) -> dict:
     integer = summary["tests"]["integer_percentages"]
     corner = summary["tests"]["klimek_corner"]
@@ -312,6 +359,8 @@ def _real_figures(summary: dict, run: dict, draws: int) -> dict:
                                                       "expected_share", "unmodelled_stations", "alarm")},
         "full_turnout": {k: summary["tests"]["full_turnout"]["national"][k] for k in ("observed", "expected")},
         "regions_alarming": {k: len(v.get("region", [])) for k, v in summary["alarms"].items()},
+        "tails": {name: tail_figures(summary["tests"][name], summary["settings"]) for name in SHIFT_TESTS
+                  if name in summary["tests"]},
         "regions": len(regions),
     }
 

@@ -24,12 +24,22 @@ A clean table may also have turnout and leader share correlated across stations 
 :class:`TableShape`: urban and rural stations differ in both, honestly); the Klimek rank-correlation test alarms
 on such tables, which the tables bench measures.
 
+A clean table may also be an **honest mixture** (``mix_weight``, ``mix_shift``, ``mix_angle_deg`` of
+:class:`TableShape`): in every region a share ``mix_weight`` of the stations (drawn at random, seeded with the
+table) comes from a second honest component whose logit turnout and logit leader share are shifted by
+``mix_shift`` of the region's own spreads along a direction ``mix_angle_deg`` degrees from the turnout axis (30 by
+default: the stuffing direction of :mod:`pipeline.audit.table_shift`), with the same spreads as the bulk. This is
+the common honest picture of a region of towns (most stations: lower turnout, lower leader share) and villages
+(fewer stations: higher turnout, higher leader share). It is not symmetric: a test that reads asymmetry as fraud
+sees its villages as displaced stations, which the tables bench measures (``<test>_mix_<weight>_<shift>``).
+
 The altered table still balances: fraud that leaves the arithmetic intact is what the forensics are for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -72,6 +82,12 @@ class TableShape:
     choices: int = 4
     #: Correlation of the logit turnout and logit leader share across the stations of a region (0: independent).
     rho: float = 0.0
+    #: Honest mixture: the share of each region's stations drawn from a second honest component (0: none) ...
+    mix_weight: float = 0.0
+    #: ... shifted by this many of the region's logit spreads (``turnout[:, 1]``, ``share[:, 1]``) ...
+    mix_shift: float = 1.0
+    #: ... along this direction, degrees from the turnout axis (30: turnout and share up, as ballot stuffing).
+    mix_angle_deg: float = 30.0
 
 
 def random_shape(stations: int, regions: int, seed: int = 0, choices: int = 4) -> TableShape:
@@ -109,8 +125,7 @@ def subsample_shape(shape: TableShape, stations: int, seed: int) -> TableShape:
     """``shape`` with ``stations`` stations drawn at random (without replacement when possible)."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(shape.registered.size, stations, replace=stations > shape.registered.size)
-    return TableShape(shape.registered[pick], shape.region[pick], shape.region_names, shape.turnout, shape.share,
-                      shape.invalid_rate, shape.choices, shape.rho)
+    return replace(shape, registered=shape.registered[pick], region=shape.region[pick])
 
 
 def clean_table(shape: TableShape, seed: int) -> pd.DataFrame:
@@ -121,6 +136,11 @@ def clean_table(shape: TableShape, seed: int) -> pd.DataFrame:
     mu_s, sd_s = shape.share[shape.region, 0], shape.share[shape.region, 1]
     z_t = rng.standard_normal(n.size)
     z_s = shape.rho * z_t + np.sqrt(1 - shape.rho ** 2) * rng.standard_normal(n.size)
+    if shape.mix_weight > 0:  # drawn only then: tables without a mixture are the same as before it existed
+        second = rng.random(n.size) < shape.mix_weight
+        a = math.radians(shape.mix_angle_deg)
+        z_t = z_t + np.where(second, shape.mix_shift * math.cos(a), 0.0)
+        z_s = z_s + np.where(second, shape.mix_shift * math.sin(a), 0.0)
     p_turnout = special.expit(mu_t + sd_t * z_t)
     p_share = special.expit(mu_s + sd_s * z_s)
     issued = rng.binomial(n, p_turnout)

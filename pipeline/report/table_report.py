@@ -53,8 +53,10 @@ EXPLAIN["stuffing_tail"] = (
     "measured from the region's medians in units of its robust spread, and projected on that direction. An honest "
     "blob is symmetric, so the stations more than the threshold out on the stuffing side (observed) are compared "
     "with those as far out on the opposite side (the mirror, shown as expected). Stations with fewer than the "
-    "minimum registered voters are left out. A region made of two honest blobs (towns and villages) is not "
-    "symmetric and can alarm too: look at its histogram.")
+    "minimum registered voters are left out. A region made of two honest blobs (towns, and fewer villages with a "
+    "higher turnout and leader share) is not symmetric and fills this tail just as stuffing does, so by default "
+    "the test is reported only and raises no alarm (the setting shift_alarm turns its alarm on): look at its "
+    "histogram and the regions' tail and mirror counts.")
 EXPLAIN["switching_tail"] = (
     "Switching tail. Votes moved from the other choices to the leader raise the leader's share and leave the "
     "turnout where it was. The same comparison as the stuffing tail, along the leader-share direction: stations "
@@ -199,7 +201,16 @@ def tail_cards(tests: dict, alpha: float, min_effect: float) -> list[dict]:
     for name in (n for n in TAIL_TESTS if n in tests):
         test, nat = tests[name], tests[name]["national"]
         scoped = [r for rows in test["scopes"].values() for r in rows]
-        if nat.get("alarm"):
+        if test.get("report_only"):
+            p = nat.get("p", float("nan"))
+            verdict = (f"Reported only, no alarm: {nat['observed']:,} stations lie more than {test['tail_sd']:g} "
+                       f"spreads out on this side and {nat['mirror']:,} on the mirror side, an excess of "
+                       f"{nat['excess']:+,.0f} ({100 * (nat['effect'] if nat['stations'] else 0):.2f}% of the "
+                       f"{nat['stations']:,} stations tested; one-sided p = {p:.2g}, not corrected). An honest "
+                       "second group of stations (villages) fills this tail as stuffed stations do, and the test "
+                       "cannot tell them apart, so it raises no alarm unless the setting shift_alarm is on: read it "
+                       "with the integer, corner and spike tests and what is known of each region.")
+        elif nat.get("alarm"):
             verdict = (f"Stations pushed out: {nat['observed']:,} stations lie more than {test['tail_sd']:g} spreads "
                        f"out on this side and {nat['mirror']:,} on the mirror side, an excess of "
                        f"{nat['excess']:+,.0f} ({100 * nat['effect']:.2f}% of the {nat['stations']:,} stations "
@@ -212,7 +223,8 @@ def tail_cards(tests: dict, alpha: float, min_effect: float) -> list[dict]:
         else:
             verdict = "Not tested: too few stations."
         cards.append({"test": name, "title": TITLES[name], "explain": EXPLAIN[name], "verdict": verdict,
-                      "alarm": bool(nat.get("alarm")), "regions_alarming": sum(bool(r.get("alarm")) for r in scoped),
+                      "alarm": bool(nat.get("alarm")), "report_only": bool(test.get("report_only")),
+                      "regions_alarming": sum(bool(r.get("alarm")) for r in scoped),
                       "unmodelled": nat.get("unmodelled_stations", 0), "min_registered": test["min_registered"]})
     return cards
 

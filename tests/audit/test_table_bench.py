@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.audit.table_bench import CORRELATED_RHO, MEMORY_UNIT, false_alarms, memory_growth, power
+from pipeline.audit.table_bench import (
+    CORRELATED_RHO,
+    MEMORY_UNIT,
+    MIXTURE,
+    bench_tests,
+    false_alarms,
+    memory_growth,
+    power,
+)
 from pipeline.audit.table_forensics import TableForensicsSettings
 from pipeline.audit.table_synth import FABRICATED_STEP, clean_table, plant_fraud, random_shape
 
@@ -53,11 +61,27 @@ def test_child_peak_memory_is_its_own_not_its_parents():
 
 
 def test_false_alarms_and_power_cover_every_test_and_the_correlated_tables():
-    """Every test runs on the honestly correlated clean tables too (``<test>_rho_<rho>``), the tail tests
-    included, and the power section lists them (a small run: one table of each)."""
+    """Every test runs on the honestly correlated clean tables and the honest mixtures too (``<test>_rho_<rho>``,
+    ``<test>_mix_<weight>_<shift>``), the tail tests included, and the power section lists them (a small run: one
+    table of each)."""
     shape, s = random_shape(600, 3, seed=1), TableForensicsSettings(mc_draws=10, digit_mc_draws=0)
     rates = false_alarms(shape, 1, 300, s)["tests"]
     for name in ("stuffing_tail", "switching_tail", "klimek_corner", "klimek_rank"):
-        assert {name, f"{name}_rho_{CORRELATED_RHO}"} <= set(rates)
+        assert {name, f"{name}_rho_{CORRELATED_RHO}", f"{name}_mix_{MIXTURE[0]}_{MIXTURE[1]}"} <= set(rates)
     found = power(shape, 1, 300, s)
     assert {"stuffing_tail", "switching_tail"} <= set(found["stuffing"]["national_alarm_rate_at_5pct_of_stations"])
+
+
+def test_bench_measures_the_report_only_tail_tests_as_if_their_alarm_were_on():
+    """The tail tests raise no alarm by default; the bench re-applies the Holm families with ``shift_alarm`` on for
+    them, so their power shows (stuffing in 5% of the stations), while the other tests keep their default rows."""
+    shape, s = random_shape(3000, 6, seed=11), TableForensicsSettings(mc_draws=20, digit_mc_draws=0)
+    table, _ = plant_fraud(clean_table(shape, seed=12), "stuffing", 0.05, seed=3, strength=0.5)
+    from pipeline.audit.table_forensics import run_table_forensics
+    from pipeline.audit.table_synth import stations_from_table
+
+    st = stations_from_table(table)
+    default = run_table_forensics(st, s)[0]["tests"]
+    got = bench_tests(st, s)
+    assert not default["stuffing_tail"]["national"]["alarm"] and got["stuffing_tail"]["national"]["alarm"]
+    assert got["klimek_corner"] == default["klimek_corner"]
