@@ -22,11 +22,14 @@ from pipeline.vision.settings import BOX_AMBIGUOUS, BOX_DIGIT, BOX_EMPTY, ReadSe
 #: Share of a component's pixels that must lie within the rows of a table-column comb's boxes for it to be read.
 IN_BOXES_FRACTION = 0.5
 #: A faint mark in a box read empty is writing only if it fills at most this share of its bounding box (strokes
-#: are sparse; a smudge, a band or mottled paper fills it).
+#: are sparse; a smudge, a band or mottled paper fills it), the box's short side taken as at least
+#: :data:`MIN_MARK_ASPECT` of its long one: a "1" is one stroke, so its own narrow box is full of it.
 MAX_WRITING_FILL = 0.6
+MIN_MARK_ASPECT = 0.5
 #: ... and runs along the inside's edges for at most this share of its length: the box outline bled or blurred
-#: inwards lies along an edge all the way, a digit that comes close only touches it.
-MAX_EDGE_CONTACT = 0.25
+#: inwards lies along an edge all the way, a digit that comes close only touches it (a large "0" may touch the
+#: inside's edge over a third of its height).
+MAX_EDGE_CONTACT = 0.4
 #: Darkness of the faintest band worth following across a skewed page (:func:`flatten_rows`): a fraction of the
 #: faintest ink a faint writer's sheet is read with (0.12 x 0.6); the paper's own noise is about 0.01-0.03.
 BAND_MIN_DARKNESS = 0.05
@@ -353,15 +356,14 @@ def flatten_skewed_rows(dark: np.ndarray, boxed: tuple[int, int], min_sample: in
 def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int, int, int, int]],
                   settings: ReadSettings, params: SegmentParams) -> set[int]:
     """Boxes read empty whose inside (clear of the printed outline by ``line_search_mm``) holds a mark darker
-    than the faint-ink threshold lowered by ``faint_writer_floor``, at least a digit tall
-    (``min_digit_height_mm``), sparse like strokes (:data:`MAX_WRITING_FILL`), a pen stroke thick somewhere
-    (``min_stroke_mm``) and not lying along the inside's edges (:data:`MAX_EDGE_CONTACT`). Faint lines crossing
-    the whole field (paper folds: :func:`crossing_lines`) are no mark.
+    than the faint-ink threshold lowered by ``faint_writer_floor``, a pen stroke thick somewhere (``min_stroke_mm``)
+    and shaped like writing (:func:`is_writing_mark`). Faint lines crossing the whole field (paper folds:
+    :func:`crossing_lines`) are no mark.
 
     The folds are looked for only when an empty box holds enough faint ink for a mark (safe to skip otherwise: a
-    mark has at least ``min_area`` pixels over at least ``min_digit_height`` rows of the inside, and taking the
-    folds out only removes ink); most empty boxes are clean paper, and most fields have none, so this step
-    usually costs one threshold.
+    mark has at least ``min_area`` pixels over at least ``min_digit_height`` rows or columns of the inside, and
+    taking the folds out only removes ink); most empty boxes are clean paper, and most fields have none, so this
+    step usually costs one threshold.
     """
     empty = [r.box for r in reads if r.status == BOX_EMPTY and r.box >= 0]
     if not empty:
@@ -373,7 +375,7 @@ def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int,
         bx0, by0, bx1, by1 = boxes[box]
         inside = low[by0 + inset:by1 - inset, bx0 + inset:bx1 - inset]
         if (inside.size and np.count_nonzero(inside) >= params.min_area
-                and np.count_nonzero(inside.any(1)) >= params.min_digit_height):
+                and max(np.count_nonzero(inside.any(1)), np.count_nonzero(inside.any(0))) >= params.min_digit_height):
             candidates.append(box)
     if not candidates:
         return set()
@@ -389,12 +391,20 @@ def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int,
         edge = np.ones_like(inside, bool)
         edge[1:-1, 1:-1] = False
         contact = np.bincount(labels[edge], minlength=n)
-        for (_, _, w, h, area), deep, touch in zip(stats[1:], solid[1:], contact[1:], strict=True):
-            if (deep and touch <= MAX_EDGE_CONTACT * max(w, h) and h >= params.min_digit_height
-                    and params.min_area <= area <= MAX_WRITING_FILL * w * h):
-                found.add(box)
-                break
+        if any(deep and is_writing_mark(w, h, area, touch, params)
+               for (_, _, w, h, area), deep, touch in zip(stats[1:], solid[1:], contact[1:], strict=True)):
+            found.add(box)
     return found
+
+
+def is_writing_mark(w: int, h: int, area: int, touch: int, params: SegmentParams) -> bool:
+    """Whether a faint component ``w`` x ``h`` px of ``area`` px, ``touch`` px of which lie on the box inside's
+    edges, can be (part of) a digit: a digit tall or wide (the top bar is all that shows of some faint 7s and 5s),
+    sparse like strokes (:data:`MAX_WRITING_FILL`, :data:`MIN_MARK_ASPECT`) and not lying along the edges
+    (:data:`MAX_EDGE_CONTACT`)."""
+    long, short = max(w, h), min(w, h)
+    return (long >= params.min_digit_height and touch <= MAX_EDGE_CONTACT * long
+            and params.min_area <= area <= MAX_WRITING_FILL * long * max(short, MIN_MARK_ASPECT * long))
 
 
 def rescue_faint(reads: list[BoxRead], rescued: list[BoxRead], faint: set[int]) -> list[BoxRead]:
