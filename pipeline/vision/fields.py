@@ -361,9 +361,9 @@ def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int,
     :func:`crossing_lines`) are no mark.
 
     The folds are looked for only when an empty box holds enough faint ink for a mark (safe to skip otherwise: a
-    mark has at least ``min_area`` pixels over at least ``min_digit_height`` rows or columns of the inside, and
-    taking the folds out only removes ink); most empty boxes are clean paper, and most fields have none, so this
-    step usually costs one threshold.
+    mark has at least ``min_area`` pixels over at least ``min_digit_height`` rows of the inside, and taking the
+    folds out only removes ink); most empty boxes are clean paper, and most fields have none, so this step
+    usually costs one threshold.
     """
     empty = [r.box for r in reads if r.status == BOX_EMPTY and r.box >= 0]
     if not empty:
@@ -375,7 +375,7 @@ def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int,
         bx0, by0, bx1, by1 = boxes[box]
         inside = low[by0 + inset:by1 - inset, bx0 + inset:bx1 - inset]
         if (inside.size and np.count_nonzero(inside) >= params.min_area
-                and max(np.count_nonzero(inside.any(1)), np.count_nonzero(inside.any(0))) >= params.min_digit_height):
+                and np.count_nonzero(inside.any(1)) >= params.min_digit_height):
             candidates.append(box)
     if not candidates:
         return set()
@@ -399,12 +399,12 @@ def faint_writing(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int,
 
 def is_writing_mark(w: int, h: int, area: int, touch: int, params: SegmentParams) -> bool:
     """Whether a faint component ``w`` x ``h`` px of ``area`` px, ``touch`` px of which lie on the box inside's
-    edges, can be (part of) a digit: a digit tall or wide (the top bar is all that shows of some faint 7s and 5s),
-    sparse like strokes (:data:`MAX_WRITING_FILL`, :data:`MIN_MARK_ASPECT`) and not lying along the edges
-    (:data:`MAX_EDGE_CONTACT`)."""
-    long, short = max(w, h), min(w, h)
-    return (long >= params.min_digit_height and touch <= MAX_EDGE_CONTACT * long
-            and params.min_area <= area <= MAX_WRITING_FILL * long * max(short, MIN_MARK_ASPECT * long))
+    edges, can be a digit: a digit tall, sparse like strokes (:data:`MAX_WRITING_FILL`, :data:`MIN_MARK_ASPECT`)
+    and not lying along the edges (:data:`MAX_EDGE_CONTACT`). Not a mark only a digit *wide* (a faint 7's bar):
+    that took the dashes written in unused boxes of the C1 forms for faint digits (synthetic Lampiran sheets
+    96.4% -> 85.6% exact)."""
+    return (h >= params.min_digit_height and touch <= MAX_EDGE_CONTACT * max(w, h)
+            and params.min_area <= area <= MAX_WRITING_FILL * h * max(w, MIN_MARK_ASPECT * h))
 
 
 def rescue_faint(reads: list[BoxRead], rescued: list[BoxRead], faint: set[int]) -> list[BoxRead]:

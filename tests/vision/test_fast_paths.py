@@ -158,15 +158,16 @@ def test_faint_writing_is_not_looked_for_in_boxes_without_enough_faint_ink():
     assert faint_writing(dark, reads, boxes, settings, params) == {0}
 
 
-def test_faint_writing_finds_a_thick_one_and_a_seven_showing_only_its_bar_but_not_a_stain():
-    """A "1" is one stroke, so its own bounding box is full of it; the top bar is all that shows of some faint 7s;
-    a stain fills a round patch. Boxes read empty, marks at 0.1 darkness (above the lowered faint threshold)."""
+def test_faint_writing_finds_a_thick_one_but_not_a_dash_or_a_stain():
+    """A "1" is one stroke, so its own bounding box is full of it; a dash (a filler mark some forms' users write in
+    unused boxes) is no digit tall; a stain fills a round patch. Boxes read empty, marks at 0.1 darkness (above the
+    lowered faint threshold)."""
     settings = ReadSettings()
     params = SegmentParams.from_settings(settings)
     boxes = [(10, 10, 66, 81), (76, 10, 132, 81), (142, 10, 198, 81)]
     reads = [BoxRead(box, 0, BOX_EMPTY, None) for box in range(3)]
     dark = np.zeros((91, 210), np.float32)
     cv2.line(dark, (38, 24), (38, 66), 0.1, 9)  # a thick one: it fills ~80% of its own bounding box
-    cv2.line(dark, (92, 30), (116, 30), 0.1, 7)  # a faint 7's bar, the down stroke lost
+    cv2.line(dark, (92, 45), (116, 45), 0.1, 5)  # a dash
     cv2.circle(dark, (170, 45), 12, 0.1, -1)  # a stain
-    assert faint_writing(dark, reads, boxes, settings, params) == {0, 1}
+    assert faint_writing(dark, reads, boxes, settings, params) == {0}
