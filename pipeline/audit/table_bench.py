@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -146,16 +146,21 @@ def klimek_rank_alarms(table, alpha: float, min_stations: int = 25) -> tuple[boo
     return bool(national.p_value is not None and national.p_value < alpha), bool(np.nanmin(holm(p), initial=1) < alpha)
 
 
+def tails_as_if_on(results: list[dict], s: TableForensicsSettings) -> dict[str, dict]:
+    """The tail tests (:data:`SHIFT_TESTS`) among ``results`` as they come out with ``shift_alarm`` on: copies with
+    the Holm families re-applied (``results`` are left as they are)."""
+    on = copy.deepcopy(results)
+    apply_families(on, replace(s, shift_alarm=True))
+    return {r["test"]: r for r in on if r["test"] in SHIFT_TESTS}
+
+
 def bench_tests(st, s: TableForensicsSettings) -> dict:
-    """Every test's results on ``st`` (name -> result), the tail tests (:data:`SHIFT_TESTS`) as if their alarm were
-    on: the Holm families re-applied with ``shift_alarm`` on, their rows taken from that (the other tests' rows
-    are those of the settings ``s``)."""
+    """Every test's results on ``st`` (name -> result), the tail tests as if their alarm were on
+    (:func:`tails_as_if_on`; the other tests' rows are those of the settings ``s``)."""
     results, _ = run_table_forensics(st, s)
     tests = dict(results["tests"])
     if not s.shift_alarm:
-        on = copy.deepcopy(list(tests.values()))
-        apply_families(on, replace(s, shift_alarm=True))
-        tests.update({r["test"]: r for r in on if r["test"] in SHIFT_TESTS})
+        tests.update(tails_as_if_on(list(tests.values()), s))
     return tests
 
 
@@ -323,24 +328,21 @@ def real_tables(draws: int) -> dict:
     return out
 
 
-def tail_figures(test: dict, settings: dict) -> dict:
+def tail_figures(test: dict, s: TableForensicsSettings) -> dict:
     """A tail test's national tail and mirror counts, effect and raw p, whether it is reported only, and the
-    regions it alarms in, or would alarm in with ``shift_alarm`` on (Holm over the regions, as
-    :func:`pipeline.audit.table_forensics.apply_families` does)."""
-    from pipeline.audit.table_forensics import holm
-
+    regions it alarms in, or would alarm in with ``shift_alarm`` on (:func:`tails_as_if_on`)."""
     nat = test["national"]
     rows = test["scopes"].get("region", [])
-    p = np.array([r["p"] if r["stations"] >= settings["min_scope_stations"] else math.nan for r in rows], float)
-    q = holm(p)
-    would = sum(bool(x < settings["alpha"] and r["effect"] >= settings["shift_min_effect"])
-                for r, x in zip(rows, q, strict=True) if not math.isnan(x))
+    on = tails_as_if_on([test], s)[test["test"]]
     return {"stations": nat["stations"], "tail": nat["observed"], "mirror": nat["mirror"], "effect": nat["effect"],
             "p": nat["p"], "report_only": bool(test.get("report_only")), "regions": len(rows),
-            "regions_alarming": sum(bool(r["alarm"]) for r in rows), "regions_alarming_if_on": would}
+            "regions_alarming": sum(bool(r["alarm"]) for r in rows),
+            "regions_alarming_if_on": sum(bool(r["alarm"]) for r in on["scopes"].get("region", []))}
 
 
 def _real_figures(summary: dict, run: dict, draws: int) -> dict:
+    known = {f.name for f in fields(TableForensicsSettings)}
+    settings = TableForensicsSettings(**{k: v for k, v in summary["settings"].items() if k in known})
     integer = summary["tests"]["integer_percentages"]
     corner = summary["tests"]["klimek_corner"]
     regions = integer["scopes"].get("region", [])
@@ -359,7 +361,7 @@ def _real_figures(summary: dict, run: dict, draws: int) -> dict:
                                                       "expected_share", "unmodelled_stations", "alarm")},
         "full_turnout": {k: summary["tests"]["full_turnout"]["national"][k] for k in ("observed", "expected")},
         "regions_alarming": {k: len(v.get("region", [])) for k, v in summary["alarms"].items()},
-        "tails": {name: tail_figures(summary["tests"][name], summary["settings"]) for name in SHIFT_TESTS
+        "tails": {name: tail_figures(summary["tests"][name], settings) for name in SHIFT_TESTS
                   if name in summary["tests"]},
         "regions": len(regions),
     }
