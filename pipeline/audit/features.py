@@ -80,6 +80,10 @@ MIN_COMPONENT = 0.01
 MIN_HOLE = 0.004
 #: Fraction of a box's width and height left out at its edges, so the printed outline is not counted as ink.
 BOX_INSET = 0.14
+#: An edge row or column of a box's inside is printed outline when this share of it is darker than ``GREY[0]``;
+#: at most this fraction of the box's height (rows) or width (columns) is trimmed a side for it.
+OUTLINE_FILL = 0.9
+MAX_OUTLINE_TRIM = 0.1
 #: A column is a printed vertical box line when this fraction of the box height is ink.
 LINE_FILL = 0.7
 #: Printed vertical lines are taken as found when each box's two lie within this fraction of its template width.
@@ -411,12 +415,48 @@ def skeleton_points(skel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return skel & (_NEIGHBOURS[codes] == 1), skel & (_CROSSINGS[codes] >= 3)
 
 
-def inner_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Row and column slices of a box with its printed outline left out (:data:`BOX_INSET`)."""
+def inner_box(box: tuple[int, int, int, int], shape: tuple[int, int], darkness: np.ndarray | None = None
+              ) -> tuple[slice, slice]:
+    """Row and column slices of a box with its printed outline left out (:data:`BOX_INSET`); with ``darkness``
+    (the field's darkness image) also any outline still inside them (:func:`clear_of_outline`)."""
     x0, y0, x1, y1 = box
     dx, dy = round((x1 - x0) * BOX_INSET), round((y1 - y0) * BOX_INSET)
-    return (slice(min(max(y0 + dy, 0), shape[0] - 1), max(min(y1 - dy, shape[0]), 1)),
-            slice(min(max(x0 + dx, 0), shape[1] - 1), max(min(x1 - dx, shape[1]), 1)))
+    rows = slice(min(max(y0 + dy, 0), shape[0] - 1), max(min(y1 - dy, shape[0]), 1))
+    cols = slice(min(max(x0 + dx, 0), shape[1] - 1), max(min(x1 - dx, shape[1]), 1))
+    if darkness is None:
+        return rows, cols
+    limit = (max(1, round((y1 - y0) * MAX_OUTLINE_TRIM)), max(1, round((x1 - x0) * MAX_OUTLINE_TRIM)))
+    return clear_of_outline(darkness, rows, cols, limit)
+
+
+def outline_lines(lines: np.ndarray, limit: int, length: int | None = None) -> int:
+    """How many of ``lines`` (rows of an array, the box's edge first) are, one after another from the first, printed
+    outline: :data:`OUTLINE_FILL` of each darker than ``GREY[0]``. At most ``limit``, and two of the box's
+    ``length`` lines (default: all of ``lines``) are always kept."""
+    n, most = 0, min(limit, (len(lines) if length is None else length) - 2)
+    while n < most and float(np.mean(lines[n] > GREY[0])) >= OUTLINE_FILL:
+        n += 1
+    return n
+
+
+def clear_of_outline(darkness: np.ndarray, rows: slice, cols: slice, limit: tuple[int, int]
+                     ) -> tuple[slice, slice]:
+    """``rows, cols`` moved in, side by side, past every edge row or column that is printed outline: at least
+    :data:`OUTLINE_FILL` of it darker than the faint-grey floor ``GREY[0]``; at most ``limit`` (rows, columns)
+    pixels a side.
+
+    Why: ink bleed thickens the printed box lines and a box placed a pixel or two off (perspective, a curled page)
+    leaves one inside the inset. Left in, the line is the box's darkest "writing": the box's ink threshold rises
+    over a light digit, which then counts as grey remains on darkened paper, an eraser's trace.
+    """
+    top, bottom, left, right = rows.start, rows.stop, cols.start, cols.stop
+    columns = darkness[top:bottom, left:right].T
+    left += outline_lines(columns, limit[1])
+    right -= outline_lines(columns[::-1], limit[1], columns.shape[0] - (left - cols.start))
+    lines = darkness[top:bottom, left:right]
+    top += outline_lines(lines, limit[0])
+    bottom -= outline_lines(lines[::-1], limit[0], lines.shape[0] - (top - rows.start))
+    return slice(top, bottom), slice(left, right)
 
 
 def outline_gap(ink: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -524,7 +564,7 @@ def blobs(mask: np.ndarray, connectivity: int, enclosed: bool) -> np.ndarray:
 
 def writing_darkness(dark: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """Darkness of a box's own writing: the :data:`WRITING_QUANTILE` of the darkness inside it (outline left out)."""
-    rows, cols = inner_box(box, dark.shape)
+    rows, cols = inner_box(box, dark.shape, dark)
     inner = dark[rows, cols]
     return float(quantiles(inner.ravel(), (WRITING_QUANTILE,))[0]) if inner.size else 0.0
 
@@ -541,7 +581,7 @@ def comb_maps(ink: np.ndarray, dark: np.ndarray, boxes: list[tuple[int, int, int
     darkness over its threshold rather than ``ink``."""
     inner = np.zeros_like(ink)
     for i, box in enumerate(boxes):
-        rows, cols = inner_box(box, ink.shape)
+        rows, cols = inner_box(box, ink.shape, dark)
         inner[rows, cols] = ink[rows, cols] if thresholds is None else dark[rows, cols] > thresholds[i]
     maps = {k: np.zeros_like(ink) for k in ("skel", "ends", "junctions", "ridge")}
     maps.update({k: np.zeros(ink.shape, np.float32) for k in ("dist", "gxx", "gyy", "gxy")})
@@ -589,8 +629,9 @@ def box_measures(grey: np.ndarray, dark: np.ndarray, flat: np.ndarray, maps: Com
     the box's paper away from its strokes (an eraser's smudge, filled by the closings like a digit, is darker than
     the paper around the box; a toner band or shadow is not), the paper texture its spread against the field's;
     without it, ``dark`` and the box's paper grey against the field's paper level."""
-    rows, cols = inner_box(box, dark.shape)
-    inner, g = (dark if rel is None else rel)[rows, cols], grey[rows, cols]
+    darkness = dark if rel is None else rel
+    rows, cols = inner_box(box, dark.shape, darkness)
+    inner, g = darkness[rows, cols], grey[rows, cols]
     height = max(box[3] - box[1], 1)
     ink = maps.ink[rows, cols]
     ridge = maps.ridge[rows, cols]

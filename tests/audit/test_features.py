@@ -20,6 +20,7 @@ from pipeline.audit.features import (
     fraction,
     grey_histogram,
     ink_threshold,
+    inner_box,
     label_type,
     locate_boxes,
     longest_run,
@@ -172,6 +173,26 @@ def test_boxes_are_found_on_their_printed_lines_and_the_outline_gap_sees_fluid()
     assert max(outline_gap(dark > INK, b) for b in boxes) < 0.02
     cv2.rectangle(img, (BOXES[1][0] - 4, BOXES[1][1] - 4), (BOXES[1][2] + 4, BOXES[1][3] + 4), 250, -1)  # fluid
     assert outline_gap(darkness(img) > INK, boxes[1]) > 0.9
+
+
+def test_a_printed_line_left_inside_a_box_is_not_its_writing():
+    """A box placed three pixels off (bleed, perspective) keeps its thick printed line inside the inset. Left in, the
+    line is the box's darkest writing, a light digit falls under the ink threshold and reads as grey remains on
+    darkened paper (an eraser's trace); the inside is trimmed past the line, never into the digit."""
+    img = blank_field(np.random.default_rng(6))
+    x0, y0, x1, y1 = BOXES[1]
+    cv2.rectangle(img, (x0, y0), (x1, y1), PRINT, 5)  # a bled, thick outline
+    write_digit(img, 1, "7", 4, tone=150)  # a light pen
+    dark = darkness(img)
+    off = (x0 - 7, y0, x1 - 7, y1)  # the box found 7 px left: its left line lies inside the inset
+    rows, cols = inner_box(off, dark.shape)
+    assert dark[rows, cols][:, 0].mean() > INK  # the line is inside the plain inset
+    clear_rows, clear_cols = inner_box(off, dark.shape, dark)
+    assert clear_cols.start > cols.start and (clear_rows, clear_cols.stop) == (rows, cols.stop)
+    assert dark[clear_rows, clear_cols].max() < INK  # only the light digit is left
+    digit = writing_darkness(dark, BOXES[1])
+    assert writing_darkness(dark, off) == pytest.approx(digit, abs=0.05)
+    assert inner_box(BOXES[1], dark.shape, dark) == inner_box(BOXES[1], dark.shape)  # the digit itself is kept
 
 
 def test_a_box_measure_depends_on_its_own_box_alone():
