@@ -249,7 +249,8 @@ def _segment_fields(registered: np.ndarray, reg: Registration, template: Templat
                                       None if down is None else down.over(geom.region))
                 if flats is not None:
                     flats[key] = flat
-            images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params, flat)
+            images[f.name], field = segment_numeric(registered, geom, reg.black, settings, params, flat,
+                                                    blank_traces=not template.filler_marks)
             if template.filler_marks:
                 field = with_fillers(field, template.filler_marks)
             segmented.append(field)

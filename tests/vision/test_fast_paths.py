@@ -7,7 +7,14 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.vision import lines as ln
-from pipeline.vision.fields import faint_writing, flatten_rows, flatten_skewed_rows, row_medians, row_shifts
+from pipeline.vision.fields import (
+    faint_traces,
+    faint_writing,
+    flatten_rows,
+    flatten_skewed_rows,
+    row_medians,
+    row_shifts,
+)
 from pipeline.vision.segment import BoxRead, Component, SegmentParams, find_components
 from pipeline.vision.settings import BOX_DIGIT, BOX_EMPTY, ReadSettings
 from pipeline.vision.unbend import Displacement, grid_shape
@@ -171,3 +178,27 @@ def test_faint_writing_finds_a_thick_one_but_not_a_dash_or_a_stain():
     cv2.line(dark, (92, 45), (116, 45), 0.1, 5)  # a dash
     cv2.circle(dark, (170, 45), 12, 0.1, -1)  # a stain
     assert faint_writing(dark, reads, boxes, settings, params) == {0}
+
+
+def test_a_faint_trace_in_a_box_read_empty_sends_it_to_review_but_paper_and_bands_do_not():
+    """Boxes read empty after the faint re-read: a light blurred "4" (a blob unlike writing) and a faint "7" showing
+    only its bar are traces of a lost digit; a band across the box, specks and clean paper are not; a trace
+    fainter than ``trace_darkness`` is paper noise. Before the first digit nothing counts (a shade over an unused
+    box); in a field with no digit read, every box does unless the form's users fill unused boxes (``blank``)."""
+    settings = ReadSettings()
+    params = SegmentParams.from_settings(settings)
+    boxes = [(10 + 66 * i, 10, 66 + 66 * i, 81) for i in range(6)]
+    reads = [BoxRead(0, 0, BOX_EMPTY, None), BoxRead(1, 0, BOX_DIGIT, None)]
+    reads += [BoxRead(box, 0, BOX_EMPTY, None) for box in range(2, 6)]
+    dark = np.zeros((91, 420), np.float32)
+    cv2.line(dark, (30, 40), (50, 40), 0.2, 4)  # box 0, before the digit: a faint dash
+    cv2.circle(dark, (170, 45), 13, 0.2, -1)  # box 2: a blurred light "4", a blob
+    cv2.line(dark, (222, 30), (250, 30), 0.2, 4)  # box 3: a faint "7" showing only its bar
+    dark[40:46, 286:330] = 0.2  # box 4: a toner band across the whole inside
+    dark[50:53, 295:298] = 0.3  # ... and a speck
+    cv2.circle(dark, (368, 45), 13, 0.1, -1)  # box 5: a trace fainter than trace_darkness
+    assert faint_traces(dark, reads, boxes, settings, params) == {2, 3}
+    assert faint_traces(np.zeros_like(dark), reads, boxes, settings, params) == set()
+    blank = [BoxRead(box, 0, BOX_EMPTY, None) for box in range(6)]  # nothing read: the dash is a trace too
+    assert faint_traces(dark, blank, boxes, settings, params) == {0, 2, 3}
+    assert faint_traces(dark, blank, boxes, settings, params, blank=False) == set()
