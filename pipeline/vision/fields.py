@@ -446,14 +446,15 @@ def faint_traces(dark: np.ndarray, reads: list[BoxRead], boxes: list[tuple[int, 
     if not empty:
         return set()
     low, inset = faint_ink(dark, settings)
-    candidates = [b for b in empty if np.count_nonzero(low[box_inside(boxes[b], inset)]) >= params.min_area
-                  and float(dark[box_inside(boxes[b], inset)].max()) >= settings.trace_darkness]
+    insides = {b: box_inside(boxes[b], inset) for b in empty}
+    candidates = [b for b in empty if np.count_nonzero(low[insides[b]]) >= params.min_area
+                  and float(dark[insides[b]].max()) >= settings.trace_darkness]
     if not candidates:
         return set()
     without_folds(low, boxes, settings, inset)
     found = set()
     for box in candidates:
-        mask, darkness = low[box_inside(boxes[box], inset)], dark[box_inside(boxes[box], inset)]
+        mask, darkness = low[insides[box]], dark[insides[box]]
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         peak = np.zeros(n)
         np.maximum.at(peak, labels[mask], darkness[mask])
