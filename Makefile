@@ -50,7 +50,7 @@ train: $(MODEL) ## train the digit CNN on MNIST if models/current is missing
 $(MODEL): | $(STAMP)
 	$(PIPE) train
 
-$(ALTER): | $(STAMP)
+$(ALTER): pipeline/audit/features.py | $(STAMP)  # retrained when the features' code is newer than the detector
 	$(PIPE) train-alteration
 
 read: $(RUN)/crops.parquet ## register the scans and cut digits

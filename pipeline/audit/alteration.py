@@ -30,7 +30,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import savez_atomic, write_text_atomic
-from pipeline.audit.features import ACTA_LAYOUT, FieldLayout, feature_names, field_features, read_field_image
+from pipeline.audit.features import (
+    ACTA_LAYOUT,
+    FEATURES_VERSION,
+    FieldLayout,
+    feature_names,
+    field_features,
+    read_field_image,
+)
 from pipeline.audit.flags import Flag
 from pipeline.audit.schema import OK_STATUS, FormSchema
 from pipeline.audit.settings import AlterationSettings
@@ -53,6 +60,10 @@ FEATURE_CHUNK = 64
 LAYOUTS_KEY = "field_layouts"
 #: Paper measures (feature names or box measure prefixes) left out of the novelty score.
 NOVELTY_PAPER_MEASURES = ("grey", "paper_drop", "paper_texture", "paper_std", "bright", "flat")
+#: Key of ``detector.json`` holding the :data:`pipeline.audit.features.FEATURES_VERSION` it was trained on, and the
+#: version assumed for a detector saved before the key existed.
+FEATURES_VERSION_KEY = "features_version"
+LEGACY_FEATURES_VERSION = 1
 #: Key of ``detector.json`` saying what the detector's inputs are (setting ``alteration.inputs``); a detector
 #: saved before the key existed took each field's own features.
 INPUTS_KEY = "inputs"
@@ -255,7 +266,8 @@ def save_detector(detector: Detector, folder: Path) -> Path:
         novelty = {"novelty_at": detector.novelty.at, "novelty_slope": detector.novelty.slope}
     savez_atomic(folder / DETECTOR_NPZ, arrays)
     meta = {**detector.metadata, "threshold": detector.threshold, "n_layers": len(detector.weights),
-            "feature_names": feature_names(), "model_file": DETECTOR_NPZ, **novelty}
+            "feature_names": feature_names(), FEATURES_VERSION_KEY: FEATURES_VERSION, "model_file": DETECTOR_NPZ,
+            **novelty}
     return write_text_atomic(folder / DETECTOR_JSON, json.dumps(meta, indent=2, sort_keys=True))
 
 
@@ -336,6 +348,11 @@ def load_detector(folder: Path) -> Detector:
         raise ModelError(f"{folder}: cannot load the alteration detector ({exc})") from exc
     if meta.get("feature_names") != feature_names() or detector.mean.shape != (len(feature_names()),):
         raise ModelError(f"{meta_path}: detector was trained on other features; retrain with "
+                         "`python -m pipeline train-alteration`")
+    version = meta.get(FEATURES_VERSION_KEY, LEGACY_FEATURES_VERSION)
+    if version != FEATURES_VERSION:
+        raise ModelError(f"{meta_path}: detector was trained on features computed by version {version} of the "
+                         f"feature code, this code computes version {FEATURES_VERSION}; retrain with "
                          "`python -m pipeline train-alteration`")
     return detector
 

@@ -43,6 +43,11 @@ from pipeline.errors import InputFileError
 from pipeline.forms import load_template
 from pipeline.forms.template import Field
 
+#: Version of how the features are computed, recorded with a trained detector and checked when one is loaded: a
+#: change in a feature's computation that keeps its name bumps it, so a detector trained on the old values is not
+#: fed the new ones. 1: until 2026-12-07 17:00 (``detector.json`` without the key); 2: printed box lines trimmed
+#: out of each box's inside (:func:`clear_of_outline`).
+FEATURES_VERSION = 2
 #: Ink darkness levels (0 paper, 1 the page's darkest print): stroke ink, and faint grey remains.
 INK = 0.5
 GREY = (0.08, 0.35)

@@ -121,6 +121,12 @@ def test_missing_detector_and_corrupt_one_are_errors(tmp_path, toy_detector):
     (tmp_path / DETECTOR_JSON).write_text(json.dumps({**meta, "feature_names": ["other"]}))
     with pytest.raises(ModelError, match="other features"):
         load_detector(tmp_path)
+    old = {k: v for k, v in meta.items() if k != "features_version"}  # saved before features were versioned
+    (tmp_path / DETECTOR_JSON).write_text(json.dumps(old))
+    with pytest.raises(ModelError, match="version 1 of the feature code.*retrain"):
+        load_detector(tmp_path)
+    (tmp_path / DETECTOR_JSON).write_text(json.dumps(meta))
+    assert load_detector(tmp_path).threshold == toy_detector.threshold
     (tmp_path / "detector.npz").write_bytes(b"not an npz")
     with pytest.raises(ModelError, match="cannot load"):
         load_detector(tmp_path)
