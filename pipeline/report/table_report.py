@@ -195,6 +195,16 @@ def tail_figure(tests: dict) -> Figure:
     return fig
 
 
+def tail_excess(test: dict, p_text: str) -> str:
+    """A tail test's national counts in words: tail and mirror stations, their excess and its share of the stations
+    tested, with ``p_text`` (the p-value as the verdict gives it)."""
+    nat = test["national"]
+    share = 100 * (nat["effect"] if nat["stations"] else 0)
+    return (f"{nat['observed']:,} stations lie more than {test['tail_sd']:g} spreads out on this side and "
+            f"{nat['mirror']:,} on the mirror side, an excess of {nat['excess']:+,.0f} ({share:.2f}% of the "
+            f"{nat['stations']:,} stations tested; {p_text})")
+
+
 def tail_cards(tests: dict, alpha: float, min_effect: float) -> list[dict]:
     """One card per tail test: tail vs mirror, the effect and the verdict in words."""
     cards = []
@@ -202,20 +212,15 @@ def tail_cards(tests: dict, alpha: float, min_effect: float) -> list[dict]:
         test, nat = tests[name], tests[name]["national"]
         scoped = [r for rows in test["scopes"].values() for r in rows]
         if test.get("report_only"):
-            p = nat.get("p", float("nan"))
-            verdict = (f"Reported only, no alarm: {nat['observed']:,} stations lie more than {test['tail_sd']:g} "
-                       f"spreads out on this side and {nat['mirror']:,} on the mirror side, an excess of "
-                       f"{nat['excess']:+,.0f} ({100 * (nat['effect'] if nat['stations'] else 0):.2f}% of the "
-                       f"{nat['stations']:,} stations tested; one-sided p = {p:.2g}, not corrected). An honest "
-                       "second group of stations (villages) fills this tail as stuffed stations do, and the test "
-                       "cannot tell them apart, so it raises no alarm unless the setting shift_alarm is on: read it "
-                       "with the integer, corner and spike tests and what is known of each region.")
+            raw = f"one-sided p = {nat.get('p', float('nan')):.2g}, not corrected"
+            verdict = (f"Reported only, no alarm: {tail_excess(test, raw)}. An honest second group of stations "
+                       "(villages) fills this tail as stuffed stations do, and the test cannot tell them apart, so it "
+                       "raises no alarm unless the setting shift_alarm is on: read it with the integer, corner and "
+                       "spike tests and what is known of each region.")
         elif nat.get("alarm"):
-            verdict = (f"Stations pushed out: {nat['observed']:,} stations lie more than {test['tail_sd']:g} spreads "
-                       f"out on this side and {nat['mirror']:,} on the mirror side, an excess of "
-                       f"{nat['excess']:+,.0f} ({100 * nat['effect']:.2f}% of the {nat['stations']:,} stations "
-                       f"tested; Holm p = {nat['p_holm']:.2g}). Fraud of this kind is one explanation; an honest "
-                       "second blob of stations is another.")
+            holm_p = f"Holm p = {nat['p_holm']:.2g}"
+            verdict = (f"Stations pushed out: {tail_excess(test, holm_p)}. Fraud of this kind is one explanation; "
+                       "an honest second blob of stations is another.")
         elif nat.get("tested"):
             verdict = (f"No excess beyond chance: {nat['observed']:,} stations in the tail, {nat['mirror']:,} in "
                        f"the mirror (Holm p = {nat.get('p_holm', float('nan')):.2g}; an alarm needs p < {alpha} "
