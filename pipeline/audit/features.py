@@ -567,9 +567,11 @@ def blobs(mask: np.ndarray, connectivity: int, enclosed: bool) -> np.ndarray:
     return np.column_stack([c[keep], s[keep, cv2.CC_STAT_AREA]])
 
 
-def writing_darkness(dark: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """Darkness of a box's own writing: the :data:`WRITING_QUANTILE` of the darkness inside it (outline left out)."""
-    rows, cols = inner_box(box, dark.shape, dark)
+def writing_darkness(dark: np.ndarray, box: tuple[int, int, int, int],
+                     inside: tuple[slice, slice] | None = None) -> float:
+    """Darkness of a box's own writing: the :data:`WRITING_QUANTILE` of the darkness inside it (outline left out;
+    ``inside``: its :func:`inner_box` on ``dark``, if already cut)."""
+    rows, cols = inside or inner_box(box, dark.shape, dark)
     inner = dark[rows, cols]
     return float(quantiles(inner.ravel(), (WRITING_QUANTILE,))[0]) if inner.size else 0.0
 
@@ -580,13 +582,14 @@ def ink_threshold(writing: float) -> float:
 
 
 def comb_maps(ink: np.ndarray, dark: np.ndarray, boxes: list[tuple[int, int, int, int]],
-              thresholds: list[float] | None = None) -> CombMaps:
+              thresholds: list[float] | None = None, insides: list[tuple[slice, slice]] | None = None) -> CombMaps:
     """The :class:`CombMaps` of a field, over the smallest rectangle holding the ink inside its boxes (zeros
     elsewhere; blob coordinates are the field image's). With ``thresholds`` (one per box), a box's ink is its own
-    darkness over its threshold rather than ``ink``."""
+    darkness over its threshold rather than ``ink``. ``insides``: each box's :func:`inner_box` on ``dark``, if
+    already cut."""
     inner = np.zeros_like(ink)
     for i, box in enumerate(boxes):
-        rows, cols = inner_box(box, ink.shape, dark)
+        rows, cols = insides[i] if insides else inner_box(box, ink.shape, dark)
         inner[rows, cols] = ink[rows, cols] if thresholds is None else dark[rows, cols] > thresholds[i]
     maps = {k: np.zeros_like(ink) for k in ("skel", "ends", "junctions", "ridge")}
     maps.update({k: np.zeros(ink.shape, np.float32) for k in ("dist", "gxx", "gyy", "gxy")})
@@ -627,15 +630,17 @@ def stroke_halo(ink: np.ndarray, dist: np.ndarray, ridge: np.ndarray) -> np.ndar
 
 
 def box_measures(grey: np.ndarray, dark: np.ndarray, flat: np.ndarray, maps: CombMaps,
-                 box: tuple[int, int, int, int], paper: dict, rel: np.ndarray | None = None) -> np.ndarray:
+                 box: tuple[int, int, int, int], paper: dict, rel: np.ndarray | None = None,
+                 inside: tuple[slice, slice] | None = None) -> np.ndarray:
     """:data:`BOX_MEASURES` of one box (its printed outline left out); ``paper`` holds the field's paper level,
     contrast and texture, ``maps`` the field's :func:`comb_maps`. With ``rel`` (:func:`local_darkness`) the ink,
     faint grey and paper measures use the darkness against the local paper: the paper drop is the median of it over
     the box's paper away from its strokes (an eraser's smudge, filled by the closings like a digit, is darker than
     the paper around the box; a toner band or shadow is not), the paper texture its spread against the field's;
-    without it, ``dark`` and the box's paper grey against the field's paper level."""
+    without it, ``dark`` and the box's paper grey against the field's paper level. ``inside``: the box's
+    :func:`inner_box` on that darkness, if already cut."""
     darkness = dark if rel is None else rel
-    rows, cols = inner_box(box, dark.shape, darkness)
+    rows, cols = inside or inner_box(box, dark.shape, darkness)
     inner, g = darkness[rows, cols], grey[rows, cols]
     height = max(box[3] - box[1], 1)
     ink = maps.ink[rows, cols]
@@ -771,11 +776,12 @@ def field_features(grey: np.ndarray, layout: FieldLayout = ACTA_LAYOUT) -> np.nd
              "bright": int(np.floor(level + BRIGHT_DELTA))}
     boxes = locate_boxes(dark > INK, layout)
     rel = local_darkness(grey, contrast, boxes[0][3] - boxes[0][1])
-    writing = [writing_darkness(rel, b) for b in boxes]
-    thresholds = [ink_threshold(w) for w in writing]
+    insides = [inner_box(b, rel.shape, rel) for b in boxes]  # each box's inside, cut once for all its measures
+    thresholds = [ink_threshold(writing_darkness(rel, b, inside)) for b, inside in zip(boxes, insides, strict=True)]
     ink = dark > INK
-    maps = comb_maps(ink, rel, boxes, thresholds)
-    per_box = np.array([box_measures(grey, dark, flat, maps, b, paper, rel) for b in boxes])
+    maps = comb_maps(ink, rel, boxes, thresholds, insides)
+    per_box = np.array([box_measures(grey, dark, flat, maps, b, paper, rel, inside)
+                        for b, inside in zip(boxes, insides, strict=True)])
     aggregates = np.column_stack([per_box.max(axis=0), per_box.mean(axis=0)]).ravel()
     return np.concatenate([scalar_features(dark, ink, flat, boxes, paper, layout.beside), aggregates])
 
