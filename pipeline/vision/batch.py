@@ -65,7 +65,8 @@ PAGE_COLUMNS = ["sheet_id", "source", "page", "status", "page_type", "reason", "
                 "rotation_fixed_deg", "flipped", "n_fiducials", "residual_px", "line_agreement", "template_fit",
                 "orientation_margin", "unbent_mm", "n_digits", "homography", "displacement", "cpu_s"]
 CROP_COLUMNS = ["sheet_id", "field", "box", "slot", "box_status", "digit_row", "x0", "y0", "x1", "y1", "ink_pixels",
-                "ink_mean", "n_components", "box_x0", "box_y0", "box_x1", "box_y1", "field_x0", "field_y0", "filler"]
+                "ink_mean", "n_components", "box_x0", "box_y0", "box_x1", "box_y1", "field_x0", "field_y0", "filler",
+                "struck"]
 MARK_COLUMNS = ["sheet_id", "field", "option", "ink_ratio", "ticked"]
 FIELDS_DIR, REGISTERED_DIR = "fields", "registered"
 #: The run's form template, written when it is not the packaged acta.
@@ -416,7 +417,8 @@ class RunTables:
 def crop_frame(rows: list[dict]) -> pd.DataFrame:
     """Crop rows as the ``crops.parquet`` table, with integer columns typed as such."""
     return pd.DataFrame(rows, columns=CROP_COLUMNS).astype(
-        {"box": "int64", "slot": "int64", "digit_row": "int64", "ink_pixels": "int64", "n_components": "int64"})
+        {"box": "int64", "slot": "int64", "digit_row": "int64", "ink_pixels": "int64", "n_components": "int64",
+         "struck": "bool"})
 
 
 def merge_parts(paths: list[Path], rows: dict[Path, tuple[pt.ManifestRow, int]], dupes: dict[Path, Path],

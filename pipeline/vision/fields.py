@@ -74,6 +74,7 @@ class FieldDigit:
     n_components: int
     image: np.ndarray | None
     filler: str = ""
+    struck: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,13 +187,13 @@ def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterSt
     if read.piece is None:
         box = geom.boxes[read.box]
         return FieldDigit(name, read.box, read.slot, read.status, box, box, 0, 0.0, 0, None,
-                          (fillers or {}).get(read.box, ""))
+                          (fillers or {}).get(read.box, ""), read.struck)
     p, (rx, ry) = read.piece, geom.region[:2]
     bbox = (rx + p.x0, ry + p.y0, rx + p.x1, ry + p.y1)
     values = dark[p.y0:p.y1, p.x0:p.x1][p.mask]
     return FieldDigit(name, read.box, read.slot, read.status, bbox, geom.boxes[read.box] if read.box >= 0 else bbox,
                       int(p.mask.sum()), float(values.mean()), p.n_components,
-                      to_mnist(piece_ink(dark, p) if ink is None else ink, style))
+                      to_mnist(piece_ink(dark, p) if ink is None else ink, style), struck=read.struck)
 
 
 def clear_outside(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:

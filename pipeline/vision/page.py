@@ -97,6 +97,7 @@ class DigitCrop:
     template pixels at the reading dpi, end-exclusive: ``x0 y0 x1 y1`` the crop's ink (the box for an empty one),
     ``box_x0 .. box_y1`` the printed box, ``field_x0 field_y0`` the top-left corner of the field image.
     ``filler`` names the filler mark (``x``, ``dash``) found in an unused leading box, which is then ``empty``.
+    ``struck``: an ``ambiguous`` box that a strike-through seems to cross.
     """
 
     sheet_id: str
@@ -119,6 +120,7 @@ class DigitCrop:
     field_x0: int
     field_y0: int
     filler: str = ""
+    struck: bool = False
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,7 @@ def _crop_rows(sheet_id: str, digits: list[FieldDigit], geoms: dict[str, FieldGe
             images.append(d.image)
         origin = geoms[d.field].region[:2]
         rows.append(DigitCrop(sheet_id, d.field, d.box, d.slot, d.status, row, *d.bbox, d.ink_pixels,
-                              round(d.ink_mean, 4), d.n_components, *d.box_rect, *origin, d.filler))
+                              round(d.ink_mean, 4), d.n_components, *d.box_rect, *origin, d.filler, d.struck))
     stack = np.stack(images) if images else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
     return tuple(rows), stack
 

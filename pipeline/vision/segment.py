@@ -132,12 +132,15 @@ class Piece:
 
 @dataclass(frozen=True)
 class BoxRead:
-    """The decision for one box (or one digit beside the boxes): status and the ink piece, if any."""
+    """The decision for one box (or one digit beside the boxes): status and the ink piece, if any. ``struck``: the
+    box is ``ambiguous`` because a strike-through seems to cross it (rule 2): with no replacement written beside
+    the boxes, the recogniser reads its ink as a digit for review (:mod:`pipeline.model.fields`)."""
 
     box: int
     slot: int
     status: str
     piece: Piece | None
+    struck: bool = False
 
 
 def find_components(clean: np.ndarray, stroke_px: int = 1) -> tuple[np.ndarray, list[Component]]:
@@ -444,7 +447,8 @@ def segment_field(clean: np.ndarray, boxes: Sequence[Box], beside_x0: int | None
         over = [c for c in spanning if i in _crossed(c, boxes)]
         if over or i in struck:
             ink = over + members[i]
-            reads.append(BoxRead(i, 0, BOX_AMBIGUOUS, make_piece(labels, ink, clip=columns) if ink else None))
+            reads.append(BoxRead(i, 0, BOX_AMBIGUOUS, make_piece(labels, ink, clip=columns) if ink else None,
+                                 struck=i in struck))
         else:
             reads.extend(_decide_box(i, box[2] - box[0], labels, group_digits(members[i], params), params))
     if struck:

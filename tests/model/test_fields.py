@@ -15,24 +15,29 @@ from pipeline.model.settings import RecogniseSettings
 from tests.model.conftest import StubModel, crops_frame, stub_digit
 
 THRESHOLD = 0.9
+#: A crop status of :func:`run_fields`: ``ambiguous`` with ``struck`` set.
+STRUCK = "struck"
 
 
 def run_fields(spec: dict[str, list[tuple]], unsure: dict[int, int] | None = None,
                required: tuple[str, ...] = ()) -> pd.DataFrame:
-    """``spec``: field -> list of ``(box, slot, status, label)``; ``required``: fields always written (ids);
-    returns fields.parquet rows indexed by field."""
-    rows, images = [], []
+    """``spec``: field -> list of ``(box, slot, status, label)`` (status ``STRUCK``: an ``ambiguous`` box the reader
+    found struck through); ``required``: fields always written (ids); returns fields.parquet rows indexed by field."""
+    rows, images, struck = [], [], []
     for field, crops in spec.items():
         for box, slot, status, label in crops:
             row = -1
             if label is not None:
                 row = len(images)
                 images.append(stub_digit(label, (unsure or {}).get(row, 0)))
-            rows.append(("sheet1", field, box, slot, status, row))
+            rows.append(("sheet1", field, box, slot, "ambiguous" if status == STRUCK else status, row))
+            struck.append(status == STRUCK)
     digits = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
     recogniser = DigitRecogniser(StubModel(), temperature=1.0, reject_threshold=THRESHOLD)
-    _, fields = recognise_frames(crops_frame(rows), digits, recogniser, RecogniseSettings(), list(spec),
-                                 required=required)
+    crops = crops_frame(rows)
+    if any(struck):
+        crops["struck"] = struck
+    _, fields = recognise_frames(crops, digits, recogniser, RecogniseSettings(), list(spec), required=required)
     return fields.set_index("field")
 
 
@@ -80,6 +85,24 @@ def test_beside_crops_replace_the_boxes_and_keep_struck_text():
     f = run_fields({"pan": crops}).loc["pan"]
     assert f["replaced"] and f["text"] == "45" and f["value"] == 45
     assert f["struck_text"] == "???" and not f["needs_review"]
+
+
+def test_boxes_ambiguous_only_for_a_strike_with_nothing_beside_are_read_as_digits_for_review():
+    # a large digit filling its box looks like a strike-through to the reader; with no replacement written
+    # beside the boxes, the number is read (not lost as NA), unsure or not, and a person checks it
+    f = run_fields({"pan": [(0, 0, "digit", 1), (1, 0, STRUCK, 3)]}, unsure={1: 255}).loc["pan"]
+    assert f["text"] == "13" and f["value"] == 13 and f["needs_review"] and not f["replaced"]
+    sure = run_fields({"pan": [(0, 0, STRUCK, 4), (1, 0, STRUCK, 2)]}).loc["pan"]
+    assert sure["text"] == "42" and sure["value"] == 42 and sure["needs_review"]
+    # other ambiguity (ink crossing into a neighbouring box) still reads "?" and NA when unsure
+    other = run_fields({"pan": [(0, 0, "digit", 1), (1, 0, "ambiguous", 3)]}, unsure={1: 255}).loc["pan"]
+    assert other["text"] == "1?" and pd.isna(other["value"])
+
+
+def test_a_struck_number_with_a_replacement_beside_reads_the_replacement():
+    crops = [(0, 0, STRUCK, 1), (1, 0, STRUCK, 2), (-1, 0, "digit", 5)]
+    f = run_fields({"pan": crops}).loc["pan"]
+    assert f["replaced"] and f["value"] == 5 and f["struck_text"] == "??" and not f["needs_review"]
 
 
 def test_ambiguous_box_gives_question_mark_and_na_when_unclear():

@@ -78,6 +78,12 @@ def test_a_struck_number_is_ambiguous_and_the_replacement_beside_it_is_cut(param
     assert decisions(reads) == [(0, 0, BOX_EMPTY), (1, 0, BOX_AMBIGUOUS), (2, 0, BOX_AMBIGUOUS),
                                 (-1, 0, BOX_DIGIT), (-2, 0, BOX_DIGIT), (-3, 0, BOX_DIGIT)]
     assert [r.piece.x0 < 260 for r in reads[3:]] == [True, False, False]  # numbered left to right
+    assert [r.struck for r in reads] == [False, True, True, False, False, False]  # the boxes the strike crosses
+
+
+def test_digits_touching_across_boxes_are_ambiguous_but_not_struck(params):
+    mask = ink(("ellipse", (55, 47), (14, 22)), ("ellipse", (88, 47), (14, 22)), ("line", (66, 47), (78, 47)))
+    assert not any(r.struck for r in segment_field(mask, BOXES, BESIDE, params))
 
 
 def test_without_a_strike_ink_beside_the_boxes_is_not_read(params):
