@@ -31,7 +31,9 @@ Rules (docs/DATA.md section 3):
   writer's way of writing zero: it reads ``value`` 0 with ``text`` ``"0"``, no digits, confidence 1 and no review.
   A field with filler marks, no digit and some box left blank (X-X-blank) reads NA and needs review: the writer
   said "no digit" for some boxes and nothing for the rest (:func:`filler_field`). ``n_filler`` counts the field's
-  filler boxes. Crops without a ``filler`` column (runs of the acta, older runs) have no filler marks.
+  filler boxes. Crops without a ``filler`` column (runs of the acta, older runs) have no filler marks. A filler
+  mark in a box the reader first took for struck through (``struck``: an X spans its box like a strike) sends its
+  field to review: a struck digit can look like an X.
 """
 
 from __future__ import annotations
@@ -226,10 +228,11 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
     text = "".join(d.char for d in digits)
     joint_threshold = threshold if field_threshold is None else field_threshold
     review = needs_review(len(rows), digits, value, threshold, joint_threshold, gap=not replaced and has_gap(boxes))
-    review = review or (not replaced and any(is_struck(r) for r in boxes))
+    struck_filler = any(is_filler(r) and bool(getattr(r, "struck", False)) for r in boxes)
+    review = review or struck_filler or (not replaced and any(is_struck(r) for r in boxes))
     fillers = "" if digits else filler_field(boxes)
     if fillers == "zero":  # X-X-X: the writer's zero
-        value, text, alts, review = FILLER_ZERO, str(FILLER_ZERO), [(FILLER_ZERO, 1.0)], False
+        value, text, alts, review = FILLER_ZERO, str(FILLER_ZERO), [(FILLER_ZERO, 1.0)], struck_filler
     elif fillers == "partial":  # X-X-blank: a digit may be missing
         review = True
     return FieldRead(

@@ -181,19 +181,35 @@ def piece_ink(dark: np.ndarray, piece: Piece) -> np.ndarray:
     return np.where(rim, dark[y0:y1, x0:x1], 0.0)
 
 
+def struck_readable(geom: FieldGeometry) -> bool:
+    """Whether a box taken for struck through may still be read as the digit in it (``struck`` in the crops): in
+    an id, or in a count whose replacement the reader looks for beside its boxes (and reads instead, when there is
+    one). A count with no room beside its boxes (a comb filling a table column) has its replacement written
+    somewhere the reader does not look, so its struck number is no reading: the box stays unreadable."""
+    return geom.field.kind != "count" or geom.beside_x0 is not None
+
+
+def readable_or_filler(read: BoxRead, geom: FieldGeometry) -> bool:
+    """Whether a box the reader took for struck through is one the recogniser reads anyway (``struck`` in the
+    crops): an ``ambiguous`` one where :func:`struck_readable`, or a leading box whose "strike" was a filler X
+    (its field goes to review: the X may have been a struck digit)."""
+    return read.status != BOX_AMBIGUOUS or struck_readable(geom)
+
+
 def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterStyle,
            fillers: dict[int, str] | None = None, ink: np.ndarray | None = None) -> FieldDigit:
     name = geom.field.name
     if read.piece is None:
         box = geom.boxes[read.box]
         return FieldDigit(name, read.box, read.slot, read.status, box, box, 0, 0.0, 0, None,
-                          (fillers or {}).get(read.box, ""), read.struck)
+                          (fillers or {}).get(read.box, ""), read.struck and readable_or_filler(read, geom))
     p, (rx, ry) = read.piece, geom.region[:2]
     bbox = (rx + p.x0, ry + p.y0, rx + p.x1, ry + p.y1)
     values = dark[p.y0:p.y1, p.x0:p.x1][p.mask]
     return FieldDigit(name, read.box, read.slot, read.status, bbox, geom.boxes[read.box] if read.box >= 0 else bbox,
                       int(p.mask.sum()), float(values.mean()), p.n_components,
-                      to_mnist(piece_ink(dark, p) if ink is None else ink, style), struck=read.struck)
+                      to_mnist(piece_ink(dark, p) if ink is None else ink, style),
+                      struck=read.struck and readable_or_filler(read, geom))
 
 
 def clear_outside(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:

@@ -195,11 +195,20 @@ def filler_kind(mask: np.ndarray, box_height: int, marks: tuple[str, ...]) -> st
     return learned_kind(mask, marks)
 
 
+def may_be_struck_filler(read: BoxRead, n_boxes: int) -> bool:
+    """Whether a box taken for struck through may hold a filler X instead: an X drawn corner to corner spans its
+    box like a strike, but only its own box, and never the field's last (a number's units are always written). A
+    strike through a number crosses its boxes together; one through a single-digit number crosses the last box.
+    Left out, a crossed-out number would read as the writer's zero (every box a filler mark, no review)."""
+    return read.strike_boxes == 1 and read.box < n_boxes - 1
+
+
 def mark_fillers(reads: list[BoxRead], box_heights: list[int], marks: tuple[str, ...]
                  ) -> tuple[list[BoxRead], dict[int, str]]:
     """The box decisions with leading filler marks turned into empty boxes, and ``{box: kind}`` of those marks.
 
     Only boxes before the first real digit (in reading order) are checked: a filler fills unused leading boxes.
+    Boxes taken for struck through are checked too where an X may be what was seen (:func:`may_be_struck_filler`).
     """
     out, kinds = list(reads), {}
     for i, read in enumerate(reads):
@@ -208,10 +217,10 @@ def mark_fillers(reads: list[BoxRead], box_heights: list[int], marks: tuple[str,
         if read.status == BOX_EMPTY:
             continue
         kind = ""
-        if read.status == BOX_DIGIT and read.piece is not None:
+        if (read.status == BOX_DIGIT or may_be_struck_filler(read, len(box_heights))) and read.piece is not None:
             kind = filler_kind(read.piece.mask, box_heights[read.box], marks)
         if not kind:
             break
-        out[i] = BoxRead(read.box, read.slot, BOX_EMPTY, None)
+        out[i] = BoxRead(read.box, read.slot, BOX_EMPTY, None, read.strike_boxes)
         kinds[read.box] = kind
     return out, kinds

@@ -132,15 +132,22 @@ class Piece:
 
 @dataclass(frozen=True)
 class BoxRead:
-    """The decision for one box (or one digit beside the boxes): status and the ink piece, if any. ``struck``: the
-    box is ``ambiguous`` because a strike-through seems to cross it (rule 2): with no replacement written beside
-    the boxes, the recogniser reads its ink as a digit for review (:mod:`pipeline.model.fields`)."""
+    """The decision for one box (or one digit beside the boxes): status and the ink piece, if any.
+    ``strike_boxes``: how many boxes the strike-through that seems to cross this ``ambiguous`` box crosses (rule 2;
+    0: none). With no replacement written beside the boxes, the recogniser reads a struck box's ink as a digit for
+    review (:mod:`pipeline.model.fields`); a strike through one leading box alone may be a filler X
+    (:mod:`pipeline.vision.filler`)."""
 
     box: int
     slot: int
     status: str
     piece: Piece | None
-    struck: bool = False
+    strike_boxes: int = 0
+
+    @property
+    def struck(self) -> bool:
+        """Whether a strike-through seems to cross the box."""
+        return self.strike_boxes > 0
 
 
 def find_components(clean: np.ndarray, stroke_px: int = 1) -> tuple[np.ndarray, list[Component]]:
@@ -317,8 +324,9 @@ def is_strike(c: Component, boxes: Sequence[Box], params: SegmentParams) -> bool
 
 
 def struck_boxes(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence[Box],
-                 params: SegmentParams, band: np.ndarray | None = None) -> set[int]:
-    """Boxes crossed by a strike-through (:func:`is_strike`) made of some of ``comps``.
+                 params: SegmentParams, band: np.ndarray | None = None) -> dict[int, int]:
+    """Boxes crossed by a strike-through (:func:`is_strike`) made of some of ``comps``, each with how many boxes
+    its strike crosses (the most, where two cross it).
 
     Removing the box lines cuts a strike where it runs along or turns on a line (zigzags do), so strikes are
     looked for among the components of their ink grown by ``bridge_px``, which rejoins pieces across a line.
@@ -332,15 +340,20 @@ def struck_boxes(labels: np.ndarray, comps: Sequence[Component], boxes: Sequence
     k = params.bridge_px
     comps = [c for c in comps if c.solid]
     if not comps or not _may_strike(labels, comps, boxes, params):
-        return set()
+        return {}
     ink = _mask_of(labels, comps)
     grown_labels, grown = find_components(cv2.dilate(ink.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)))
     shrunk = [Component(c.label, c.x0 + k, c.y0 + k, c.x1 - k, c.y1 - k, c.area, c.solid) for c in grown]
     open_ink = ink if band is None else ink & ~band
     edges = set(grown_labels[:, [0, -1]][ink[:, [0, -1]]].tolist())  # grown pieces whose ink leaves the image
-    return {i for c in _in_rows(shrunk, boxes) if is_strike(c, boxes, params) and c.label not in edges
-            and inks_gutters(open_ink & (grown_labels == c.label), _crossed(c, boxes), boxes, band)
-            for i in _crossed(c, boxes)}
+    struck: dict[int, int] = {}
+    for c in _in_rows(shrunk, boxes):
+        crossed = _crossed(c, boxes)
+        if is_strike(c, boxes, params) and c.label not in edges and inks_gutters(
+                open_ink & (grown_labels == c.label), crossed, boxes, band):
+            for i in crossed:
+                struck[i] = max(struck.get(i, 0), len(crossed))
+    return struck
 
 
 def inks_gutters(ink: np.ndarray, crossed: Sequence[int], boxes: Sequence[Box], band: np.ndarray | None) -> bool:
@@ -448,7 +461,7 @@ def segment_field(clean: np.ndarray, boxes: Sequence[Box], beside_x0: int | None
         if over or i in struck:
             ink = over + members[i]
             reads.append(BoxRead(i, 0, BOX_AMBIGUOUS, make_piece(labels, ink, clip=columns) if ink else None,
-                                 struck=i in struck))
+                                 strike_boxes=struck.get(i, 0)))
         else:
             reads.extend(_decide_box(i, box[2] - box[0], labels, group_digits(members[i], params), params))
     if struck:

@@ -105,6 +105,19 @@ def test_a_struck_number_with_a_replacement_beside_reads_the_replacement():
     assert f["replaced"] and f["value"] == 5 and f["struck_text"] == "??" and not f["needs_review"]
 
 
+def test_a_filler_x_first_taken_for_a_strike_sends_its_field_to_review():
+    def field(struck: bool) -> pd.Series:
+        crops = crops_frame([("sheet1", "pan", 0, 0, "empty", -1), ("sheet1", "pan", 1, 0, "digit", 0)])
+        crops["filler"], crops["struck"] = ["x", ""], [struck, False]
+        recogniser = DigitRecogniser(StubModel(), temperature=1.0, reject_threshold=THRESHOLD)
+        _, fields = recognise_frames(crops, stub_digit(7)[None], recogniser, RecogniseSettings(), ["pan"])
+        return fields.set_index("field").loc["pan"]
+
+    plain, struck = field(False), field(True)
+    assert plain["value"] == struck["value"] == 7 and plain["n_filler"] == struck["n_filler"] == 1
+    assert not plain["needs_review"] and struck["needs_review"]
+
+
 def test_ambiguous_box_gives_question_mark_and_na_when_unclear():
     f = run_fields({"pan": [(0, 0, "digit", 1), (1, 0, "ambiguous", 3)]}, unsure={1: 255}).loc["pan"]
     assert f["text"] == "1?" and pd.isna(f["value"]) and f["needs_review"]

@@ -127,3 +127,21 @@ def test_a_skewed_page_without_a_visible_band_is_flattened_along_its_rows_as_bef
     dark[15:45, 30:33] = 0.8  # a "1" in the first box
     boxes = [(10, 10, 50, 50), (60, 10, 100, 50)]
     assert np.array_equal(flatten_rows(dark, boxes, 20, 100, slope=0.05), flatten_rows(dark, boxes, 20, 100))
+
+
+def test_struck_boxes_are_read_in_ids_and_in_counts_with_room_beside_them_only(template, settings):
+    # a count whose comb fills a table column has its replacement written where the reader does not look, so a
+    # struck number there is no reading; an id or a count read for a replacement beside its boxes is
+    from pipeline.vision.fields import field_geometry, readable_or_filler, struck_readable
+    from pipeline.vision.segment import BoxRead
+
+    page = (2000, 3000)
+    count = next(f for f in template.fields if f.kind == "count" and f.beside)
+    ident = next(f for f in template.fields if f.kind == "id")
+    in_column = replace(count, beside=False)
+    assert struck_readable(field_geometry(count, page, settings))
+    assert struck_readable(field_geometry(ident, page, settings))
+    assert not struck_readable(field_geometry(in_column, page, settings))
+    struck, filler = BoxRead(0, 0, BOX_AMBIGUOUS, None, 1), BoxRead(0, 0, BOX_EMPTY, None, 1)
+    assert not readable_or_filler(struck, field_geometry(in_column, page, settings))
+    assert readable_or_filler(filler, field_geometry(in_column, page, settings))  # an X first taken for a strike

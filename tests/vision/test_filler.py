@@ -119,6 +119,22 @@ def test_a_curved_x_before_digits_is_filler_and_the_digits_are_not(mnist):
     assert [r.status for r in out] == [st.BOX_EMPTY, st.BOX_DIGIT, st.BOX_DIGIT]
 
 
+def test_an_x_taken_for_a_strike_through_its_own_leading_box_is_filler_but_a_struck_number_is_not(mnist):
+    # an X drawn corner to corner spans its box like a strike-through; a strike through a whole number crosses
+    # its boxes together, and one through a single-digit number crosses the last box
+    x = _cursive_x(0.2, np.random.default_rng(3))
+    four = _crop(mnist.x_test[np.flatnonzero(mnist.y_test == 4)[0]] > 96)
+    lone = [BoxRead(0, 0, st.BOX_AMBIGUOUS, Piece(0, 0, x), strike_boxes=1),
+            BoxRead(1, 0, st.BOX_DIGIT, Piece(0, 0, four)), BoxRead(2, 0, st.BOX_DIGIT, Piece(0, 0, four))]
+    out, kinds = mark_fillers(lone, [BOX, BOX, BOX], MARKS)
+    assert kinds == {0: "x"} and out[0].status == st.BOX_EMPTY and out[0].struck  # the struck origin is kept
+    together = [BoxRead(i, 0, st.BOX_AMBIGUOUS, Piece(0, 0, x), strike_boxes=3) for i in range(3)]
+    assert mark_fillers(together, [BOX, BOX, BOX], MARKS)[1] == {}
+    last = [BoxRead(0, 0, st.BOX_EMPTY, None), BoxRead(1, 0, st.BOX_EMPTY, None),
+            BoxRead(2, 0, st.BOX_AMBIGUOUS, Piece(0, 0, x), strike_boxes=1)]
+    assert mark_fillers(last, [BOX, BOX, BOX], MARKS)[1] == {}
+
+
 def test_threshold_is_the_lowest_that_keeps_the_digit_rates():
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 1000)
