@@ -112,10 +112,16 @@ def digit_reads(rows: list, read_struck: bool = False) -> list[DigitRead]:
             for r in rows if r.box_status != BOX_EMPTY]
 
 
+def taken_for_struck(row) -> bool:
+    """Whether the reader took a crop record's box for struck through (the ``struck`` column of the crops; runs
+    without it have none)."""
+    return bool(getattr(row, "struck", False))
+
+
 def is_struck(row) -> bool:
-    """Whether a crop record is a box the reader found ambiguous because a strike-through seemed to cross it
-    (the ``struck`` column of the crops; runs without it have none)."""
-    return row.box_status == BOX_AMBIGUOUS and bool(getattr(row, "struck", False)) and not pd.isna(row.label)
+    """Whether a crop record is a box the reader found ambiguous because a strike-through seemed to cross it, with
+    a digit read in it."""
+    return row.box_status == BOX_AMBIGUOUS and taken_for_struck(row) and not pd.isna(row.label)
 
 
 def _probs(row) -> tuple[float, ...]:
@@ -228,7 +234,7 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
     text = "".join(d.char for d in digits)
     joint_threshold = threshold if field_threshold is None else field_threshold
     review = needs_review(len(rows), digits, value, threshold, joint_threshold, gap=not replaced and has_gap(boxes))
-    struck_filler = any(is_filler(r) and bool(getattr(r, "struck", False)) for r in boxes)
+    struck_filler = any(is_filler(r) and taken_for_struck(r) for r in boxes)
     review = review or struck_filler or (not replaced and any(is_struck(r) for r in boxes))
     fillers = "" if digits else filler_field(boxes)
     if fillers == "zero":  # X-X-X: the writer's zero

@@ -20,7 +20,9 @@ How a page is read:
 4. Crossed-out counts: ink that spans the boxes it crosses from edge to edge (a line or zigzag through the
    number) marks those boxes ``ambiguous``, and then the digits written right of the boxes (up to
    ``beside_right_mm``, where the replacement goes) are cut as crops with ``box`` = -1, -2, ... from left to
-   right. Read such a field as the ``box < 0`` digits in order. Ink beside unstruck boxes is not read.
+   right. Read such a field as the ``box < 0`` digits in order. Ink beside unstruck boxes is not read. The struck
+   boxes are marked ``struck`` in the crops; with nothing written beside them (most are large digits filling their
+   box), the recogniser reads them for review, except in a count with no room beside its boxes.
 5. Normalisation (``normalise``): MNIST's recipe (20 px box, centre of mass at 14, white on black) with its
    grey-level statistics.
 

@@ -97,8 +97,9 @@ class DigitCrop:
     template pixels at the reading dpi, end-exclusive: ``x0 y0 x1 y1`` the crop's ink (the box for an empty one),
     ``box_x0 .. box_y1`` the printed box, ``field_x0 field_y0`` the top-left corner of the field image.
     ``filler`` names the filler mark (``x``, ``dash``) found in an unused leading box, which is then ``empty``.
-    ``struck``: an ``ambiguous`` box that a strike-through seems to cross, in a field where the digit under it
-    may be read (:func:`pipeline.vision.fields.struck_readable`).
+    ``struck``: a box taken for struck through that is read anyway: an ``ambiguous`` one in a field where the
+    digit under the strike may be read, or a leading box whose strike was a filler X
+    (:func:`pipeline.vision.fields.readable_or_filler`).
     """
 
     sheet_id: str
