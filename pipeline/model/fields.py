@@ -224,7 +224,6 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
     ``threshold``) is the lowest joint probability a field may have without review."""
     boxes, beside = reading_order(rows)
     beside_digits = digit_reads(beside)
-    box_digits = digit_reads(boxes)
     replaced = bool(beside_digits)
     digits = beside_digits if replaced else digit_reads(boxes, read_struck=True)
     n_filler = sum(is_filler(r) for r in boxes)
@@ -246,7 +245,8 @@ def read_field(sheet_id: str, field: str, rows: list, threshold: float, n_altern
         confidence=float(confs.prod()), n_digits=len(digits),
         min_digit_confidence=float(confs.min()) if len(confs) else float("nan"), needs_review=review,
         alternatives=json.dumps([[v, round(p, PROB_DECIMALS)] for v, p in alts]), replaced=replaced,
-        struck_text="".join(d.char for d in box_digits) if replaced else "", n_crops=len(rows), n_filler=n_filler)
+        struck_text="".join(d.char for d in digit_reads(boxes)) if replaced else "", n_crops=len(rows),
+        n_filler=n_filler)
 
 
 def review_unwritten(fields: pd.DataFrame, required: Sequence[str] | Mapping[str, Sequence[str]]) -> pd.DataFrame:

@@ -193,7 +193,7 @@ def readable_or_filler(read: BoxRead, geom: FieldGeometry) -> bool:
     """Whether a box the reader took for struck through is one the recogniser reads anyway (``struck`` in the
     crops): an ``ambiguous`` one where :func:`struck_readable`, or a leading box whose "strike" was a filler X
     (its field goes to review: the X may have been a struck digit)."""
-    return read.status != BOX_AMBIGUOUS or struck_readable(geom)
+    return read.struck and (read.status != BOX_AMBIGUOUS or struck_readable(geom))
 
 
 def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterStyle,
@@ -202,14 +202,14 @@ def _digit(geom: FieldGeometry, read: BoxRead, dark: np.ndarray, style: WriterSt
     if read.piece is None:
         box = geom.boxes[read.box]
         return FieldDigit(name, read.box, read.slot, read.status, box, box, 0, 0.0, 0, None,
-                          (fillers or {}).get(read.box, ""), read.struck and readable_or_filler(read, geom))
+                          (fillers or {}).get(read.box, ""), readable_or_filler(read, geom))
     p, (rx, ry) = read.piece, geom.region[:2]
     bbox = (rx + p.x0, ry + p.y0, rx + p.x1, ry + p.y1)
     values = dark[p.y0:p.y1, p.x0:p.x1][p.mask]
     return FieldDigit(name, read.box, read.slot, read.status, bbox, geom.boxes[read.box] if read.box >= 0 else bbox,
                       int(p.mask.sum()), float(values.mean()), p.n_components,
                       to_mnist(piece_ink(dark, p) if ink is None else ink, style),
-                      struck=read.struck and readable_or_filler(read, geom))
+                      struck=readable_or_filler(read, geom))
 
 
 def clear_outside(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
